@@ -1,0 +1,188 @@
+//! The command line, as clap definitions. Doc comments are the help text:
+//! the first line is the short help, the rest the long help. The same
+//! definitions generate `man/` and `completions/` (`secret generate`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::store::Backend;
+
+/// Keep API keys out of files, history, logs and prompts: hand each one only
+/// to the process that needs it.
+///
+/// Values live in an encrypted file vault (the default) or the OS keychain and
+/// are referred to by handles such as @openai_api_key. `secret exec` resolves
+/// handles and sets the values only in the child's environment.
+///
+/// Exit codes: 0 success; 1 failure; 2 usage error. `secret exec` returns the
+/// command's own code, 128+N when a signal N ended it, 125 when secret itself
+/// failed (the command did not run), 126 when the command cannot be executed
+/// and 127 when it is not found.
+#[derive(Debug, Parser)]
+#[command(
+    name = "secret",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Read the vault passphrase from file descriptor N.
+    ///
+    /// Takes precedence over SECRET_PASSPHRASE and the terminal prompt. The
+    /// passphrase is read to end of file, less one trailing newline.
+    #[arg(long, global = true, value_name = "N")]
+    pub passphrase_fd: Option<i32>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the store.
+    ///
+    /// The file vault asks for a new passphrase (or takes SECRET_PASSPHRASE or
+    /// --passphrase-fd). The keychain backend keeps values in the OS keychain
+    /// and needs no passphrase. Files go to SECRET_HOME, or to
+    /// $XDG_CONFIG_HOME/secret and $XDG_DATA_HOME/secret.
+    Init {
+        /// Where values are kept.
+        #[arg(long, value_enum, env = "SECRET_BACKEND", default_value_t = Backend::File)]
+        backend: Backend,
+    },
+
+    /// Store a new secret.
+    ///
+    /// The value is read from standard input with --stdin (one trailing
+    /// newline is stripped), or typed at a prompt that does not echo when
+    /// standard input is a terminal. There is deliberately no --value flag: a
+    /// value on the command line lands in shell history and /proc. Values
+    /// are bytes up to 1 MiB, without NUL.
+    Add {
+        /// The handle, such as @openai_api_key or @prod/db_password.
+        handle: String,
+        /// Read the value from standard input.
+        #[arg(long)]
+        stdin: bool,
+        /// Who issued the secret (openai, github, …).
+        #[arg(long, value_name = "P", default_value = "")]
+        provider: String,
+        /// What the secret is (api_key, password, …).
+        #[arg(long, value_name = "K", default_value = "")]
+        kind: String,
+    },
+
+    /// Replace a secret's value.
+    ///
+    /// The version goes up by one. Processes already running keep the value
+    /// they were given; the next launch gets the new one.
+    Rotate {
+        /// The handle to rotate.
+        handle: String,
+        /// Read the value from standard input.
+        #[arg(long)]
+        stdin: bool,
+    },
+
+    /// Remove a secret.
+    Rm {
+        /// The handle to remove.
+        handle: String,
+    },
+
+    /// List secrets: metadata only, never values.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show one secret's metadata: provider, kind, fingerprint, times,
+    /// version, backend. Never the value.
+    Inspect {
+        /// The handle to show.
+        handle: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show or verify the audit trail.
+    ///
+    /// Every add, rotate, rm, passwd and resolution is one line of JSON in
+    /// audit.jsonl, carrying the SHA-256 of the line before it.
+    Audit {
+        /// Only the events of this handle.
+        handle: Option<String>,
+        /// Print the JSON lines as stored.
+        #[arg(long)]
+        json: bool,
+        /// Check the hash chain; exit 1 naming the first bad line.
+        #[arg(long)]
+        verify: bool,
+    },
+
+    /// Change the vault passphrase.
+    ///
+    /// The vault key is re-wrapped under the new passphrase with a fresh
+    /// salt; values are untouched. The new passphrase comes from
+    /// --new-passphrase-fd, SECRET_NEW_PASSPHRASE, or is typed twice.
+    Passwd {
+        /// Read the new passphrase from file descriptor N.
+        #[arg(long, value_name = "N")]
+        new_passphrase_fd: Option<i32>,
+    },
+
+    /// Run a command with secrets in its environment.
+    ///
+    /// Every handle is resolved with one unlock before the command starts; a
+    /// missing one stops the launch (exit 125) rather than run the command
+    /// with an empty credential. The child inherits the environment less
+    /// secret's own control variables (SECRET_HOME, SECRET_PASSPHRASE, …).
+    Exec(ExecArgs),
+
+    /// Write the man pages or shell completions (for packagers).
+    #[command(hide = true)]
+    Generate {
+        #[arg(value_enum)]
+        what: Generated,
+        /// The directory to write into.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Set VAR in the child: to the secret behind @handle, or to a literal.
+    ///
+    /// Write @@ for a literal value starting with @. Repeatable; a later
+    /// mapping of the same variable wins.
+    #[arg(long = "env", short = 'e', value_name = "VAR=REF")]
+    pub env: Vec<String>,
+
+    /// Read VAR=@handle lines from FILE (comments and blank lines allowed).
+    ///
+    /// Literal values are refused, so the file is safe to commit. Read before
+    /// the --env mappings, which override it.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+
+    /// The command and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Generated {
+    /// man/secret.1 and one page per subcommand.
+    Man,
+    /// bash, zsh and fish completions.
+    Completions,
+}

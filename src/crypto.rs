@@ -1,0 +1,298 @@
+//! Cryptography, composed from RustCrypto parts and nothing of our own:
+//! Argon2id to turn a passphrase into a key-encryption key, XChaCha20-Poly1305
+//! for every value and wrapped key, HMAC-SHA-256 as a PRF for subkeys, the
+//! entry-set commitment and fingerprints. It knows nothing of files.
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::value::SecretValue;
+
+pub const KEY_LEN: usize = 32;
+pub const SALT_LEN: usize = 16;
+pub const NONCE_LEN: usize = 24;
+pub const TAG_LEN: usize = 16;
+pub const MAC_LEN: usize = 32;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Fills `N` bytes from the operating system's CSPRNG.
+pub fn random<const N: usize>() -> Result<[u8; N]> {
+    let mut out = [0u8; N];
+    getrandom::fill(&mut out).map_err(|e| {
+        Error::io(
+            "reading the system random number generator",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    Ok(out)
+}
+
+/// A 256-bit symmetric key, wiped on drop.
+pub struct Key(Zeroizing<[u8; KEY_LEN]>);
+
+impl Key {
+    pub fn generate() -> Result<Self> {
+        Ok(Self(Zeroizing::new(random()?)))
+    }
+
+    #[must_use]
+    pub fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> Self {
+        Self(bytes)
+    }
+
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
+    /// An independent key for one purpose: HMAC-SHA-256(self, label).
+    #[must_use]
+    pub fn subkey(&self, label: &str) -> Self {
+        let tag = hmac(self, &[label.as_bytes()]);
+        Self(Zeroizing::new(tag))
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key([REDACTED])")
+    }
+}
+
+/// Argon2id cost parameters, stored in the vault header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    /// Passes.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+}
+
+impl KdfParams {
+    /// RFC 9106's second recommended option: 64 MiB, 3 passes, 4 lanes.
+    pub const DEFAULT: Self = Self {
+        m_kib: 64 * 1024,
+        t: 3,
+        p: 4,
+    };
+    /// OWASP's minimum for Argon2id: 19 MiB, 2 passes, 1 lane.
+    pub const FLOOR: Self = Self {
+        m_kib: 19 * 1024,
+        t: 2,
+        p: 1,
+    };
+    /// Far below the floor, for tests that make many vaults. Only debug
+    /// builds create it (`SECRET_TEST_FAST_KDF=1`).
+    pub const TEST_ONLY: Self = Self {
+        m_kib: 64,
+        t: 1,
+        p: 1,
+    };
+    /// Caps on open, so a crafted header cannot exhaust memory or time.
+    pub const MAX_M_KIB: u32 = 4 * 1024 * 1024;
+    pub const MAX_T: u32 = 16;
+    pub const MAX_P: u32 = 16;
+
+    /// Checks a header's parameters before they cost anything.
+    pub fn check_for_open(self) -> std::result::Result<(), String> {
+        if self.m_kib > Self::MAX_M_KIB || self.t > Self::MAX_T || self.p > Self::MAX_P {
+            return Err(format!(
+                "its key-derivation parameters (m={} KiB, t={}, p={}) exceed the caps (4 GiB, t=16, p=16)",
+                self.m_kib, self.t, self.p
+            ));
+        }
+        if self.t == 0 || self.p == 0 || self.m_kib < 8 * self.p {
+            return Err(format!(
+                "its key-derivation parameters (m={} KiB, t={}, p={}) are not valid Argon2id parameters",
+                self.m_kib, self.t, self.p
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks parameters for a new vault or a new passphrase slot.
+    pub fn check_for_create(self) -> Result<()> {
+        self.check_for_open().map_err(Error::usage)?;
+        let test_only = self == Self::TEST_ONLY && cfg!(debug_assertions);
+        if !test_only && (self.m_kib < Self::FLOOR.m_kib || self.t < Self::FLOOR.t) {
+            return Err(Error::usage(format!(
+                "Argon2id parameters m={} KiB, t={} are below the OWASP minimum (m=19456 KiB, t=2)",
+                self.m_kib, self.t
+            )));
+        }
+        Ok(())
+    }
+
+    /// Derives a key-encryption key from a passphrase.
+    pub fn derive(self, passphrase: &[u8], salt: &[u8; SALT_LEN]) -> Result<Key> {
+        let params = Params::new(self.m_kib, self.t, self.p, Some(KEY_LEN))
+            .map_err(|e| Error::usage(format!("invalid Argon2id parameters: {e}")))?;
+        let mut out = Zeroizing::new([0u8; KEY_LEN]);
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into(passphrase, salt, out.as_mut())
+            .map_err(|e| Error::usage(format!("key derivation failed: {e}")))?;
+        Ok(Key(out))
+    }
+}
+
+/// Encrypts `plaintext` under `key` with a fresh random nonce, binding `aad`.
+pub fn seal(key: &Key, aad: &[u8], plaintext: &[u8]) -> Result<([u8; NONCE_LEN], Vec<u8>)> {
+    let nonce: [u8; NONCE_LEN] = random()?;
+    let cipher = XChaCha20Poly1305::new(key.as_bytes().into());
+    let ct = cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .map_err(|_| Error::usage("encryption failed"))?;
+    Ok((nonce, ct))
+}
+
+/// Decrypts and authenticates; `None` when the key, nonce, AAD or
+/// ciphertext is wrong. The plaintext goes straight into a wiping buffer.
+#[must_use]
+pub fn open(key: &Key, nonce: &[u8; NONCE_LEN], aad: &[u8], ct: &[u8]) -> Option<SecretValue> {
+    let cipher = XChaCha20Poly1305::new(key.as_bytes().into());
+    cipher
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
+        .ok()
+        .map(SecretValue::new)
+}
+
+/// HMAC-SHA-256 over the concatenation of `parts`.
+#[must_use]
+pub fn hmac(key: &Key, parts: &[&[u8]]) -> [u8; MAC_LEN] {
+    let mut mac =
+        <HmacSha256 as Mac>::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// Constant-time check of an HMAC-SHA-256 tag.
+#[must_use]
+pub fn verify_hmac(key: &Key, parts: &[&[u8]], tag: &[u8]) -> bool {
+    let mut mac =
+        <HmacSha256 as Mac>::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.verify_slice(tag).is_ok()
+}
+
+/// A keyed fingerprint of a value: recognisable across rotations by whoever
+/// holds the store, not guessable offline. 16 hex digits.
+#[must_use]
+pub fn fingerprint(key: &Key, value: &SecretValue) -> String {
+    hex(&hmac(key, &[value.expose()])[..8])
+}
+
+/// SHA-256 as lowercase hex (the audit trail's chain).
+#[must_use]
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_binds_the_aad() {
+        let key = Key::generate().expect("key");
+        let (nonce, ct) = seal(&key, b"vault|a|1", b"value").expect("seal");
+        assert_eq!(
+            open(&key, &nonce, b"vault|a|1", &ct)
+                .expect("open")
+                .expose(),
+            b"value"
+        );
+        assert!(open(&key, &nonce, b"vault|b|1", &ct).is_none());
+        assert!(open(&Key::generate().expect("key"), &nonce, b"vault|a|1", &ct).is_none());
+    }
+
+    #[test]
+    fn subkeys_differ_by_label_and_fingerprints_by_key() {
+        let key = Key::generate().expect("key");
+        assert_ne!(key.subkey("a").as_bytes(), key.subkey("b").as_bytes());
+        let v = SecretValue::new(b"sk-1".to_vec());
+        let fp = fingerprint(&key.subkey("fp"), &v);
+        assert_eq!(fp.len(), 16);
+        assert_eq!(fp, fingerprint(&key.subkey("fp"), &v));
+        assert_ne!(fp, fingerprint(&key.subkey("other"), &v));
+    }
+
+    #[test]
+    fn parameters_are_checked() {
+        assert!(KdfParams::DEFAULT.check_for_create().is_ok());
+        assert!(KdfParams::FLOOR.check_for_create().is_ok());
+        let weak = KdfParams {
+            m_kib: 8192,
+            t: 2,
+            p: 1,
+        };
+        assert!(weak.check_for_create().is_err());
+        assert!(weak.check_for_open().is_ok());
+        let huge = KdfParams {
+            m_kib: KdfParams::MAX_M_KIB + 1,
+            t: 1,
+            p: 1,
+        };
+        assert!(huge.check_for_open().is_err());
+        assert!(
+            KdfParams {
+                m_kib: 64,
+                t: 17,
+                p: 1
+            }
+            .check_for_open()
+            .is_err()
+        );
+        assert!(
+            KdfParams {
+                m_kib: 1024,
+                t: 1,
+                p: 17
+            }
+            .check_for_open()
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn derive_depends_on_passphrase_and_salt() {
+        let p = KdfParams::TEST_ONLY;
+        let a = p.derive(b"one", &[1; SALT_LEN]).expect("derive");
+        let b = p.derive(b"two", &[1; SALT_LEN]).expect("derive");
+        let c = p.derive(b"one", &[2; SALT_LEN]).expect("derive");
+        assert_ne!(a.as_bytes(), b.as_bytes());
+        assert_ne!(a.as_bytes(), c.as_bytes());
+        assert_eq!(
+            a.as_bytes(),
+            p.derive(b"one", &[1; SALT_LEN]).expect("derive").as_bytes()
+        );
+    }
+}

@@ -1,0 +1,231 @@
+//! Errors that speak to the user, and the one function that maps them to exit
+//! codes. Every message names the object (handle, path, line) and, through
+//! `hint`, the fix. No variant can hold a secret value: `SecretValue` has no
+//! `Display`, and stores hand us their errors as text they vetted.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::handle::Handle;
+
+/// Exit code when `secret exec` itself fails (bad arguments, locked vault,
+/// missing secret): the child never ran.
+pub const EXIT_EXEC_FAILED: u8 = 125;
+/// The command was found but could not be executed.
+pub const EXIT_NOT_EXECUTABLE: u8 = 126;
+/// The command was not found.
+pub const EXIT_NOT_FOUND: u8 = 127;
+
+#[derive(Debug)]
+pub enum Error {
+    /// Bad arguments or input.
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+    NotInitialized {
+        path: PathBuf,
+    },
+    AlreadyInitialized {
+        path: PathBuf,
+    },
+    NoSuchSecret {
+        handle: Handle,
+    },
+    SecretExists {
+        handle: Handle,
+    },
+    WrongPassphrase {
+        path: PathBuf,
+    },
+    /// The vault failed a format or integrity check.
+    Damaged {
+        path: PathBuf,
+        reason: String,
+    },
+    InsecurePermissions {
+        path: PathBuf,
+        mode: u32,
+        fix: String,
+    },
+    /// No passphrase could be had, or the one given is unusable.
+    Passphrase {
+        message: String,
+        hint: String,
+    },
+    Keychain {
+        message: String,
+        hint: String,
+    },
+    Io {
+        context: String,
+        source: io::Error,
+    },
+    AuditBroken {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    CommandNotFound {
+        program: String,
+    },
+    CommandNotExecutable {
+        program: String,
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::Usage {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn usage_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::Usage {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn damaged(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::Damaged {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// What the user can do about it, when we know.
+    #[must_use]
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Usage { hint, .. } => hint.clone(),
+            Self::NotInitialized { .. } => {
+                Some("create one with: secret init (or point SECRET_HOME at an existing one)".into())
+            }
+            Self::AlreadyInitialized { .. } => Some(
+                "use it as it is, or choose another directory with SECRET_HOME".into(),
+            ),
+            Self::NoSuchSecret { handle } => {
+                Some(format!("add it with: secret add {handle} --stdin"))
+            }
+            Self::SecretExists { handle } => Some(format!(
+                "replace its value with: secret rotate {handle} --stdin"
+            )),
+            Self::WrongPassphrase { .. } => Some(
+                "check SECRET_PASSPHRASE or --passphrase-fd; nothing was changed".into(),
+            ),
+            Self::Damaged { .. } => Some(
+                "restore the vault from a backup; secret will not read a vault that fails its checks"
+                    .into(),
+            ),
+            Self::InsecurePermissions { fix, .. } => Some(fix.clone()),
+            Self::Passphrase { hint, .. } | Self::Keychain { hint, .. } => Some(hint.clone()),
+            Self::Io { .. } => None,
+            Self::AuditBroken { .. } => Some(
+                "compare with a copy kept elsewhere; the trail was changed after it was written"
+                    .into(),
+            ),
+            Self::CommandNotFound { .. } => {
+                Some("check the spelling, or give the full path of the program".into())
+            }
+            Self::CommandNotExecutable { .. } => {
+                Some("check that the file is a program and has its execute bit (chmod +x)".into())
+            }
+        }
+    }
+
+    /// The process exit code for this error. `exec` is true for `secret
+    /// exec`, whose own failures must not be confused with the child's codes.
+    #[must_use]
+    pub fn exit_code(&self, exec: bool) -> u8 {
+        match self {
+            Self::CommandNotFound { .. } => EXIT_NOT_FOUND,
+            Self::CommandNotExecutable { .. } => EXIT_NOT_EXECUTABLE,
+            _ if exec => EXIT_EXEC_FAILED,
+            Self::Usage { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Usage { message, .. } => f.write_str(message),
+            Self::NotInitialized { path } => write!(f, "no store at {}", path.display()),
+            Self::AlreadyInitialized { path } => {
+                write!(
+                    f,
+                    "a store already exists at {}; nothing was changed",
+                    path.display()
+                )
+            }
+            Self::NoSuchSecret { handle } => write!(f, "no secret {handle} in the store"),
+            Self::SecretExists { handle } => write!(f, "secret {handle} already exists"),
+            Self::WrongPassphrase { path } => write!(
+                f,
+                "wrong passphrase for the vault at {} (or its header was altered)",
+                path.display()
+            ),
+            Self::Damaged { path, reason } => {
+                write!(f, "the vault at {} is damaged: {reason}", path.display())
+            }
+            Self::InsecurePermissions { path, mode, .. } => write!(
+                f,
+                "{} can be accessed by group or others (mode {mode:04o}); refusing to use it",
+                path.display()
+            ),
+            Self::Passphrase { message, .. } | Self::Keychain { message, .. } => {
+                f.write_str(message)
+            }
+            Self::Io { context, source } => write!(f, "{context}: {source}"),
+            Self::AuditBroken { path, line, reason } => {
+                write!(f, "audit trail {} line {line}: {reason}", path.display())
+            }
+            Self::CommandNotFound { program } => write!(f, "command not found: {program}"),
+            Self::CommandNotExecutable { program, source } => {
+                write!(f, "cannot execute {program}: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_failures_are_125_unless_the_command_is_at_fault() {
+        let missing = Error::NoSuchSecret {
+            handle: Handle::from_name("k").expect("k"),
+        };
+        assert_eq!(missing.exit_code(true), 125);
+        assert_eq!(missing.exit_code(false), 1);
+        assert_eq!(Error::usage("x").exit_code(false), 2);
+        assert_eq!(Error::usage("x").exit_code(true), 125);
+        let nf = Error::CommandNotFound {
+            program: "x".into(),
+        };
+        assert_eq!(nf.exit_code(true), 127);
+        let ne = Error::CommandNotExecutable {
+            program: "x".into(),
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(ne.exit_code(true), 126);
+    }
+}

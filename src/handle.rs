@@ -1,0 +1,162 @@
+//! Handles: the `@name` grammar by which users refer to secrets. It owns
+//! parsing and validation, not resolution (that is `store`'s job).
+
+use std::fmt;
+
+use crate::error::Error;
+
+/// The longest handle name, in bytes.
+pub const MAX_HANDLE_LEN: usize = 128;
+
+/// A validated handle name, without its leading `@`: 1–128 characters of
+/// `A-Z a-z 0-9 _ . - /`, where `/` separates namespaces (no empty segment).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Handle(String);
+
+impl Handle {
+    /// Parses `@name` as typed by a user.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        match text.strip_prefix('@') {
+            Some(name) if name.starts_with('@') => Err(Error::usage(format!(
+                "\"{text}\" is a literal (\"@@\" escapes \"@\"), not a handle"
+            ))),
+            Some(name) => Self::from_name(name),
+            None => Err(Error::usage_hint(
+                format!("\"{text}\" is not a handle: handles start with \"@\""),
+                format!("write @{text}"),
+            )),
+        }
+    }
+
+    /// Validates a bare name (no `@`), as stored in a vault.
+    pub fn from_name(name: &str) -> Result<Self, Error> {
+        let problem = if name.is_empty() {
+            Some("is empty".to_owned())
+        } else if name.len() > MAX_HANDLE_LEN {
+            Some(format!("is longer than {MAX_HANDLE_LEN} characters"))
+        } else if let Some(c) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')))
+        {
+            Some(format!("contains {c:?}"))
+        } else if name.split('/').any(str::is_empty) {
+            Some("has an empty namespace segment (leading, trailing or double \"/\")".to_owned())
+        } else {
+            None
+        };
+        match problem {
+            Some(p) => Err(Error::usage_hint(
+                format!("handle \"@{}\" {p}", name.escape_default()),
+                "a handle is 1-128 characters of A-Z a-z 0-9 _ . - / (\"/\" makes namespaces, as in @prod/db_password)",
+            )),
+            None => Ok(Self(name.to_owned())),
+        }
+    }
+
+    /// The name without `@`.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "@{}", self.0)
+    }
+}
+
+/// What the right-hand side of an `--env VAR=…` mapping means.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reference {
+    /// `@name`: resolved from the store.
+    Handle(Handle),
+    /// Anything else: passed through as is (`@@x` stands for the literal `@x`).
+    Literal(String),
+}
+
+impl Reference {
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        if let Some(rest) = text.strip_prefix("@@") {
+            Ok(Self::Literal(format!("@{rest}")))
+        } else if text.starts_with('@') {
+            Handle::parse(text).map(Self::Handle)
+        } else {
+            Ok(Self::Literal(text.to_owned()))
+        }
+    }
+}
+
+/// Is `name` usable as an environment variable name (`[A-Za-z_][A-Za-z0-9_]*`)?
+#[must_use]
+pub fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_documented_alphabet() {
+        for ok in [
+            "a",
+            "openai_api_key",
+            "prod/db_password",
+            "A.b-c_9",
+            &"x".repeat(128),
+        ] {
+            let h = Handle::parse(&format!("@{ok}")).expect(ok);
+            assert_eq!(h.name(), ok);
+            assert_eq!(h.to_string(), format!("@{ok}"));
+        }
+    }
+
+    #[test]
+    fn rejects_the_rest_with_a_reason() {
+        for (bad, why) in [
+            ("@", "is empty"),
+            ("@a b", "contains ' '"),
+            ("@/a", "empty namespace"),
+            ("@a//b", "empty namespace"),
+            ("@a/", "empty namespace"),
+            ("@é", "contains 'é'"),
+            ("name", "start with \"@\""),
+            ("@@x", "literal"),
+        ] {
+            let err = Handle::parse(bad).expect_err(bad).to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let long = format!("@{}", "x".repeat(129));
+        assert!(Handle::parse(&long).is_err());
+    }
+
+    #[test]
+    fn references_distinguish_handles_and_literals() {
+        assert_eq!(
+            Reference::parse("@k").expect("handle"),
+            Reference::Handle(Handle::from_name("k").expect("k"))
+        );
+        assert_eq!(
+            Reference::parse("@@k").expect("escaped"),
+            Reference::Literal("@k".into())
+        );
+        assert_eq!(
+            Reference::parse("plain").expect("literal"),
+            Reference::Literal("plain".into())
+        );
+    }
+
+    #[test]
+    fn env_names() {
+        assert!(is_env_name("OPENAI_API_KEY"));
+        assert!(is_env_name("_x1"));
+        assert!(!is_env_name("1BAD"));
+        assert!(!is_env_name(""));
+        assert!(!is_env_name("A-B"));
+    }
+}
