@@ -179,7 +179,7 @@ impl Context {
         }])?;
         let what = match backend {
             Backend::File => "an encrypted file vault",
-            Backend::Keychain => "a keychain store (values in the OS keychain, metadata)",
+            Backend::Keychain => "a keychain store (values in the OS keychain) with its metadata",
         };
         print(&format!(
             "created {what} at {}\nnext: printf %s \"$MY_KEY\" | secret add @my_key --stdin\n",
@@ -287,6 +287,14 @@ impl Context {
     }
 
     fn exec(&self, args: ExecArgs) -> Result<u8> {
+        if let Some(first) = args.command.first().and_then(|c| c.to_str())
+            && first.starts_with('-')
+        {
+            return Err(Error::usage_hint(
+                format!("unknown option {first} for secret exec"),
+                "see `secret exec --help`; put the command after --, as in: secret exec --env K=@k -- CMD ARGS",
+            ));
+        }
         let mut mappings = Vec::new();
         for file in &args.env_file {
             mappings.extend(exec::parse_env_file(file)?);

@@ -1,0 +1,94 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_secret_global_optspecs
+    string join \n passphrase-fd= h/help V/version
+end
+
+function __fish_secret_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_secret_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_secret_using_subcommand
+    set -l cmd (__fish_secret_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c secret -n "__fish_secret_needs_command" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_needs_command" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_needs_command" -f -a "init" -d 'Create the store'
+complete -c secret -n "__fish_secret_needs_command" -f -a "add" -d 'Store a new secret'
+complete -c secret -n "__fish_secret_needs_command" -f -a "rotate" -d 'Replace a secret\'s value'
+complete -c secret -n "__fish_secret_needs_command" -f -a "rm" -d 'Remove a secret'
+complete -c secret -n "__fish_secret_needs_command" -f -a "list" -d 'List secrets: metadata only, never values'
+complete -c secret -n "__fish_secret_needs_command" -f -a "inspect" -d 'Show one secret\'s metadata: provider, kind, fingerprint, times, version, backend. Never the value'
+complete -c secret -n "__fish_secret_needs_command" -f -a "audit" -d 'Show or verify the audit trail'
+complete -c secret -n "__fish_secret_needs_command" -f -a "passwd" -d 'Change the vault passphrase'
+complete -c secret -n "__fish_secret_needs_command" -f -a "exec" -d 'Run a command with secrets in its environment'
+complete -c secret -n "__fish_secret_needs_command" -f -a "generate" -d 'Write the man pages or shell completions (for packagers)'
+complete -c secret -n "__fish_secret_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c secret -n "__fish_secret_using_subcommand init" -l backend -d 'Where values are kept' -r -f -a "file\t'The encrypted file vault (the default; works anywhere, no daemon)'
+keychain\t'The OS keychain (Secret Service on Linux)'"
+complete -c secret -n "__fish_secret_using_subcommand init" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand init" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand add" -l provider -d 'Who issued the secret (openai, github, …)' -r
+complete -c secret -n "__fish_secret_using_subcommand add" -l kind -d 'What the secret is (api_key, password, …)' -r
+complete -c secret -n "__fish_secret_using_subcommand add" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand add" -l stdin -d 'Read the value from standard input'
+complete -c secret -n "__fish_secret_using_subcommand add" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand add" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand rotate" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand rotate" -l stdin -d 'Read the value from standard input'
+complete -c secret -n "__fish_secret_using_subcommand rotate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand rotate" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand rm" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand rm" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand rm" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand list" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand list" -l json -d 'Print JSON instead of a table'
+complete -c secret -n "__fish_secret_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand list" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand inspect" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand inspect" -l json -d 'Print JSON'
+complete -c secret -n "__fish_secret_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand inspect" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand audit" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand audit" -l json -d 'Print the JSON lines as stored'
+complete -c secret -n "__fish_secret_using_subcommand audit" -l verify -d 'Check the hash chain; exit 1 naming the first bad line'
+complete -c secret -n "__fish_secret_using_subcommand audit" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand audit" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand passwd" -l new-passphrase-fd -d 'Read the new passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand passwd" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand passwd" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand passwd" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand exec" -s e -l env -d 'Set VAR in the child: to the secret behind @handle, or to a literal' -r
+complete -c secret -n "__fish_secret_using_subcommand exec" -l env-file -d 'Read VAR=@handle lines from FILE (comments and blank lines allowed)' -r -F
+complete -c secret -n "__fish_secret_using_subcommand exec" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand exec" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand generate" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand generate" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "init" -d 'Create the store'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "add" -d 'Store a new secret'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "rotate" -d 'Replace a secret\'s value'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "rm" -d 'Remove a secret'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "list" -d 'List secrets: metadata only, never values'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "inspect" -d 'Show one secret\'s metadata: provider, kind, fingerprint, times, version, backend. Never the value'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "audit" -d 'Show or verify the audit trail'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "passwd" -d 'Change the vault passphrase'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "exec" -d 'Run a command with secrets in its environment'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "generate" -d 'Write the man pages or shell completions (for packagers)'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

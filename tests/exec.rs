@@ -1,0 +1,265 @@
+//! `secret exec`: the environment it builds, the exit codes it reports, and
+//! that the command never runs with a missing secret.
+
+use crate::util::{Env, PASSPHRASE};
+
+const VALUE: &[u8] = b"sk-exec-9f8e7d6c5b4a";
+
+fn env_with_key() -> Env {
+    let env = Env::with_vault();
+    env.add("@k", VALUE);
+    env
+}
+
+#[test]
+fn exit_codes_are_the_childs() {
+    let env = env_with_key();
+    for code in [0, 1, 42, 255] {
+        env.secret([
+            "exec",
+            "-e",
+            "K=@k",
+            "--",
+            "sh",
+            "-c",
+            &format!("exit {code}"),
+        ])
+        .run()
+        .code(code);
+    }
+}
+
+#[test]
+fn death_by_signal_is_128_plus_n() {
+    let env = env_with_key();
+    for (sig, n) in [("TERM", 15), ("KILL", 9), ("USR1", 10)] {
+        env.secret([
+            "exec",
+            "-e",
+            "K=@k",
+            "--",
+            "sh",
+            "-c",
+            &format!("kill -{sig} $$"),
+        ])
+        .run()
+        .code(128 + n);
+    }
+}
+
+#[test]
+fn a_missing_secret_stops_the_launch_with_125() {
+    let env = env_with_key();
+    let marker = env.root().join("ran");
+    let script = format!("touch {}", marker.display());
+    env.secret([
+        "exec",
+        "-e",
+        "K=@k",
+        "-e",
+        "M=@missing",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .run()
+    .code(125)
+    .stderr_has("@missing")
+    .stderr_has("secret add @missing --stdin")
+    .no_leak(VALUE);
+    assert!(!marker.exists(), "the command ran without its secret");
+}
+
+#[test]
+fn own_failures_are_125_not_found_127_not_executable_126() {
+    let env = env_with_key();
+    env.secret(["exec", "-e", "K=@k", "--", "no-such-command-xyz"])
+        .run()
+        .code(127)
+        .stderr_has("not found");
+    let script = env.root().join("not-executable.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    env.secret(["exec", "--", script.to_str().unwrap()])
+        .run()
+        .code(126)
+        .stderr_has("cannot execute");
+    env.secret(["exec", "-e", "K=@k"]).run().code(125);
+    env.secret(["exec", "--bogus-flag", "--", "true"])
+        .run()
+        .code(125)
+        .stderr_has("unknown option --bogus-flag");
+    env.secret(["exec", "-e", "1BAD=@k", "--", "true"])
+        .run()
+        .code(125)
+        .stderr_has("not a valid environment variable name");
+    env.secret(["exec", "-e", "K=@k", "--", "true"])
+        .env("SECRET_PASSPHRASE", "wrong")
+        .run()
+        .code(125)
+        .stderr_has("wrong passphrase");
+}
+
+#[test]
+fn the_child_gets_the_value_and_never_the_control_variables() {
+    let env = env_with_key();
+    let out = env
+        .secret(["exec", "-e", "OPENAI_API_KEY=@k", "--", "env"])
+        .env("SECRET_SCOPE", "team")
+        .env("SECRET_BACKEND", "file")
+        .env("SECRET_KEY_BASE", "rails-keeps-this")
+        .env("UNRELATED", "kept")
+        .run();
+    out.success();
+    let stdout = out.stdout();
+    let vars: Vec<&str> = stdout.lines().collect();
+    assert!(
+        vars.contains(&"OPENAI_API_KEY=sk-exec-9f8e7d6c5b4a"),
+        "{stdout}"
+    );
+    assert!(vars.contains(&"UNRELATED=kept"));
+    assert!(
+        vars.contains(&"SECRET_KEY_BASE=rails-keeps-this"),
+        "only our own control variables are removed"
+    );
+    for control in [
+        "SECRET_PASSPHRASE",
+        "SECRET_HOME",
+        "SECRET_SCOPE",
+        "SECRET_BACKEND",
+        "SECRET_TEST_FAST_KDF",
+    ] {
+        assert!(
+            !stdout.contains(&format!("{control}=")),
+            "{control} reached the child"
+        );
+    }
+    assert!(!out.stdout().contains(PASSPHRASE));
+}
+
+#[test]
+fn literals_escapes_and_later_mappings() {
+    let env = env_with_key();
+    let out = env
+        .secret([
+            "exec",
+            "-e",
+            "A=plain",
+            "-e",
+            "B=@@handle-like",
+            "-e",
+            "C=@k",
+            "-e",
+            "C=override",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s|%s|%s' \"$A\" \"$B\" \"$C\"",
+        ])
+        .run();
+    out.success();
+    assert_eq!(out.stdout(), "plain|@handle-like|override");
+}
+
+#[test]
+fn env_files_hold_references_only() {
+    let env = env_with_key();
+    env.add("@db/password", b"db-pw-123456");
+    let file = env.root().join("app.env");
+    std::fs::write(
+        &file,
+        "# safe to commit\n\nOPENAI_API_KEY=@k\nexport DB_PASSWORD=@db/password\n",
+    )
+    .unwrap();
+    let out = env
+        .secret([
+            "exec",
+            "--env-file",
+            file.to_str().unwrap(),
+            "-e",
+            "DB_PASSWORD=@k",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s %s' \"$OPENAI_API_KEY\" \"$DB_PASSWORD\"",
+        ])
+        .run();
+    out.success();
+    assert_eq!(
+        out.stdout,
+        [VALUE, b" ", VALUE].concat(),
+        "--env overrides the file"
+    );
+
+    std::fs::write(&file, "OPENAI_API_KEY=@k\nTOKEN=sk-literal-in-file\n").unwrap();
+    env.secret(["exec", "--env-file", file.to_str().unwrap(), "--", "true"])
+        .run()
+        .code(125)
+        .stderr_has("app.env:2")
+        .stderr_has("literal value")
+        .no_leak(b"sk-literal-in-file");
+    env.secret(["exec", "--env-file", "/no/such/file.env", "--", "true"])
+        .run()
+        .code(125)
+        .stderr_has("/no/such/file.env");
+}
+
+#[test]
+fn arguments_and_stdin_pass_through_intact() {
+    let env = env_with_key();
+    let args = [
+        "with space",
+        "quote\"s and 'single'",
+        "ünïcødé ✓",
+        "",
+        "--flag",
+        "-e",
+        "$HOME",
+    ];
+    let mut cmd = vec![
+        "exec",
+        "-e",
+        "K=@k",
+        "--",
+        "sh",
+        "-c",
+        "for a in \"$@\"; do printf '[%s]' \"$a\"; done; cat",
+        "sh",
+    ];
+    cmd.extend(args);
+    let out = env.secret(cmd).stdin(b"from stdin\n").run();
+    out.success();
+    let expected: String =
+        args.iter().map(|a| format!("[{a}]")).collect::<String>() + "from stdin\n";
+    assert_eq!(out.stdout(), expected);
+}
+
+#[test]
+fn exec_without_handles_needs_no_vault() {
+    let env = Env::new();
+    env.secret(["exec", "-e", "A=1", "--", "sh", "-c", "test \"$A\" = 1"])
+        .run()
+        .success();
+}
+
+#[test]
+fn the_value_is_not_on_the_command_line_of_any_process() {
+    let env = env_with_key();
+    let out = env
+        .secret([
+            "exec",
+            "-e",
+            "K=@k",
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/$$/cmdline /proc/$PPID/cmdline",
+        ])
+        .run();
+    out.success().no_leak(VALUE);
+    assert!(
+        out.stdout().contains("exec"),
+        "read the parent's cmdline: {}",
+        out.stdout()
+    );
+}

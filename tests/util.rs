@@ -1,0 +1,263 @@
+//! The test harness: a private `SECRET_HOME` per test, a fluent command
+//! builder over the real binary, and `#[track_caller]` assertions, including
+//! the one that matters most: a secret value appears nowhere.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The passphrase every test vault is created with.
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// One test's world: a 0700 temporary directory holding `SECRET_HOME`.
+pub struct Env {
+    dir: tempfile::TempDir,
+    /// Extra variables for every command run in this world.
+    vars: Vec<(String, String)>,
+}
+
+impl Env {
+    /// A fresh world with no store yet.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
+        Self {
+            dir,
+            vars: Vec::new(),
+        }
+    }
+
+    /// A fresh world with an initialised file vault.
+    pub fn with_vault() -> Self {
+        let env = Self::new();
+        env.secret(["init"]).run().success();
+        env
+    }
+
+    /// Adds a variable to every later command.
+    pub fn var(mut self, key: &str, value: &str) -> Self {
+        self.vars.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `SECRET_HOME`.
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn vault(&self) -> PathBuf {
+        self.home().join("vault.secret")
+    }
+
+    /// `secret ARGS…` with a clean, hermetic environment: PATH, HOME inside
+    /// the world, `SECRET_HOME`, the test passphrase and the fast test KDF.
+    /// No `CI`, no terminal, stdin empty unless set.
+    pub fn secret<I, S>(&self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_secret"));
+        cmd.args(args)
+            .env_clear()
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            )
+            .env("HOME", self.root())
+            .env("SECRET_HOME", self.home())
+            .env("SECRET_PASSPHRASE", PASSPHRASE)
+            .env("SECRET_TEST_FAST_KDF", "1")
+            .current_dir(self.root());
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+        Cmd { cmd, stdin: None }
+    }
+
+    /// `printf VALUE | secret add HANDLE --stdin`.
+    pub fn add(&self, handle: &str, value: &[u8]) {
+        self.secret(["add", handle, "--stdin"])
+            .stdin(value)
+            .run()
+            .success();
+    }
+
+    /// Every byte of every file under `SECRET_HOME`.
+    pub fn all_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            for entry in fs::read_dir(dir).expect("read_dir").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if let Ok(bytes) = fs::read(&path) {
+                    out.push((path, bytes));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if self.home().exists() {
+            walk(&self.home(), &mut out);
+        }
+        out
+    }
+
+    /// Fails if `value` is in any file under `SECRET_HOME`.
+    #[track_caller]
+    pub fn assert_not_on_disk(&self, value: &[u8]) {
+        for (path, bytes) in self.all_files() {
+            assert!(
+                !contains(&bytes, value),
+                "secret value found on disk in {}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// A command being built.
+pub struct Cmd {
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+}
+
+impl Cmd {
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.cmd.env_remove(key);
+        self
+    }
+
+    pub fn stdin(mut self, bytes: &[u8]) -> Self {
+        self.stdin = Some(bytes.to_vec());
+        self
+    }
+
+    /// The underlying command, for tests that manage the process themselves.
+    pub fn into_command(mut self) -> Command {
+        self.cmd.stdin(Stdio::null());
+        self.cmd
+    }
+
+    pub fn run(mut self) -> Output {
+        self.cmd
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.cmd.spawn().expect("spawn secret");
+        if let Some(bytes) = self.stdin.take() {
+            let mut pipe = child.stdin.take().expect("stdin");
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+            });
+        }
+        let out = child.wait_with_output().expect("wait");
+        Output {
+            code: out.status.code(),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        }
+    }
+}
+
+/// What a finished command left.
+#[derive(Debug)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        self.code(0)
+    }
+
+    #[track_caller]
+    pub fn code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "exit code\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout().contains(needle),
+            "stdout lacks {needle:?}:\n{}",
+            self.stdout()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr().contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr()
+        );
+        self
+    }
+
+    /// Fails if `value` appears in stdout or stderr.
+    #[track_caller]
+    pub fn no_leak(&self, value: &[u8]) -> &Self {
+        assert!(
+            !contains(&self.stdout, value),
+            "secret value in stdout:\n{}",
+            self.stdout()
+        );
+        assert!(
+            !contains(&self.stderr, value),
+            "secret value in stderr:\n{}",
+            self.stderr()
+        );
+        self
+    }
+
+    /// Fails on any sign of a panic.
+    #[track_caller]
+    pub fn no_panic(&self) -> &Self {
+        assert_ne!(self.code, Some(101), "panicked:\n{}", self.stderr());
+        assert!(
+            !self.stderr().contains("panicked"),
+            "panicked:\n{}",
+            self.stderr()
+        );
+        self
+    }
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
