@@ -402,3 +402,85 @@ fn sixteen_parallel_adds_keep_all_sixteen() {
         assert_eq!(out.stdout(), format!("value-{i}"));
     }
 }
+
+/// Runs `secret ARGS` on a pseudo-terminal (util-linux `script`), answering
+/// each prompt once it appears; returns the whole transcript.
+fn on_terminal(env: &Env, args: &str, answers: &[(&str, &str)]) -> (String, bool) {
+    use std::io::{Read, Write};
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_secret"));
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("HOME", env.root())
+        .env("SECRET_HOME", env.home())
+        .env("SECRET_TEST_FAST_KDF", "1")
+        .env("TERM", "dumb")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    for (prompt, answer) in answers {
+        while !seen.contains(prompt) {
+            let n = stdout.read(&mut buf).unwrap();
+            assert!(n > 0, "no prompt {prompt:?}; got {seen:?}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        seen = seen.replacen(prompt, "", 1);
+        stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+    }
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    drop(stdin);
+    let ok = child.wait().unwrap().success();
+    (seen + &rest, ok)
+}
+
+#[test]
+fn typed_passphrases_and_values_are_not_echoed() {
+    let env = Env::new();
+    let (out, ok) = on_terminal(
+        &env,
+        "init",
+        &[
+            ("New vault passphrase: ", "typed-pass-123"),
+            ("Repeat it: ", "typed-pass-123"),
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(!out.contains("typed-pass-123"), "passphrase echoed: {out}");
+    let (out, ok) = on_terminal(
+        &env,
+        "add @typed",
+        &[
+            ("Vault passphrase: ", "typed-pass-123"),
+            ("Value for @typed (not shown): ", "sk-typed-value-42"),
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(!out.contains("sk-typed-value-42"), "value echoed: {out}");
+    let got = env
+        .secret([
+            "exec",
+            "-e",
+            "V=@typed",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$V\"",
+        ])
+        .env("SECRET_PASSPHRASE", "typed-pass-123")
+        .run();
+    assert_eq!(got.stdout(), "sk-typed-value-42");
+
+    let (out, ok) = on_terminal(
+        &Env::new(),
+        "init",
+        &[("New vault passphrase: ", "one"), ("Repeat it: ", "two")],
+    );
+    assert!(!ok && out.contains("differ"), "{out}");
+}
