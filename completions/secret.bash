@@ -49,6 +49,9 @@ _secret() {
             secret,rotate)
                 cmd="secret__subcmd__rotate"
                 ;;
+            secret,run)
+                cmd="secret__subcmd__run"
+                ;;
             secret__subcmd__help,add)
                 cmd="secret__subcmd__help__subcmd__add"
                 ;;
@@ -82,6 +85,9 @@ _secret() {
             secret__subcmd__help,rotate)
                 cmd="secret__subcmd__help__subcmd__rotate"
                 ;;
+            secret__subcmd__help,run)
+                cmd="secret__subcmd__help__subcmd__run"
+                ;;
             *)
                 ;;
         esac
@@ -89,7 +95,7 @@ _secret() {
 
     case "${cmd}" in
         secret)
-            opts="-h -V --passphrase-fd --help --version init add rotate rm list inspect audit passwd exec generate help"
+            opts="-h -V --passphrase-fd --help --version init add rotate rm list inspect audit passwd exec run generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -151,7 +157,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__exec)
-            opts="-e -h -V --env --env-file --passphrase-fd --help --version"
+            opts="-e -i -h -V --env --env-file --file --ignore-environment --keep --unset --exec --subreaper --death-signal --passphrase-fd --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -166,6 +172,22 @@ _secret() {
                     return 0
                     ;;
                 --env-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --unset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --death-signal)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -199,7 +221,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help)
-            opts="init add rotate rm list inspect audit passwd exec generate help"
+            opts="init add rotate rm list inspect audit passwd exec run generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -366,6 +388,20 @@ _secret() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        secret__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         secret__subcmd__init)
             opts="-h -V --backend --passphrase-fd --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -471,6 +507,40 @@ _secret() {
                 return 0
             fi
             case "${prev}" in
+                --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__run)
+            opts="-i -h -V --file --ignore-environment --keep --unset --exec --subreaper --death-signal --passphrase-fd --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --unset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --death-signal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --passphrase-fd)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -36,6 +36,7 @@ complete -c secret -n "__fish_secret_needs_command" -f -a "inspect" -d 'Show one
 complete -c secret -n "__fish_secret_needs_command" -f -a "audit" -d 'Show or verify the audit trail'
 complete -c secret -n "__fish_secret_needs_command" -f -a "passwd" -d 'Change the vault passphrase'
 complete -c secret -n "__fish_secret_needs_command" -f -a "exec" -d 'Run a command with secrets in its environment'
+complete -c secret -n "__fish_secret_needs_command" -f -a "run" -d 'Run a script with the secrets its header asks for (shebang mode)'
 complete -c secret -n "__fish_secret_needs_command" -f -a "generate" -d 'Write the man pages or shell completions (for packagers)'
 complete -c secret -n "__fish_secret_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c secret -n "__fish_secret_using_subcommand init" -l backend -d 'Where values are kept' -r -f -a "file\t'The encrypted file vault (the default; works anywhere, no daemon)'
@@ -75,20 +76,38 @@ complete -c secret -n "__fish_secret_using_subcommand passwd" -s h -l help -d 'P
 complete -c secret -n "__fish_secret_using_subcommand passwd" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_using_subcommand exec" -s e -l env -d 'Set VAR in the child: to the secret behind @handle, or to a literal' -r
 complete -c secret -n "__fish_secret_using_subcommand exec" -l env-file -d 'Read VAR=@handle lines from FILE (comments and blank lines allowed)' -r -F
+complete -c secret -n "__fish_secret_using_subcommand exec" -l file -d 'Give the child VAR=/dev/fd/N, an in-memory file holding the secret' -r
+complete -c secret -n "__fish_secret_using_subcommand exec" -l keep -d 'With -i: keep this inherited variable (a name or a glob like LC_*)' -r
+complete -c secret -n "__fish_secret_using_subcommand exec" -l unset -d 'Remove this inherited variable' -r
+complete -c secret -n "__fish_secret_using_subcommand exec" -l death-signal -d 'The signal the child gets if secret is killed' -r
 complete -c secret -n "__fish_secret_using_subcommand exec" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand exec" -s i -l ignore-environment -d 'Start the child with an empty environment (plus --keep and mappings)'
+complete -c secret -n "__fish_secret_using_subcommand exec" -l exec -d 'Replace secret with the command (no supervision, no masking)'
+complete -c secret -n "__fish_secret_using_subcommand exec" -l subreaper -d 'Reap every orphaned descendant, as PID 1 does (PR_SET_CHILD_SUBREAPER)'
 complete -c secret -n "__fish_secret_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand exec" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand run" -l file -d 'Give the child VAR=/dev/fd/N, an in-memory file holding the secret' -r
+complete -c secret -n "__fish_secret_using_subcommand run" -l keep -d 'With -i: keep this inherited variable (a name or a glob like LC_*)' -r
+complete -c secret -n "__fish_secret_using_subcommand run" -l unset -d 'Remove this inherited variable' -r
+complete -c secret -n "__fish_secret_using_subcommand run" -l death-signal -d 'The signal the child gets if secret is killed' -r
+complete -c secret -n "__fish_secret_using_subcommand run" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand run" -s i -l ignore-environment -d 'Start the child with an empty environment (plus --keep and mappings)'
+complete -c secret -n "__fish_secret_using_subcommand run" -l exec -d 'Replace secret with the command (no supervision, no masking)'
+complete -c secret -n "__fish_secret_using_subcommand run" -l subreaper -d 'Reap every orphaned descendant, as PID 1 does (PR_SET_CHILD_SUBREAPER)'
+complete -c secret -n "__fish_secret_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand run" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_using_subcommand generate" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
 complete -c secret -n "__fish_secret_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "init" -d 'Create the store'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "add" -d 'Store a new secret'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "rotate" -d 'Replace a secret\'s value'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "rm" -d 'Remove a secret'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "list" -d 'List secrets: metadata only, never values'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "inspect" -d 'Show one secret\'s metadata: provider, kind, fingerprint, times, version, backend. Never the value'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "audit" -d 'Show or verify the audit trail'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "passwd" -d 'Change the vault passphrase'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "exec" -d 'Run a command with secrets in its environment'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "generate" -d 'Write the man pages or shell completions (for packagers)'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "init" -d 'Create the store'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "add" -d 'Store a new secret'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "rotate" -d 'Replace a secret\'s value'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "rm" -d 'Remove a secret'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "list" -d 'List secrets: metadata only, never values'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "inspect" -d 'Show one secret\'s metadata: provider, kind, fingerprint, times, version, backend. Never the value'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "audit" -d 'Show or verify the audit trail'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "passwd" -d 'Change the vault passphrase'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "exec" -d 'Run a command with secrets in its environment'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "run" -d 'Run a script with the secrets its header asks for (shebang mode)'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "generate" -d 'Write the man pages or shell completions (for packagers)'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

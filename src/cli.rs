@@ -143,6 +143,15 @@ pub enum Command {
     /// secret's own control variables (SECRET_HOME, SECRET_PASSPHRASE, …).
     Exec(ExecArgs),
 
+    /// Run a script with the secrets its header asks for (shebang mode).
+    ///
+    /// Start a script with `#!/usr/bin/env -S secret run bash` and declare,
+    /// in the comment block under it, `# secret: VAR=@handle` lines (and
+    /// `# secret-file: VAR=@handle` for in-memory files). `secret run
+    /// INTERPRETER SCRIPT ARGS…` resolves them and runs INTERPRETER SCRIPT
+    /// ARGS… as `secret exec` would.
+    Run(RunArgs),
+
     /// Write the man pages or shell completions (for packagers).
     #[command(hide = true)]
     Generate {
@@ -169,6 +178,9 @@ pub struct ExecArgs {
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
 
+    #[command(flatten)]
+    pub child: ChildArgs,
+
     /// The command and its arguments.
     #[arg(
         required = true,
@@ -177,6 +189,62 @@ pub struct ExecArgs {
         value_name = "COMMAND"
     )]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub child: ChildArgs,
+
+    /// The interpreter (bash, python3, …).
+    pub interpreter: OsString,
+
+    /// The script, whose header names its secrets.
+    pub script: PathBuf,
+
+    /// Arguments for the script.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<OsString>,
+}
+
+/// Options shared by `exec` and `run`: the child's environment, files and
+/// supervision.
+#[derive(Debug, Args)]
+pub struct ChildArgs {
+    /// Give the child VAR=/dev/fd/N, an in-memory file holding the secret.
+    ///
+    /// The file is a sealed memfd: never on disk, readable only through the
+    /// child's descriptor, gone when the child exits. For tools that want a
+    /// credentials path (GOOGLE_APPLICATION_CREDENTIALS and the like).
+    #[arg(long = "file", value_name = "VAR=@HANDLE")]
+    pub file: Vec<String>,
+
+    /// Start the child with an empty environment (plus --keep and mappings).
+    #[arg(short = 'i', long)]
+    pub ignore_environment: bool,
+
+    /// With -i: keep this inherited variable (a name or a glob like LC_*).
+    #[arg(long, value_name = "NAME|GLOB")]
+    pub keep: Vec<String>,
+
+    /// Remove this inherited variable.
+    #[arg(long, value_name = "NAME")]
+    pub unset: Vec<String>,
+
+    /// Replace secret with the command (no supervision, no masking).
+    ///
+    /// Zero overhead after the launch, but nobody forwards signals, reaps
+    /// zombies or kills the child if secret's parent dies.
+    #[arg(long = "exec")]
+    pub replace: bool,
+
+    /// Reap every orphaned descendant, as PID 1 does (PR_SET_CHILD_SUBREAPER).
+    #[arg(long)]
+    pub subreaper: bool,
+
+    /// The signal the child gets if secret is killed.
+    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = crate::process::parse_signal)]
+    pub death_signal: nix::sys::signal::Signal,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]

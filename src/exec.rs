@@ -1,22 +1,24 @@
-//! `secret exec`: turning `--env` and `--env-file` mappings into a child's
-//! environment, spawning the command and reporting its exit status. The
-//! environment is built explicitly (never `set_var` in our own process) and
-//! values go only to the child. Resolution of handles is the caller's
-//! (`lib.rs` asks the store once for every handle); signals, terminals and
-//! masking grow here.
+//! `secret exec`: turning `--env`, `--env-file` and `--file` mappings into a
+//! child's environment and in-memory files, then starting the child through
+//! `process`. The environment is built explicitly in wiping buffers (never
+//! `set_var` in our own process) and handed to the child alone; once the child
+//! runs, every buffer holding a value is dropped. Resolution of handles is the
+//! caller's (`lib.rs` asks the store once for every handle).
 
 use std::collections::BTreeMap;
-use std::ffi::{OsStr, OsString};
-use std::io::ErrorKind;
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Command;
+
+use nix::sys::signal::Signal;
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::handle::{Handle, Reference, is_env_name};
+use crate::handle::{Handle, Part, Reference, is_env_name};
 use crate::paths::CONTROL_VARIABLES;
-use crate::sys;
+use crate::process::{self, Supervision};
+use crate::sys::{self, SpawnSpec};
 use crate::value::SecretValue;
 
 /// One `VAR=REF` mapping and where it was written, for messages.
@@ -30,6 +32,11 @@ pub struct Mapping {
 /// Parses `--env VAR=REF`.
 pub fn parse_env_arg(arg: &str) -> Result<Mapping> {
     parse_mapping(arg, "--env")
+}
+
+/// Parses `--file VAR=@handle`.
+pub fn parse_file_arg(arg: &str) -> Result<Mapping> {
+    parse_file_arg_mapping(parse_mapping(arg, "--file")?)
 }
 
 fn parse_mapping(text: &str, origin: &str) -> Result<Mapping> {
@@ -62,9 +69,9 @@ fn parse_mapping(text: &str, origin: &str) -> Result<Mapping> {
     })
 }
 
-/// Parses an env file: `VAR=@handle` lines, `#` comments and blank lines
-/// (an optional leading `export ` is allowed). Literal values are refused:
-/// the file is meant to be safe to commit.
+/// Parses an env file: `VAR=@handle` (or template) lines, `#` comments and
+/// blank lines (an optional leading `export ` is allowed). Literal values are
+/// refused: the file is meant to be safe to commit.
 pub fn parse_env_file(path: &Path) -> Result<Vec<Mapping>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("reading env file {}", path.display()), e))?;
@@ -102,101 +109,305 @@ pub fn parse_env_file(path: &Path) -> Result<Vec<Mapping>> {
     Ok(out)
 }
 
+/// Reads the `# secret: VAR=@ref` and `# secret-file: VAR=@ref` lines of a
+/// script's header: the comment block after the `#!` line (blank lines
+/// allowed), up to the first line of code. Returns (env, file) mappings.
+pub fn parse_script_header(path: &Path) -> Result<(Vec<Mapping>, Vec<Mapping>)> {
+    let text = std::fs::read(path)
+        .map_err(|e| Error::io(format!("reading script {}", path.display()), e))?;
+    let text = String::from_utf8_lossy(&text);
+    let (mut env, mut files) = (Vec::new(), Vec::new());
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if (i == 0 && line.starts_with("#!")) || line.is_empty() {
+            continue;
+        }
+        let Some(comment) = line.strip_prefix('#') else {
+            break;
+        };
+        let comment = comment.trim();
+        let origin = format!("{}:{}", path.display(), i + 1);
+        if let Some(rest) = comment.strip_prefix("secret-file:") {
+            let mapping = parse_mapping(rest.trim(), &origin)?;
+            files.push(parse_file_arg_mapping(mapping)?);
+        } else if let Some(rest) = comment.strip_prefix("secret:") {
+            let mapping = parse_mapping(rest.trim(), &origin)?;
+            if let Reference::Literal(_) = mapping.reference {
+                return Err(Error::usage(format!(
+                    "{origin}: {} has a literal value; `# secret:` lines hold references such as {}=@name",
+                    mapping.var, mapping.var
+                )));
+            }
+            env.push(mapping);
+        }
+    }
+    Ok((env, files))
+}
+
+fn parse_file_arg_mapping(mapping: Mapping) -> Result<Mapping> {
+    match mapping.reference {
+        Reference::Handle(_) => Ok(mapping),
+        _ => Err(Error::usage_hint(
+            format!(
+                "{}: {}: a file's value must be a handle",
+                mapping.origin, mapping.var
+            ),
+            format!("write {}=@name", mapping.var),
+        )),
+    }
+}
+
 /// The distinct handles the mappings refer to, in first-use order.
 #[must_use]
-pub fn handles(mappings: &[Mapping]) -> Vec<Handle> {
+pub fn handles<'a>(mappings: impl IntoIterator<Item = &'a Mapping>) -> Vec<Handle> {
     let mut out: Vec<Handle> = Vec::new();
-    for m in mappings {
-        if let Reference::Handle(h) = &m.reference
-            && !out.contains(h)
-        {
+    for h in mappings.into_iter().flat_map(|m| m.reference.handles()) {
+        if !out.contains(h) {
             out.push(h.clone());
         }
     }
     out
 }
 
-/// The child's environment: ours minus `secret`'s control variables, then the
-/// mappings in order (a later mapping of the same variable wins).
-#[must_use]
-pub fn child_env<'a>(
-    inherited: impl IntoIterator<Item = (OsString, OsString)>,
-    mappings: &[Mapping],
-    values: &'a BTreeMap<Handle, SecretValue>,
-) -> Vec<(OsString, EnvValue<'a>)> {
-    let mut env: BTreeMap<OsString, EnvValue<'a>> = inherited
-        .into_iter()
-        .filter(|(k, _)| !CONTROL_VARIABLES.iter().any(|c| OsStr::new(c) == k))
-        .map(|(k, v)| (k, EnvValue::Plain(v)))
-        .collect();
-    for m in mappings {
-        let value = match &m.reference {
-            Reference::Literal(s) => EnvValue::Plain(s.into()),
-            Reference::Handle(h) => match values.get(h) {
-                Some(v) => EnvValue::Secret(v),
-                None => continue,
-            },
-        };
-        env.insert(m.var.clone().into(), value);
+/// How the inherited environment is trimmed before the mappings apply.
+#[derive(Debug, Default)]
+pub struct Inherit {
+    /// `-i`: start empty, then add back `keep`.
+    pub ignore_environment: bool,
+    /// `--keep NAME|GLOB` (with `-i`).
+    pub keep: Vec<String>,
+    /// `--unset NAME`.
+    pub unset: Vec<String>,
+}
+
+impl Inherit {
+    fn admits(&self, name: &OsStr) -> bool {
+        let name = name.to_string_lossy();
+        if CONTROL_VARIABLES.contains(&name.as_ref()) || self.unset.iter().any(|u| *u == name) {
+            return false;
+        }
+        !self.ignore_environment || self.keep.iter().any(|g| glob(g, &name))
     }
-    env.into_iter().collect()
 }
 
-/// A value in the child's environment.
-pub enum EnvValue<'a> {
-    Plain(OsString),
-    Secret(&'a SecretValue),
-}
-
-impl EnvValue<'_> {
-    fn as_os_str(&self) -> &OsStr {
-        match self {
-            Self::Plain(s) => s,
-            Self::Secret(v) => OsStr::from_bytes(v.expose()),
+/// `*` matches any run, `?` one character; everything else itself.
+fn glob(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
         }
     }
+    p[pi..].iter().all(|&c| c == '*')
 }
 
-/// Spawns `argv` with exactly `env`, waits, and returns the exit code to
-/// report: the child's own, or 128+N when a signal N ended it.
-pub fn spawn_and_wait(argv: &[OsString], env: &[(OsString, EnvValue<'_>)]) -> Result<u8> {
-    let Some((program, args)) = argv.split_first() else {
+/// The child's environment as `NAME=value` C strings in wiping buffers:
+/// the inherited variables `inherit` admits, then the mappings in order (a
+/// later mapping of the same variable wins), then the `--file` paths.
+pub fn child_env(
+    inherited: impl IntoIterator<Item = (OsString, OsString)>,
+    inherit: &Inherit,
+    mappings: &[Mapping],
+    files: &[(String, String)],
+    values: &BTreeMap<Handle, SecretValue>,
+) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+    let mut env: BTreeMap<Vec<u8>, Zeroizing<Vec<u8>>> = BTreeMap::new();
+    for (k, v) in inherited {
+        if inherit.admits(&k) {
+            env.insert(k.as_bytes().to_vec(), Zeroizing::new(v.as_bytes().to_vec()));
+        }
+    }
+    for m in mappings {
+        let value = match &m.reference {
+            Reference::Literal(s) => Zeroizing::new(s.as_bytes().to_vec()),
+            Reference::Handle(h) => Zeroizing::new(lookup(values, h)?.to_vec()),
+            Reference::Template(parts) => {
+                let mut out = Zeroizing::new(Vec::new());
+                for part in parts {
+                    match part {
+                        Part::Text(t) => out.extend_from_slice(t.as_bytes()),
+                        Part::Handle(h) => out.extend_from_slice(lookup(values, h)?),
+                    }
+                }
+                out
+            }
+        };
+        env.insert(m.var.as_bytes().to_vec(), value);
+    }
+    for (var, path) in files {
+        env.insert(
+            var.as_bytes().to_vec(),
+            Zeroizing::new(path.as_bytes().to_vec()),
+        );
+    }
+    let mut out = Vec::with_capacity(env.len());
+    for (k, v) in env {
+        if v.contains(&0) {
+            // Inherited variables cannot hold NUL; stored values are checked.
+            continue;
+        }
+        let mut entry = Zeroizing::new(Vec::with_capacity(k.len() + v.len() + 2));
+        entry.extend_from_slice(&k);
+        entry.push(b'=');
+        entry.extend_from_slice(&v);
+        entry.push(0);
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+fn lookup<'a>(values: &'a BTreeMap<Handle, SecretValue>, h: &Handle) -> Result<&'a [u8]> {
+    values
+        .get(h)
+        .map(SecretValue::expose)
+        .ok_or_else(|| Error::NoSuchSecret { handle: h.clone() })
+}
+
+/// Where to look for `program`: itself when it has a `/`, else each
+/// directory of the child's PATH, as execvp would (but with the child's PATH).
+fn candidates(program: &OsStr, env: &[Zeroizing<Vec<u8>>]) -> Vec<CString> {
+    let bytes = program.as_bytes();
+    if bytes.contains(&b'/') {
+        return CString::new(bytes).into_iter().collect();
+    }
+    let path = env
+        .iter()
+        .find_map(|e| {
+            e.strip_prefix(b"PATH=")
+                .map(|v| v.strip_suffix(b"\0").unwrap_or(v).to_vec())
+        })
+        .unwrap_or_else(|| b"/usr/local/bin:/usr/bin:/bin".to_vec());
+    path.split(|&b| b == b':')
+        .filter_map(|dir| {
+            let dir = if dir.is_empty() { &b"."[..] } else { dir };
+            let mut full = dir.to_vec();
+            full.push(b'/');
+            full.extend_from_slice(bytes);
+            CString::new(full).ok()
+        })
+        .collect()
+}
+
+/// A value projected as an in-memory file: a sealed memfd the child
+/// inherits, named by `/dev/fd/N`. It is gone when the child exits.
+fn memfd_for(var: &str, value: &SecretValue) -> Result<OwnedFd> {
+    use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let io = |e: nix::errno::Errno| {
+        Error::io(
+            format!("--file {var}: creating the in-memory file"),
+            e.into(),
+        )
+    };
+    let name =
+        CString::new(format!("secret-{var}")).map_err(|_| Error::usage("bad --file name"))?;
+    let fd = memfd_create(
+        name.as_c_str(),
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )
+    .map_err(io)?;
+    let mut written = 0;
+    while written < value.len() {
+        written += nix::unistd::write(&fd, &value.expose()[written..]).map_err(io)?;
+    }
+    let seals = SealFlag::F_SEAL_WRITE
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_SEAL;
+    fcntl(&fd, FcntlArg::F_ADD_SEALS(seals)).map_err(io)?;
+    Ok(fd)
+}
+
+/// Everything `launch` needs besides the resolved values.
+pub struct Launch<'a> {
+    pub command: &'a [OsString],
+    pub mappings: &'a [Mapping],
+    pub files: &'a [Mapping],
+    pub inherit: &'a Inherit,
+    /// `--exec`: replace `secret` with the command.
+    pub replace: bool,
+    pub death_signal: Option<Signal>,
+    pub supervision: Supervision,
+}
+
+/// Builds the child's environment and files from `values`, starts it, drops
+/// every value, then supervises it. Returns the exit code to report.
+pub fn launch(plan: &Launch<'_>, values: BTreeMap<Handle, SecretValue>) -> Result<u8> {
+    let Some(program) = plan.command.first() else {
         return Err(Error::usage_hint(
             "no command given",
-            "put the command after --: secret exec --env K=@k -- CMD ARGS…",
+            "put the command after --: secret exec --env K=@k -- CMD ARGS",
         ));
     };
     let shown = program.to_string_lossy().into_owned();
-    let mut command = Command::new(program);
-    command.args(args).env_clear();
-    for (k, v) in env {
-        command.env(k, v.as_os_str());
+    let argv = plan
+        .command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| Error::usage("an argument contains a NUL byte"))?;
+    let mut memfds = Vec::new();
+    let mut file_paths = Vec::new();
+    for m in plan.files {
+        let Reference::Handle(h) = &m.reference else {
+            continue;
+        };
+        let fd = memfd_for(
+            &m.var,
+            values
+                .get(h)
+                .ok_or_else(|| Error::NoSuchSecret { handle: h.clone() })?,
+        )?;
+        file_paths.push((m.var.clone(), format!("/dev/fd/{}", fd.as_raw_fd())));
+        memfds.push(fd);
     }
-    let mut child = command.spawn().map_err(|e| match e.kind() {
-        ErrorKind::NotFound => Error::CommandNotFound {
-            program: shown.clone(),
-        },
-        _ => Error::CommandNotExecutable {
-            program: shown.clone(),
-            source: e,
-        },
-    })?;
-    drop(command);
-    // A terminal's Ctrl-C and Ctrl-\ reach the whole foreground group: the
-    // child decides what they mean, and we report how it ended.
-    sys::ignore_terminal_interrupts();
-    let status = child
-        .wait()
-        .map_err(|e| Error::io(format!("waiting for {shown}"), e))?;
-    Ok(exit_code(status))
-}
-
-fn exit_code(status: std::process::ExitStatus) -> u8 {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
-        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(255),
-        (None, None) => 1,
+    let env = child_env(
+        std::env::vars_os(),
+        plan.inherit,
+        plan.mappings,
+        &file_paths,
+        &values,
+    )?;
+    drop(values);
+    let envp: Vec<&CStr> = env
+        .iter()
+        .map(|e| {
+            CStr::from_bytes_with_nul(e)
+                .map_err(|_| Error::usage("an environment entry holds a NUL byte"))
+        })
+        .collect::<Result<_>>()?;
+    let candidates = candidates(program, &env);
+    if plan.replace {
+        let err = sys::exec_in_place(&candidates, &argv, &envp);
+        return Err(process::spawn_error(err, &shown));
     }
+    let keep_fds: Vec<_> = memfds.iter().map(AsRawFd::as_raw_fd).collect();
+    let mut spec = SpawnSpec {
+        candidates: &candidates,
+        argv: &argv,
+        envp: &envp,
+        new_group: true,
+        death_signal: plan.death_signal,
+        stdio: [None, None, None],
+        keep_fds: &keep_fds,
+    };
+    let running = process::start(&mut spec, &shown, &plan.supervision)?;
+    drop(envp);
+    drop(env);
+    drop(memfds);
+    Ok(running.supervise())
 }
 
 #[cfg(test)]
@@ -209,12 +420,12 @@ mod tests {
         let path = dir.path().join("refs.env");
         std::fs::write(
             &path,
-            "# refs only\n\nOPENAI_API_KEY=@openai\nexport DB=@prod/db\n",
+            "# refs only\n\nOPENAI_API_KEY=@openai\nexport DB=@prod/db\nURL=pg://u:{{@pw}}@h\n",
         )
         .expect("write");
         let m = parse_env_file(&path).expect("parse");
-        assert_eq!(m.len(), 2);
-        assert_eq!(handles(&m).len(), 2);
+        assert_eq!(m.len(), 3);
+        assert_eq!(handles(&m).len(), 3);
 
         std::fs::write(&path, "A=@a\nTOKEN=sk-live-1\n").expect("write");
         let err = parse_env_file(&path).expect_err("literal");
@@ -235,6 +446,15 @@ mod tests {
         assert!(parse_env_file(&path).is_err());
     }
 
+    fn names(env: &[Zeroizing<Vec<u8>>]) -> Vec<String> {
+        env.iter()
+            .map(|e| {
+                let s = String::from_utf8_lossy(e);
+                s.split('=').next().unwrap_or_default().to_owned()
+            })
+            .collect()
+    }
+
     #[test]
     fn control_variables_never_reach_the_child() {
         let inherited = vec![
@@ -247,13 +467,59 @@ mod tests {
             parse_env_arg("GREETING=hi").expect("literal"),
             parse_env_arg("AT=@@x").expect("escaped"),
         ];
-        let none = BTreeMap::new();
-        let env = child_env(inherited, &m, &none);
-        let names: Vec<_> = env
-            .iter()
-            .map(|(k, _)| k.to_string_lossy().into_owned())
+        let env =
+            child_env(inherited, &Inherit::default(), &m, &[], &BTreeMap::new()).expect("env");
+        assert_eq!(names(&env), ["AT", "GREETING", "PATH", "SECRET_KEY_BASE"]);
+        assert_eq!(&env[0][..], b"AT=@x\0");
+    }
+
+    #[test]
+    fn ignore_keep_unset_and_templates() {
+        let inherited = vec![
+            ("PATH".into(), "/bin".into()),
+            ("LC_ALL".into(), "C".into()),
+            ("LC_TIME".into(), "C".into()),
+            ("HOME".into(), "/root".into()),
+            ("EDITOR".into(), "vi".into()),
+        ];
+        let h = Handle::from_name("pw").expect("h");
+        let values = BTreeMap::from([(h, SecretValue::new(b"s3cr3t".to_vec()))]);
+        let inherit = Inherit {
+            ignore_environment: true,
+            keep: vec!["PATH".into(), "LC_*".into(), "EDITOR".into()],
+            unset: vec!["EDITOR".into()],
+        };
+        let m = vec![parse_env_arg("URL=pg://app:{{@pw}}@db/app").expect("template")];
+        let env = child_env(
+            inherited,
+            &inherit,
+            &m,
+            &[("F".into(), "/dev/fd/9".into())],
+            &values,
+        )
+        .expect("env");
+        assert_eq!(names(&env), ["F", "LC_ALL", "LC_TIME", "PATH", "URL"]);
+        assert_eq!(&env[4][..], b"URL=pg://app:s3cr3t@db/app\0");
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("LC_*", "LC_ALL"));
+        assert!(glob("*", ""));
+        assert!(glob("A?C", "ABC"));
+        assert!(!glob("LC_*", "LANG"));
+        assert!(glob("*_KEY", "OPENAI_API_KEY"));
+        assert!(!glob("*_KEY", "OPENAI_API_KEYS"));
+    }
+
+    #[test]
+    fn path_search_uses_the_childs_path() {
+        let env = vec![Zeroizing::new(b"PATH=/a::/b\0".to_vec())];
+        let c: Vec<_> = candidates(OsStr::new("tool"), &env)
+            .into_iter()
+            .map(|c| c.into_string().expect("utf8"))
             .collect();
-        assert_eq!(names, ["AT", "GREETING", "PATH", "SECRET_KEY_BASE"]);
-        assert_eq!(env[0].1.as_os_str(), "@x");
+        assert_eq!(c, ["/a/tool", "./tool", "/b/tool"]);
+        assert_eq!(candidates(OsStr::new("./x"), &env).len(), 1);
     }
 }

@@ -73,6 +73,15 @@ pub enum Reference {
     Handle(Handle),
     /// Anything else: passed through as is (`@@x` stands for the literal `@x`).
     Literal(String),
+    /// Text with handles embedded as `{{@name}}`.
+    Template(Vec<Part>),
+}
+
+/// A piece of a template.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Part {
+    Text(String),
+    Handle(Handle),
 }
 
 impl Reference {
@@ -81,10 +90,53 @@ impl Reference {
             Ok(Self::Literal(format!("@{rest}")))
         } else if text.starts_with('@') {
             Handle::parse(text).map(Self::Handle)
+        } else if text.contains("{{@") {
+            parse_template(text).map(Self::Template)
         } else {
             Ok(Self::Literal(text.to_owned()))
         }
     }
+
+    /// The handles this reference needs.
+    pub fn handles(&self) -> impl Iterator<Item = &Handle> {
+        let (one, parts): (Option<&Handle>, &[Part]) = match self {
+            Self::Handle(h) => (Some(h), &[]),
+            Self::Literal(_) => (None, &[]),
+            Self::Template(parts) => (None, parts),
+        };
+        one.into_iter().chain(parts.iter().filter_map(|p| match p {
+            Part::Handle(h) => Some(h),
+            Part::Text(_) => None,
+        }))
+    }
+}
+
+/// Splits `postgres://app:{{@db_pw}}@db/app` into text and handles. Only
+/// `{{@` opens a reference, so other braces pass through.
+fn parse_template(text: &str) -> Result<Vec<Part>, Error> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{@") {
+        if start > 0 {
+            parts.push(Part::Text(rest[..start].to_owned()));
+        }
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return Err(Error::usage_hint(
+                format!(
+                    "unclosed \"{{{{\" in template \"{}\"",
+                    text.escape_default()
+                ),
+                "write handles in templates as {{@name}}",
+            ));
+        };
+        parts.push(Part::Handle(Handle::parse(&after[..end])?));
+        rest = &after[end + 2..];
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Text(rest.to_owned()));
+    }
+    Ok(parts)
 }
 
 /// Is `name` usable as an environment variable name (`[A-Za-z_][A-Za-z0-9_]*`)?
@@ -148,6 +200,23 @@ mod tests {
         assert_eq!(
             Reference::parse("plain").expect("literal"),
             Reference::Literal("plain".into())
+        );
+    }
+
+    #[test]
+    fn templates_embed_handles() {
+        let t = Reference::parse("postgres://app:{{@db_pw}}@db/{{@name}}?x={y}").expect("template");
+        let Reference::Template(parts) = &t else {
+            panic!("{t:?}")
+        };
+        assert_eq!(parts.len(), 5);
+        let names: Vec<_> = t.handles().map(Handle::name).collect();
+        assert_eq!(names, ["db_pw", "name"]);
+        assert!(Reference::parse("a {{@x").is_err());
+        assert!(Reference::parse("{{@bad name}}").is_err());
+        assert_eq!(
+            Reference::parse("{plain}").expect("literal"),
+            Reference::Literal("{plain}".into())
         );
     }
 

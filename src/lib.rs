@@ -14,6 +14,7 @@ pub mod fsio;
 pub mod handle;
 pub mod passphrase;
 pub mod paths;
+pub mod process;
 pub mod store;
 mod sys;
 pub mod value;
@@ -26,20 +27,23 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::audit::Event;
-use crate::cli::{Cli, Command, ExecArgs};
+use crate::cli::{ChildArgs, Cli, Command, ExecArgs, RunArgs};
 use crate::crypto::KdfParams;
 use crate::error::{EXIT_EXEC_FAILED, Error, Result};
+use crate::exec::Mapping;
 use crate::handle::Handle;
 use crate::passphrase::Sources;
 use crate::paths::Paths;
 use crate::store::keychain::Keychain;
 use crate::store::vault::Vault;
 use crate::store::{Backend, Config, EntryMeta, Store};
+use crate::value::SecretValue;
 
 /// Runs the command line `args` (program name first) and returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args: Vec<OsString> = args.into_iter().collect();
-    let is_exec = args.get(1).is_some_and(|a| a == "exec");
+    let is_exec = args.get(1).is_some_and(|a| a == "exec" || a == "run");
+    sys::harden();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -147,6 +151,7 @@ impl Context {
                 self.passwd()
             }
             Command::Exec(args) => self.exec(args),
+            Command::Run(args) => self.run_script(args),
             Command::Generate { .. } => Ok(0),
         }
     }
@@ -302,48 +307,92 @@ impl Context {
         for arg in &args.env {
             mappings.push(exec::parse_env_arg(arg)?);
         }
-        let handles = exec::handles(&mappings);
+        self.launch(&args.command, mappings, Vec::new(), &args.child)
+    }
+
+    /// `secret run INTERPRETER SCRIPT ARGS…`: the script's header names its
+    /// secrets.
+    fn run_script(&self, args: RunArgs) -> Result<u8> {
+        let (mappings, files) = exec::parse_script_header(&args.script)?;
+        let mut command = vec![args.interpreter, args.script.into_os_string()];
+        command.extend(args.args);
+        self.launch(&command, mappings, files, &args.child)
+    }
+
+    fn launch(
+        &self,
+        command: &[OsString],
+        mappings: Vec<Mapping>,
+        mut files: Vec<Mapping>,
+        child: &ChildArgs,
+    ) -> Result<u8> {
+        for arg in &child.file {
+            files.push(exec::parse_file_arg(arg)?);
+        }
+        let values = self.resolve(&exec::handles(mappings.iter().chain(&files)), "exec")?;
+        let inherit = exec::Inherit {
+            ignore_environment: child.ignore_environment,
+            keep: child.keep.clone(),
+            unset: child.unset.clone(),
+        };
+        let plan = exec::Launch {
+            command,
+            mappings: &mappings,
+            files: &files,
+            inherit: &inherit,
+            replace: child.replace,
+            death_signal: Some(child.death_signal),
+            supervision: process::Supervision {
+                subreaper: child.subreaper,
+            },
+        };
+        exec::launch(&plan, values)
+    }
+
+    /// Resolves every handle with one unlock, recording each resolution.
+    /// A missing handle stops everything: no command runs with an empty value.
+    fn resolve(&self, handles: &[Handle], consumer: &str) -> Result<BTreeMap<Handle, SecretValue>> {
         let mut values = BTreeMap::new();
-        if !handles.is_empty() {
-            let store = self.open_store()?;
-            let mut events = Vec::new();
-            let mut missing = None;
-            for handle in handles {
-                let event = Event {
-                    action: "resolve",
-                    handle: Some(handle.name().to_owned()),
-                    consumer: "exec".into(),
-                    ..Event::default()
-                };
-                match store.get(&handle) {
-                    Ok(value) => {
-                        let fingerprint = store.meta(&handle).ok().map(|m| m.fingerprint);
-                        events.push(Event {
-                            outcome: "ok".into(),
-                            fingerprint,
-                            ..event
-                        });
-                        values.insert(handle, value);
-                    }
-                    Err(e) => {
-                        events.push(Event {
-                            outcome: match e {
-                                Error::NoSuchSecret { .. } => "missing".into(),
-                                _ => "error".into(),
-                            },
-                            ..event
-                        });
-                        missing.get_or_insert(e);
-                    }
+        if handles.is_empty() {
+            return Ok(values);
+        }
+        let store = self.open_store()?;
+        let mut events = Vec::new();
+        let mut failure = None;
+        for handle in handles {
+            let event = Event {
+                action: "resolve",
+                handle: Some(handle.name().to_owned()),
+                consumer: consumer.to_owned(),
+                ..Event::default()
+            };
+            match store.get(handle) {
+                Ok(value) => {
+                    let fingerprint = store.meta(handle).ok().map(|m| m.fingerprint);
+                    events.push(Event {
+                        outcome: "ok".into(),
+                        fingerprint,
+                        ..event
+                    });
+                    values.insert(handle.clone(), value);
+                }
+                Err(e) => {
+                    events.push(Event {
+                        outcome: match e {
+                            Error::NoSuchSecret { .. } => "missing".into(),
+                            _ => "error".into(),
+                        },
+                        ..event
+                    });
+                    failure.get_or_insert(e);
                 }
             }
-            self.record(&events)?;
-            if let Some(e) = missing {
-                return Err(e);
-            }
         }
-        let env = exec::child_env(std::env::vars_os(), &mappings, &values);
-        exec::spawn_and_wait(&args.command, &env)
+        self.record(&events)?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(values),
+        }
     }
 }
 

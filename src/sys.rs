@@ -1,15 +1,240 @@
-//! The one module allowed `unsafe`: thin wrappers over process-wide system
+//! The one module allowed `unsafe`: process creation and the few process-wide
 //! calls that have no safe binding. Every block says why it is sound.
+//!
+//! `spawn` forks and execs by hand rather than through `std::process`, so the
+//! child's environment is built from our own wiping buffers (std copies every
+//! variable into buffers it frees without wiping) and so the child can be
+//! placed in a process group and given a parent-death signal before it runs.
 #![allow(unsafe_code)]
 
-use nix::sys::signal::{SigHandler, Signal, signal};
+use std::ffi::{CStr, CString, c_char};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-/// Ignores SIGINT and SIGQUIT in `secret` itself, after the child is
-/// spawned (the child keeps the default dispositions).
-pub fn ignore_terminal_interrupts() {
-    for sig in [Signal::SIGINT, Signal::SIGQUIT] {
-        // SAFETY: installing SIG_IGN runs no handler code, so there is no
-        // async-signal-safety requirement to uphold.
-        let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal};
+use nix::unistd::{ForkResult, Pid};
+
+/// What the child must be, prepared before the fork so that the child
+/// allocates nothing between fork and exec.
+pub struct SpawnSpec<'a> {
+    /// Paths to try in order (the PATH search is done beforehand).
+    pub candidates: &'a [CString],
+    pub argv: &'a [CString],
+    /// `NAME=value` entries, each NUL-terminated, owned by the caller in
+    /// wiping buffers.
+    pub envp: &'a [&'a CStr],
+    /// Put the child in a new process group of its own.
+    pub new_group: bool,
+    /// Signal the child gets when `secret` dies.
+    pub death_signal: Option<Signal>,
+    /// Descriptors to install as the child's 0, 1, 2 (`None` keeps ours).
+    pub stdio: [Option<RawFd>; 3],
+    /// Descriptors the child must keep open across exec (`--file` memfds).
+    pub keep_fds: &'a [RawFd],
+}
+
+/// Why the command did not start.
+#[derive(Debug)]
+pub enum SpawnError {
+    /// No candidate existed.
+    NotFound,
+    /// A candidate existed but exec failed with this error.
+    NotExecutable(Errno),
+    /// fork or pipe failed.
+    System(Errno),
+}
+
+/// Forks and execs `spec`. Returns the child's pid once exec has succeeded.
+pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Pid, SpawnError> {
+    let argv: Vec<*const c_char> = spec
+        .argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let envp: Vec<*const c_char> = spec
+        .envp
+        .iter()
+        .map(|e| e.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let parent = nix::unistd::getpid();
+    let (report_r, report_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SpawnError::System)?;
+    // SAFETY: between fork and exec the child calls only async-signal-safe
+    // functions (setpgid, prctl, sigaction, sigprocmask, dup2, fcntl, execve,
+    // write, _exit) on data prepared before the fork; it allocates nothing.
+    match unsafe { nix::unistd::fork() }.map_err(SpawnError::System)? {
+        ForkResult::Child => {
+            drop(report_r);
+            let errno = child_setup_and_exec(spec, parent, &argv, &envp);
+            let bytes = errno.to_ne_bytes();
+            // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer
+            // lives on this stack frame.
+            unsafe {
+                libc::write(report_w.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+                libc::_exit(127);
+            }
+        }
+        ForkResult::Parent { child } => {
+            drop(report_w);
+            if spec.new_group {
+                // Also done in the child; doing it here too closes the race
+                // in which we signal the group before the child set it.
+                let _ = nix::unistd::setpgid(child, child);
+            }
+            match read_report(&report_r) {
+                None => Ok(child),
+                Some(errno) => {
+                    let _ = nix::sys::wait::waitpid(child, None);
+                    let errno = Errno::from_raw(errno);
+                    Err(match errno {
+                        Errno::ENOENT | Errno::ENOTDIR => SpawnError::NotFound,
+                        other => SpawnError::NotExecutable(other),
+                    })
+                }
+            }
+        }
     }
+}
+
+/// Reads the child's exec report: nothing (EOF) means exec succeeded.
+fn read_report(fd: &OwnedFd) -> Option<i32> {
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match nix::unistd::read(fd, &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+    (got == 4).then(|| i32::from_ne_bytes(buf))
+}
+
+/// Runs in the forked child. Returns the errno to report if no exec worked.
+fn child_setup_and_exec(
+    spec: &SpawnSpec<'_>,
+    parent: Pid,
+    argv: &[*const c_char],
+    envp: &[*const c_char],
+) -> i32 {
+    // SAFETY: every call below is async-signal-safe and uses only memory
+    // prepared before the fork.
+    unsafe {
+        if spec.new_group && libc::setpgid(0, 0) != 0 {
+            return Errno::last_raw();
+        }
+        if let Some(sig) = spec.death_signal {
+            libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong);
+            // The parent may have died before prctl: then no signal comes.
+            if libc::getppid() != parent.as_raw() {
+                libc::raise(sig as libc::c_int);
+            }
+        }
+        // Default dispositions and an empty mask: the command starts as if
+        // launched by a shell (we ignore SIGPIPE; signal-hook's handlers
+        // would be reset by exec anyway).
+        for sig in 1..32 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut());
+        for (target, fd) in spec.stdio.iter().enumerate() {
+            if let Some(fd) = fd
+                && libc::dup2(*fd, target as libc::c_int) < 0
+            {
+                return Errno::last_raw();
+            }
+        }
+        for fd in spec.keep_fds {
+            let flags = libc::fcntl(*fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(*fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            }
+        }
+        let mut report = libc::ENOENT;
+        for path in spec.candidates {
+            libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            let errno = Errno::last_raw();
+            // Keep looking past a missing file; remember anything worse,
+            // as execvp does.
+            if errno != libc::ENOENT && errno != libc::ENOTDIR {
+                report = errno;
+            }
+        }
+        report
+    }
+}
+
+/// Replaces this process with the command (`secret exec --exec`).
+pub fn exec_in_place(candidates: &[CString], argv: &[CString], envp: &[&CStr]) -> SpawnError {
+    let argv: Vec<*const c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    let envp: Vec<*const c_char> = envp
+        .iter()
+        .map(|e| e.as_ptr())
+        .chain([std::ptr::null()])
+        .collect();
+    reset_signals();
+    let mut report = libc::ENOENT;
+    for path in candidates {
+        // SAFETY: the pointer arrays are NUL-terminated and point into
+        // CStrings that outlive the call; execve only returns on failure.
+        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        let errno = Errno::last_raw();
+        if errno != libc::ENOENT && errno != libc::ENOTDIR {
+            report = errno;
+        }
+    }
+    match report {
+        libc::ENOENT => SpawnError::NotFound,
+        other => SpawnError::NotExecutable(Errno::from_raw(other)),
+    }
+}
+
+/// Restores default dispositions for the signals we may have touched.
+fn reset_signals() {
+    for sig in [
+        Signal::SIGPIPE,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTTOU,
+    ] {
+        // SAFETY: installing SIG_DFL runs no handler code.
+        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    }
+}
+
+/// Runs `f` with SIGTTOU blocked, so a background process may change the
+/// terminal's foreground group (tcsetpgrp) without being stopped.
+pub fn with_sigttou_blocked<T>(f: impl FnOnce() -> T) -> T {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTTOU);
+    let mut old = SigSet::empty();
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old));
+    let out = f();
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    out
+}
+
+/// Makes `secret` itself undumpable and without core files, so a crash or
+/// `gcore` cannot write a value to disk and other processes of the same user
+/// cannot ptrace it or read its memory.
+pub fn harden() {
+    let _ = nix::sys::prctl::set_dumpable(false);
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+}
+
+/// Stops this process (as a terminal's Ctrl-Z would) until SIGCONT.
+pub fn stop_self() {
+    let _ = nix::sys::signal::raise(Signal::SIGSTOP);
 }

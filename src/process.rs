@@ -1,0 +1,239 @@
+//! Running one child as a transparent parent, to the standard of tini and
+//! dumb-init: process group and terminal, signal forwarding, job control,
+//! reaping (as PID 1 or a subreaper) and the exit status. It knows nothing
+//! of secrets: `exec` hands it a prepared command.
+//!
+//! Process groups. When `secret` runs in the foreground of a terminal and is
+//! not part of a pipeline (stdin and stdout are that terminal), the child gets
+//! a process group of its own and the terminal's foreground: Ctrl-C, Ctrl-\
+//! and Ctrl-Z go to the child alone, exactly once, and a shell's `kill %1`
+//! (which signals our group) reaches the child once, through us. On Ctrl-Z we
+//! take the terminal back and stop ourselves, so the shell sees the job stop;
+//! on `fg` we hand the terminal back and continue the child. In a pipeline
+//! the child must stay in our group (the other members share the terminal),
+//! so signals the terminal sends to the whole group are not forwarded again.
+//! Without a terminal (CI, containers) the child gets its own group and every
+//! signal reaches it through us.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Pid, getpgrp, tcgetpgrp, tcsetpgrp};
+use signal_hook::consts::signal as sig;
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::low_level::siginfo::{Cause, Origin};
+
+use crate::error::{Error, Result};
+use crate::sys::{self, SpawnError, SpawnSpec};
+
+/// Signals passed on to the child.
+pub const FORWARDED: &[i32] = &[
+    sig::SIGHUP,
+    sig::SIGINT,
+    sig::SIGQUIT,
+    sig::SIGTERM,
+    sig::SIGUSR1,
+    sig::SIGUSR2,
+    sig::SIGWINCH,
+    sig::SIGALRM,
+    sig::SIGCONT,
+    sig::SIGTSTP,
+    sig::SIGTTIN,
+    sig::SIGTTOU,
+    nix::libc::SIGPWR,
+    sig::SIGURG,
+    sig::SIGVTALRM,
+    sig::SIGPROF,
+    sig::SIGXCPU,
+    sig::SIGXFSZ,
+];
+
+/// How the child relates to our terminal.
+enum Terminal {
+    /// No controlling terminal, or we are not in its foreground.
+    None,
+    /// The child has its own group and the terminal's foreground.
+    Handed(File),
+    /// The child shares our group (a pipeline on a terminal).
+    Shared,
+}
+
+/// What the caller decided about supervision.
+pub struct Supervision {
+    /// Reap every orphan (PR_SET_CHILD_SUBREAPER); implied as PID 1.
+    pub subreaper: bool,
+}
+
+/// Decides the process-group arrangement from where we are running.
+fn terminal_mode() -> Terminal {
+    let Ok(tty) = File::options().read(true).write(true).open("/dev/tty") else {
+        return Terminal::None;
+    };
+    match tcgetpgrp(tty.as_fd()) {
+        Ok(fg) if fg == getpgrp() => {
+            let on_tty = |fd: std::os::fd::BorrowedFd<'_>| nix::unistd::isatty(fd).unwrap_or(false);
+            if on_tty(std::io::stdin().as_fd()) && on_tty(std::io::stdout().as_fd()) {
+                Terminal::Handed(tty)
+            } else {
+                Terminal::Shared
+            }
+        }
+        _ => Terminal::None,
+    }
+}
+
+/// Parses `TERM`, `SIGTERM` or `15` (any case).
+pub fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
+    let upper = text.to_ascii_uppercase();
+    let named = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    text.parse::<i32>()
+        .ok()
+        .and_then(|n| Signal::try_from(n).ok())
+        .or_else(|| named.parse().ok())
+        .ok_or_else(|| {
+            format!("unknown signal \"{text}\" (use a name such as TERM or a number such as 15)")
+        })
+}
+
+/// Registers for the signals we forward (before the fork, so none is lost).
+pub fn listen() -> Result<SignalsInfo<WithOrigin>> {
+    SignalsInfo::<WithOrigin>::new(FORWARDED.iter().copied().chain([sig::SIGCHLD]))
+        .map_err(|e| Error::io("installing signal handlers", e))
+}
+
+/// A started child, to be supervised.
+pub struct Running {
+    child: Pid,
+    terminal: Terminal,
+    signals: SignalsInfo<WithOrigin>,
+}
+
+/// Spawns the child described by `spec` (whose `new_group` this sets).
+/// The caller drops every secret buffer before calling `supervise`.
+pub fn start(spec: &mut SpawnSpec<'_>, shown: &str, supervision: &Supervision) -> Result<Running> {
+    let terminal = terminal_mode();
+    spec.new_group = !matches!(terminal, Terminal::Shared);
+    if supervision.subreaper || nix::unistd::getpid().as_raw() == 1 {
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| Error::io("becoming a subreaper", e.into()))?;
+    }
+    let signals = listen()?;
+    let child = sys::spawn(spec).map_err(|e| spawn_error(e, shown))?;
+    if let Terminal::Handed(tty) = &terminal {
+        sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), child).ok());
+    }
+    Ok(Running {
+        child,
+        terminal,
+        signals,
+    })
+}
+
+impl Running {
+    #[must_use]
+    pub fn pid(&self) -> Pid {
+        self.child
+    }
+
+    /// Forwards signals and reaps until the child ends; returns the code to
+    /// exit with.
+    pub fn supervise(mut self) -> u8 {
+        let mut skip_cont = false;
+        loop {
+            for origin in self.signals.wait() {
+                if origin.signal == sig::SIGCHLD {
+                    if let Some(code) = reap(self.child, &self.terminal, &mut skip_cont) {
+                        if let Terminal::Handed(tty) = &self.terminal {
+                            sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), getpgrp()).ok());
+                        }
+                        return code;
+                    }
+                } else {
+                    forward(&origin, self.child, &self.terminal, &mut skip_cont);
+                }
+            }
+        }
+    }
+}
+
+/// Our error for a command that did not start.
+pub fn spawn_error(e: SpawnError, shown: &str) -> Error {
+    match e {
+        SpawnError::NotFound => Error::CommandNotFound {
+            program: shown.to_owned(),
+        },
+        SpawnError::NotExecutable(errno) => Error::CommandNotExecutable {
+            program: shown.to_owned(),
+            source: errno.into(),
+        },
+        SpawnError::System(errno) => Error::io(format!("starting {shown}"), errno.into()),
+    }
+}
+
+/// Passes one signal on, unless the child has had it already.
+fn forward(origin: &Origin, child: Pid, terminal: &Terminal, skip_cont: &mut bool) {
+    let Ok(signal) = Signal::try_from(origin.signal) else {
+        return;
+    };
+    let from_terminal = origin.cause == Cause::Kernel;
+    if matches!(terminal, Terminal::Shared) && from_terminal {
+        // The terminal signalled the whole group, the child included.
+        if signal == Signal::SIGTSTP {
+            sys::stop_self();
+        }
+        return;
+    }
+    if signal == Signal::SIGCONT && std::mem::take(skip_cont) {
+        return;
+    }
+    let _ = kill(child, signal);
+}
+
+/// Collects every child that changed state. Returns the code to exit with
+/// once our child has ended.
+fn reap(child: Pid, terminal: &Terminal, skip_cont: &mut bool) -> Option<u8> {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == child => {
+                return Some(u8::try_from(code & 0xff).unwrap_or(1));
+            }
+            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
+                return Some(u8::try_from(128 + signal as i32).unwrap_or(255));
+            }
+            Ok(WaitStatus::Stopped(pid, _)) if pid == child => {
+                job_stopped(child, terminal, skip_cont)
+            }
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return None,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The child stopped (Ctrl-Z, SIGTSTP, SIGSTOP). With a terminal, stop with
+/// it so the shell sees the job stop; when continued, continue the child.
+fn job_stopped(child: Pid, terminal: &Terminal, skip_cont: &mut bool) {
+    match terminal {
+        Terminal::None => {}
+        Terminal::Shared => sys::stop_self(),
+        Terminal::Handed(tty) => {
+            sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), getpgrp()).ok());
+            sys::stop_self();
+            // Continued (fg or bg). Give the terminal back only if we are
+            // in the foreground again.
+            if tcgetpgrp(tty.as_fd()).ok() == Some(getpgrp()) {
+                sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), child).ok());
+            }
+            let _ = killpg(child, Signal::SIGCONT);
+            *skip_cont = true;
+        }
+    }
+}
