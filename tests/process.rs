@@ -47,6 +47,15 @@ fn read_pid(path: &Path) -> Pid {
     )
 }
 
+/// Kills a probe when the test ends, whether it passed or not.
+struct KillOnDrop(Pid);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = kill(self.0, Signal::SIGKILL);
+    }
+}
+
 fn alive(pid: Pid) -> bool {
     // A zombie is as good as gone: it runs no code.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -94,6 +103,7 @@ fn every_forwarded_signal_reaches_the_child_exactly_once() {
             &["signals", log.to_str().unwrap(), ready.to_str().unwrap()],
         );
         let probe_pid = read_pid(&ready);
+        let _cleanup = KillOnDrop(probe_pid);
         kill(Pid::from_raw(secret.id() as i32), signal).unwrap();
         wait_for("the signal to arrive", || {
             std::fs::read_to_string(&log).is_ok_and(|s| !s.is_empty())
@@ -119,6 +129,7 @@ fn the_child_dies_with_secret() {
     let ready = env.root().join("ready");
     let mut secret = start(&env, &[], &["sleep", ready.to_str().unwrap()]);
     let probe_pid = read_pid(&ready);
+    let _cleanup = KillOnDrop(probe_pid);
     assert!(alive(probe_pid));
     secret.kill().unwrap();
     secret.wait().unwrap();
@@ -138,6 +149,7 @@ fn the_death_signal_is_configurable() {
         &["signals", log.to_str().unwrap(), ready.to_str().unwrap()],
     );
     let probe_pid = read_pid(&ready);
+    let _cleanup = KillOnDrop(probe_pid);
     secret.kill().unwrap();
     secret.wait().unwrap();
     wait_for("USR1", || {
@@ -416,6 +428,7 @@ fn no_copy_of_the_value_is_left_in_secrets_memory() {
         &["sleep", ready.to_str().unwrap()],
     );
     let probe_pid = read_pid(&ready);
+    let _cleanup = KillOnDrop(probe_pid);
     let pid = secret.id();
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
@@ -491,6 +504,7 @@ fn terminal_ctrl_c_ctrl_z_and_fg() {
     );
     keys.write_all(line.as_bytes()).unwrap();
     let probe_pid = read_pid(&ready);
+    let _cleanup = KillOnDrop(probe_pid);
     keys.write_all(b"\x03").unwrap();
     wait_for("INT", || {
         std::fs::read_to_string(&log).is_ok_and(|s| !s.is_empty())
