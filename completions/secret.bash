@@ -40,6 +40,9 @@ _secret() {
             secret,list)
                 cmd="secret__subcmd__list"
                 ;;
+            secret,lock)
+                cmd="secret__subcmd__lock"
+                ;;
             secret,passwd)
                 cmd="secret__subcmd__passwd"
                 ;;
@@ -51,6 +54,9 @@ _secret() {
                 ;;
             secret,run)
                 cmd="secret__subcmd__run"
+                ;;
+            secret,unlock)
+                cmd="secret__subcmd__unlock"
                 ;;
             secret__subcmd__help,add)
                 cmd="secret__subcmd__help__subcmd__add"
@@ -76,6 +82,9 @@ _secret() {
             secret__subcmd__help,list)
                 cmd="secret__subcmd__help__subcmd__list"
                 ;;
+            secret__subcmd__help,lock)
+                cmd="secret__subcmd__help__subcmd__lock"
+                ;;
             secret__subcmd__help,passwd)
                 cmd="secret__subcmd__help__subcmd__passwd"
                 ;;
@@ -88,6 +97,9 @@ _secret() {
             secret__subcmd__help,run)
                 cmd="secret__subcmd__help__subcmd__run"
                 ;;
+            secret__subcmd__help,unlock)
+                cmd="secret__subcmd__help__subcmd__unlock"
+                ;;
             *)
                 ;;
         esac
@@ -95,7 +107,7 @@ _secret() {
 
     case "${cmd}" in
         secret)
-            opts="-h -V --passphrase-fd --help --version init add rotate rm list inspect audit passwd exec run generate help"
+            opts="-h -V --passphrase-fd --help --version init add rotate rm list inspect audit passwd unlock lock exec run generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -221,7 +233,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help)
-            opts="init add rotate rm list inspect audit passwd exec run generate help"
+            opts="init add rotate rm list inspect audit passwd unlock lock exec run generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -346,6 +358,20 @@ _secret() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        secret__subcmd__help__subcmd__lock)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         secret__subcmd__help__subcmd__passwd)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -402,6 +428,20 @@ _secret() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        secret__subcmd__help__subcmd__unlock)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         secret__subcmd__init)
             opts="-h -V --backend --passphrase-fd --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -444,6 +484,24 @@ _secret() {
             ;;
         secret__subcmd__list)
             opts="-h -V --json --passphrase-fd --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__lock)
+            opts="-h -V --passphrase-fd --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -538,6 +596,28 @@ _secret() {
                     return 0
                     ;;
                 --death-signal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__unlock)
+            opts="-h -V --for --passphrase-fd --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --for)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -35,6 +35,8 @@ complete -c secret -n "__fish_secret_needs_command" -f -a "list" -d 'List secret
 complete -c secret -n "__fish_secret_needs_command" -f -a "inspect" -d 'Show one secret\'s metadata: provider, kind, fingerprint, times, version, backend. Never the value'
 complete -c secret -n "__fish_secret_needs_command" -f -a "audit" -d 'Show or verify the audit trail'
 complete -c secret -n "__fish_secret_needs_command" -f -a "passwd" -d 'Change the vault passphrase'
+complete -c secret -n "__fish_secret_needs_command" -f -a "unlock" -d 'Cache the vault key for a while, so commands skip the passphrase'
+complete -c secret -n "__fish_secret_needs_command" -f -a "lock" -d 'Drop the cached vault key now'
 complete -c secret -n "__fish_secret_needs_command" -f -a "exec" -d 'Run a command with secrets in its environment'
 complete -c secret -n "__fish_secret_needs_command" -f -a "run" -d 'Run a script with the secrets its header asks for (shebang mode)'
 complete -c secret -n "__fish_secret_needs_command" -f -a "generate" -d 'Write the man pages or shell completions (for packagers)'
@@ -74,6 +76,13 @@ complete -c secret -n "__fish_secret_using_subcommand passwd" -l new-passphrase-
 complete -c secret -n "__fish_secret_using_subcommand passwd" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
 complete -c secret -n "__fish_secret_using_subcommand passwd" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand passwd" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand unlock" -l for -d 'How long: 15m, 2h, … (at most 24h)' -r
+complete -c secret -n "__fish_secret_using_subcommand unlock" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand unlock" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand unlock" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand lock" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand lock" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand lock" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_using_subcommand exec" -s e -l env -d 'Set VAR in the child: to the secret behind @handle, or to a literal' -r
 complete -c secret -n "__fish_secret_using_subcommand exec" -l env-file -d 'Read VAR=@handle lines from FILE (comments and blank lines allowed)' -r -F
 complete -c secret -n "__fish_secret_using_subcommand exec" -l file -d 'Give the child VAR=/dev/fd/N, an in-memory file holding the secret' -r
@@ -99,15 +108,17 @@ complete -c secret -n "__fish_secret_using_subcommand run" -s V -l version -d 'P
 complete -c secret -n "__fish_secret_using_subcommand generate" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
 complete -c secret -n "__fish_secret_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "init" -d 'Create the store'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "add" -d 'Store a new secret'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "rotate" -d 'Replace a secret\'s value'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "rm" -d 'Remove a secret'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "list" -d 'List secrets: metadata only, never values'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "inspect" -d 'Show one secret\'s metadata: provider, kind, fingerprint, times, version, backend. Never the value'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "audit" -d 'Show or verify the audit trail'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "passwd" -d 'Change the vault passphrase'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "exec" -d 'Run a command with secrets in its environment'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "run" -d 'Run a script with the secrets its header asks for (shebang mode)'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "generate" -d 'Write the man pages or shell completions (for packagers)'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd exec run generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "init" -d 'Create the store'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "add" -d 'Store a new secret'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "rotate" -d 'Replace a secret\'s value'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "rm" -d 'Remove a secret'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "list" -d 'List secrets: metadata only, never values'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "inspect" -d 'Show one secret\'s metadata: provider, kind, fingerprint, times, version, backend. Never the value'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "audit" -d 'Show or verify the audit trail'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "passwd" -d 'Change the vault passphrase'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "unlock" -d 'Cache the vault key for a while, so commands skip the passphrase'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "lock" -d 'Drop the cached vault key now'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "exec" -d 'Run a command with secrets in its environment'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "run" -d 'Run a script with the secrets its header asks for (shebang mode)'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "generate" -d 'Write the man pages or shell completions (for packagers)'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -135,6 +135,20 @@ pub enum Command {
         new_passphrase_fd: Option<i32>,
     },
 
+    /// Cache the vault key for a while, so commands skip the passphrase.
+    ///
+    /// The key goes into the kernel's per-user keyring with a timeout,
+    /// readable by your own processes (as an ssh-agent would be) and root,
+    /// never written to disk. `secret lock` drops it early.
+    Unlock {
+        /// How long: 15m, 2h, … (at most 24h).
+        #[arg(long = "for", value_name = "DURATION", default_value = "15m", value_parser = crate::unlock::parse_duration)]
+        duration: std::time::Duration,
+    },
+
+    /// Drop the cached vault key now.
+    Lock,
+
     /// Run a command with secrets in its environment.
     ///
     /// Every handle is resolved with one unlock before the command starts; a

@@ -17,6 +17,7 @@ pub mod paths;
 pub mod process;
 pub mod store;
 mod sys;
+pub mod unlock;
 pub mod value;
 
 use std::collections::BTreeMap;
@@ -150,6 +151,8 @@ impl Context {
                 self.sources.new_fd = new_passphrase_fd;
                 self.passwd()
             }
+            Command::Unlock { duration } => self.unlock(duration),
+            Command::Lock => self.lock(),
             Command::Exec(args) => self.exec(args),
             Command::Run(args) => self.run_script(args),
             Command::Generate { .. } => Ok(0),
@@ -200,8 +203,9 @@ impl Context {
                 if !path.exists() {
                     return Err(Error::NotInitialized { path });
                 }
-                let passphrase = self.sources.current()?;
-                Ok(Box::new(Vault::open(&self.paths, &passphrase)?))
+                Ok(Box::new(Vault::open_cached_or(&self.paths, || {
+                    self.sources.current()
+                })?))
             }
             Backend::Keychain => Ok(Box::new(Keychain::open(&self.paths)?)),
         }
@@ -232,17 +236,58 @@ impl Context {
         ))
     }
 
-    fn passwd(&self) -> Result<u8> {
+    /// `secret unlock --for D`: checks the passphrase, then caches the vault
+    /// key in the kernel keyring for D.
+    fn unlock(&self, duration: std::time::Duration) -> Result<u8> {
+        let vault = self.open_vault_with_passphrase("unlock")?;
+        unlock::store(vault.id(), vault.root_key(), duration)?;
+        self.record(&[Event {
+            action: "unlock",
+            outcome: format!("ok for {}", humantime::format_duration(duration)),
+            ..self.event()
+        }])?;
+        print(&format!(
+            "unlocked for {}: commands skip the passphrase until then or `secret lock`\n",
+            humantime::format_duration(duration)
+        ))
+    }
+
+    /// `secret lock`: drops the cached key.
+    fn lock(&self) -> Result<u8> {
+        let path = self.paths.vault_file();
+        let bytes = fsio::read_private(&path)?.ok_or(Error::NotInitialized { path })?;
+        let id = store::vault::vault_id(&bytes)
+            .ok_or_else(|| Error::damaged(self.paths.vault_file(), "it has no readable header"))?;
+        let had = unlock::forget(&id);
+        self.record(&[Event {
+            action: "lock",
+            outcome: if had { "ok" } else { "ok (was not unlocked)" }.into(),
+            ..self.event()
+        }])?;
+        print(if had {
+            "locked: the cached key is gone\n"
+        } else {
+            "not unlocked: nothing to do\n"
+        })
+    }
+
+    /// Opens the file vault with the passphrase, never the cache (for
+    /// commands that must prove knowledge of it).
+    fn open_vault_with_passphrase(&self, command: &str) -> Result<Vault> {
         if store::backend_in_force(&self.paths)? != Backend::File {
-            return Err(Error::usage(
-                "the keychain backend has no passphrase: the OS keychain guards it",
-            ));
+            return Err(Error::usage(format!(
+                "secret {command} is for the file vault; the keychain backend has no passphrase"
+            )));
         }
         let path = self.paths.vault_file();
         if !path.exists() {
             return Err(Error::NotInitialized { path });
         }
-        let mut vault = Vault::open(&self.paths, &self.sources.current()?)?;
+        Vault::open(&self.paths, &self.sources.current()?)
+    }
+
+    fn passwd(&self) -> Result<u8> {
+        let mut vault = self.open_vault_with_passphrase("passwd")?;
         let new = self.sources.replacement()?;
         vault.change_passphrase(&new)?;
         self.record(&[Event {

@@ -120,13 +120,41 @@ impl Vault {
         Ok(())
     }
 
-    /// Opens and unlocks the vault: one key derivation, then the whole file
-    /// is checked against its commitment. No value is decrypted.
+    /// Opens and unlocks the vault with the passphrase: one key derivation,
+    /// then the whole file is checked against its commitment. No value is
+    /// decrypted.
     pub fn open(paths: &Paths, passphrase: &SecretValue) -> Result<Self> {
+        Self::open_with(paths, false, || {
+            Ok(SecretValue::new(passphrase.expose().to_vec()))
+        })
+    }
+
+    /// Opens with the unlock cache's key when it has one for this vault (no
+    /// passphrase, no KDF), else with the passphrase `ask` returns.
+    pub fn open_cached_or(
+        paths: &Paths,
+        ask: impl FnOnce() -> Result<SecretValue>,
+    ) -> Result<Self> {
+        Self::open_with(paths, true, ask)
+    }
+
+    fn open_with(
+        paths: &Paths,
+        use_cache: bool,
+        ask: impl FnOnce() -> Result<SecretValue>,
+    ) -> Result<Self> {
         let path = paths.vault_file();
         let bytes = read_vault(&path)?;
         let contents = decode(&bytes).map_err(|reason| Error::damaged(&path, reason))?;
-        let keys = Keys::from_root(unlock(&path, &contents, passphrase)?);
+        let cached = use_cache
+            .then(|| crate::unlock::cached(&contents.vault_id))
+            .flatten()
+            .map(Keys::from_root)
+            .filter(|keys| verify_commitment(&path, &bytes, &keys.commit).is_ok());
+        let keys = match cached {
+            Some(keys) => keys,
+            None => Keys::from_root(unlock(&path, &contents, &ask()?)?),
+        };
         verify_commitment(&path, &bytes, &keys.commit)?;
         check_generation(paths, &contents);
         Ok(Self {
@@ -135,6 +163,18 @@ impl Vault {
             keys,
             contents,
         })
+    }
+
+    /// The vault's random id.
+    #[must_use]
+    pub fn id(&self) -> &[u8; 16] {
+        &self.contents.vault_id
+    }
+
+    /// The vault key, for the unlock cache.
+    #[must_use]
+    pub fn root_key(&self) -> &Key {
+        &self.keys.root
     }
 
     /// Re-wraps the vault key under a new passphrase with a fresh salt, and
@@ -274,6 +314,12 @@ impl Store for Vault {
             Ok(contents.entries.remove(i).meta())
         })
     }
+}
+
+/// The vault id of an encoded vault, read without any key (for `lock`).
+#[must_use]
+pub fn vault_id(bytes: &[u8]) -> Option<[u8; 16]> {
+    decode(bytes).ok().map(|c| c.vault_id)
 }
 
 fn find(entries: &[Entry], handle: &Handle) -> Result<usize> {
