@@ -1,1 +1,15 @@
+//! Black-box tests through the real `secret` binary: one test binary, one
+//! module per capability, a temporary `SECRET_HOME` per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod util;
+
+mod audit;
+mod docs;
+mod exec;
+mod fixtures;
+mod keychain;
+mod lifecycle;
+mod process;
+mod unlock;
+mod vault;
