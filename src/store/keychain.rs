@@ -107,10 +107,6 @@ impl Keychain {
         })
     }
 
-    fn value_user(&self, handle: &Handle) -> String {
-        format!("{}/{}", self.meta.store_id, handle.name())
-    }
-
     /// Re-reads the metadata under the writers' lock, applies `change`, and
     /// writes it back atomically.
     fn modify<T>(&mut self, change: impl FnOnce(&mut MetaFile, &Keys) -> Result<T>) -> Result<T> {
@@ -133,12 +129,6 @@ impl Keychain {
             })
     }
 
-    fn put(&self, handle: &Handle, value: &SecretValue) -> Result<String> {
-        item(&self.value_user(handle))?
-            .set_secret(value.expose())
-            .map_err(|e| keychain_error(&format!("storing {handle}"), &e))?;
-        Ok(crypto::fingerprint(&self.keys.fingerprint, value))
-    }
 }
 
 impl Store for Keychain {
@@ -152,7 +142,7 @@ impl Store for Keychain {
 
     fn get(&self, handle: &Handle) -> Result<SecretValue> {
         let meta = &self.meta.entries[Self::find(&self.meta, handle)?];
-        let value = item(&self.value_user(handle))?
+        let value = item(&value_user(&self.meta.store_id, handle))?
             .get_secret()
             .map(SecretValue::new)
             .map_err(|e| keychain_error(&format!("reading {handle}"), &e))?;
@@ -182,8 +172,7 @@ impl Store for Keychain {
                 handle: handle.clone(),
             });
         }
-        let fingerprint = self.put(handle, value)?;
-        self.modify(|meta, _| {
+        self.modify(|meta, keys| {
             let at = match Self::find(meta, handle) {
                 Ok(_) => {
                     return Err(Error::SecretExists {
@@ -194,6 +183,7 @@ impl Store for Keychain {
                     .entries
                     .partition_point(|e| e.handle.as_str() < handle.name()),
             };
+            let fingerprint = put(&meta.store_id, keys, handle, value)?;
             let entry = EntryMeta {
                 handle: handle.name().to_owned(),
                 provider: provider.to_owned(),
@@ -211,9 +201,9 @@ impl Store for Keychain {
     fn rotate(&mut self, handle: &Handle, value: &SecretValue) -> Result<EntryMeta> {
         check_value(value)?;
         Self::find(&self.meta, handle)?;
-        let fingerprint = self.put(handle, value)?;
-        self.modify(|meta, _| {
+        self.modify(|meta, keys| {
             let i = Self::find(meta, handle)?;
+            let fingerprint = put(&meta.store_id, keys, handle, value)?;
             let entry = &mut meta.entries[i];
             entry.version += 1;
             entry.rotated = Some(now());
@@ -223,15 +213,34 @@ impl Store for Keychain {
     }
 
     fn remove(&mut self, handle: &Handle) -> Result<EntryMeta> {
-        let removed = self.modify(|meta, _| {
+        self.modify(|meta, _| {
             let i = Self::find(meta, handle)?;
+            delete(&meta.store_id, handle)?;
             Ok(meta.entries.remove(i))
-        })?;
-        match item(&self.value_user(handle))?.delete_credential() {
-            Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(removed),
-            Err(e) => Err(keychain_error(&format!("removing {handle}"), &e)),
-        }
+        })
     }
+}
+
+/// Writes `value` into the keychain item for `handle` and returns its
+/// fingerprint. Called under the writers' lock, after the metadata was
+/// re-read, so concurrent commands cannot overwrite each other's items.
+fn put(store_id: &str, keys: &Keys, handle: &Handle, value: &SecretValue) -> Result<String> {
+    item(&value_user(store_id, handle))?
+        .set_secret(value.expose())
+        .map_err(|e| keychain_error(&format!("storing {handle}"), &e))?;
+    Ok(crypto::fingerprint(&keys.fingerprint, value))
+}
+
+/// Deletes the keychain item for `handle` (under the writers' lock).
+fn delete(store_id: &str, handle: &Handle) -> Result<()> {
+    match item(&value_user(store_id, handle))?.delete_credential() {
+        Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
+        Err(e) => Err(keychain_error(&format!("removing {handle}"), &e)),
+    }
+}
+
+fn value_user(store_id: &str, handle: &Handle) -> String {
+    format!("{store_id}/{}", handle.name())
 }
 
 fn root_user(store_id: &str) -> String {
@@ -254,7 +263,7 @@ fn verify(path: &Path, bytes: &[u8], keys: &Keys) -> Result<MetaFile> {
         .map(|i| u8::from_str_radix(meta.mac.get(2 * i..2 * i + 2).unwrap_or("zz"), 16).ok())
         .collect::<Option<Vec<u8>>>()
         .unwrap_or_default();
-    if meta.version != 1 || !crypto::verify_hmac(&keys.commit, &[&meta.signed_bytes()], &tag) {
+    if meta.version != 1 || meta.mac.len() != 2 * crypto::MAC_LEN || !crypto::verify_hmac(&keys.commit, &[&meta.signed_bytes()], &tag) {
         return Err(Error::damaged(
             path,
             "its metadata does not match its commitment (edited, or from another store)",
