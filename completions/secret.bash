@@ -169,7 +169,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__exec)
-            opts="-e -i -h -V --env --env-file --file --ignore-environment --keep --unset --exec --subreaper --death-signal --passphrase-fd --help --version"
+            opts="-e -i -h -V --env --env-file --file --ignore-environment --keep --unset --exec --mask --no-mask --subreaper --death-signal --passphrase-fd --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -577,7 +577,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__run)
-            opts="-i -h -V --file --ignore-environment --keep --unset --exec --subreaper --death-signal --passphrase-fd --help --version"
+            opts="-i -h -V --file --ignore-environment --keep --unset --exec --mask --no-mask --subreaper --death-signal --passphrase-fd --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

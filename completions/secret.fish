@@ -92,6 +92,8 @@ complete -c secret -n "__fish_secret_using_subcommand exec" -l death-signal -d '
 complete -c secret -n "__fish_secret_using_subcommand exec" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
 complete -c secret -n "__fish_secret_using_subcommand exec" -s i -l ignore-environment -d 'Start the child with an empty environment (plus --keep and mappings)'
 complete -c secret -n "__fish_secret_using_subcommand exec" -l exec -d 'Replace secret with the command (no supervision, no masking)'
+complete -c secret -n "__fish_secret_using_subcommand exec" -l mask -d 'Mask secrets in the child\'s output (the default when CI is set)'
+complete -c secret -n "__fish_secret_using_subcommand exec" -l no-mask -d 'Do not mask, even when CI is set'
 complete -c secret -n "__fish_secret_using_subcommand exec" -l subreaper -d 'Reap every orphaned descendant, as PID 1 does (PR_SET_CHILD_SUBREAPER)'
 complete -c secret -n "__fish_secret_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand exec" -s V -l version -d 'Print version'
@@ -102,6 +104,8 @@ complete -c secret -n "__fish_secret_using_subcommand run" -l death-signal -d 'T
 complete -c secret -n "__fish_secret_using_subcommand run" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
 complete -c secret -n "__fish_secret_using_subcommand run" -s i -l ignore-environment -d 'Start the child with an empty environment (plus --keep and mappings)'
 complete -c secret -n "__fish_secret_using_subcommand run" -l exec -d 'Replace secret with the command (no supervision, no masking)'
+complete -c secret -n "__fish_secret_using_subcommand run" -l mask -d 'Mask secrets in the child\'s output (the default when CI is set)'
+complete -c secret -n "__fish_secret_using_subcommand run" -l no-mask -d 'Do not mask, even when CI is set'
 complete -c secret -n "__fish_secret_using_subcommand run" -l subreaper -d 'Reap every orphaned descendant, as PID 1 does (PR_SET_CHILD_SUBREAPER)'
 complete -c secret -n "__fish_secret_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand run" -s V -l version -d 'Print version'

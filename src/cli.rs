@@ -252,6 +252,20 @@ pub struct ChildArgs {
     #[arg(long = "exec")]
     pub replace: bool,
 
+    /// Mask secrets in the child's output (the default when CI is set).
+    ///
+    /// stdout and stderr pass through a streaming redactor that replaces each
+    /// projected value, and its base64, base64url, hex and URL-encoded forms,
+    /// with <secret:@handle>. When stdout is a terminal the child gets a
+    /// pseudo-terminal, so colours and full-screen programs keep working.
+    /// Values under 4 bytes are not masked (with a warning).
+    #[arg(long, overrides_with = "no_mask")]
+    pub mask: bool,
+
+    /// Do not mask, even when CI is set.
+    #[arg(long, overrides_with = "mask")]
+    pub no_mask: bool,
+
     /// Reap every orphaned descendant, as PID 1 does (PR_SET_CHILD_SUBREAPER).
     #[arg(long)]
     pub subreaper: bool,
@@ -259,6 +273,20 @@ pub struct ChildArgs {
     /// The signal the child gets if secret is killed.
     #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = crate::process::parse_signal)]
     pub death_signal: nix::sys::signal::Signal,
+}
+
+impl ChildArgs {
+    /// `--mask`, `--no-mask`, else whether `CI` is set to a true value.
+    #[must_use]
+    pub fn mask_wanted(&self) -> bool {
+        if self.mask || self.no_mask {
+            return self.mask;
+        }
+        std::env::var("CI").is_ok_and(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            !v.is_empty() && !matches!(v.as_str(), "0" | "false" | "no" | "off")
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]

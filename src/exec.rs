@@ -16,8 +16,10 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::handle::{Handle, Part, Reference, is_env_name};
+use crate::mask::{MIN_MASKED_LEN, Redactor};
 use crate::paths::CONTROL_VARIABLES;
 use crate::process::{self, Supervision};
+use crate::relay::Plumbing;
 use crate::sys::{self, SpawnSpec};
 use crate::value::SecretValue;
 
@@ -340,6 +342,8 @@ pub struct Launch<'a> {
     pub replace: bool,
     pub death_signal: Option<Signal>,
     pub supervision: Supervision,
+    /// Pass the child's output through the redactor.
+    pub mask: bool,
 }
 
 /// Builds the child's environment and files from `values`, starts it, drops
@@ -380,6 +384,11 @@ pub fn launch(plan: &Launch<'_>, values: BTreeMap<Handle, SecretValue>) -> Resul
         &file_paths,
         &values,
     )?;
+    let redactor = if plan.mask && !plan.replace {
+        Some(redactor_for(&values)?)
+    } else {
+        None
+    };
     drop(values);
     let envp: Vec<&CStr> = env
         .iter()
@@ -394,20 +403,50 @@ pub fn launch(plan: &Launch<'_>, values: BTreeMap<Handle, SecretValue>) -> Resul
         return Err(process::spawn_error(err, &shown));
     }
     let keep_fds: Vec<_> = memfds.iter().map(AsRawFd::as_raw_fd).collect();
+    let plumbing = redactor.as_ref().map(|_| Plumbing::new()).transpose()?;
     let mut spec = SpawnSpec {
         candidates: &candidates,
         argv: &argv,
         envp: &envp,
         new_group: true,
         death_signal: plan.death_signal,
-        stdio: [None, None, None],
+        stdio: plumbing.as_ref().map_or([None; 3], Plumbing::stdio),
         keep_fds: &keep_fds,
+        controlling_tty: plumbing.as_ref().and_then(|p| p.child_tty),
     };
     let running = process::start(&mut spec, &shown, &plan.supervision)?;
     drop(envp);
     drop(env);
     drop(memfds);
-    Ok(running.supervise())
+    let relay = plumbing.zip(redactor).map(|(p, r)| p.start(|| r.fresh()));
+    let resize = || {
+        if let Some(relay) = &relay {
+            relay.resize();
+        }
+    };
+    let on_winch: Option<&dyn Fn()> = relay
+        .as_ref()
+        .filter(|r| r.has_pty())
+        .map(|_| &resize as &dyn Fn());
+    let code = running.supervise(on_winch);
+    if let Some(relay) = relay {
+        relay.finish();
+    }
+    Ok(code)
+}
+
+/// The redactor for every projected value, labelled by handle; warns about
+/// values too short to mask.
+fn redactor_for(values: &BTreeMap<Handle, SecretValue>) -> Result<Redactor> {
+    let labelled: Vec<(String, &SecretValue)> =
+        values.iter().map(|(h, v)| (h.to_string(), v)).collect();
+    let (redactor, skipped) = Redactor::new(labelled)?;
+    for label in skipped {
+        eprintln!(
+            "secret: warning: {label} is shorter than {MIN_MASKED_LEN} bytes, too short to mask; it will show in the output if printed"
+        );
+    }
+    Ok(redactor)
 }
 
 #[cfg(test)]

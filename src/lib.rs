@@ -12,9 +12,11 @@ pub mod error;
 pub mod exec;
 pub mod fsio;
 pub mod handle;
+pub mod mask;
 pub mod passphrase;
 pub mod paths;
 pub mod process;
+pub mod relay;
 pub mod store;
 mod sys;
 pub mod unlock;
@@ -390,6 +392,7 @@ impl Context {
             supervision: process::Supervision {
                 subreaper: child.subreaper,
             },
+            mask: child.mask_wanted(),
         };
         exec::launch(&plan, values)
     }

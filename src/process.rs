@@ -119,7 +119,13 @@ pub struct Running {
 /// Spawns the child described by `spec` (whose `new_group` this sets).
 /// The caller drops every secret buffer before calling `supervise`.
 pub fn start(spec: &mut SpawnSpec<'_>, shown: &str, supervision: &Supervision) -> Result<Running> {
-    let terminal = terminal_mode();
+    // With a pseudo-terminal of its own the child is in a session of its
+    // own: our terminal stays ours (in raw mode, relaying keys).
+    let terminal = if spec.controlling_tty.is_some() {
+        Terminal::None
+    } else {
+        terminal_mode()
+    };
     spec.new_group = !matches!(terminal, Terminal::Shared);
     if supervision.subreaper || nix::unistd::getpid().as_raw() == 1 {
         nix::sys::prctl::set_child_subreaper(true)
@@ -144,8 +150,10 @@ impl Running {
     }
 
     /// Forwards signals and reaps until the child ends; returns the code to
-    /// exit with.
-    pub fn supervise(mut self) -> u8 {
+    /// exit with. `on_winch`, when given, handles SIGWINCH instead of
+    /// forwarding it (a pseudo-terminal is resized, and the kernel tells the
+    /// child).
+    pub fn supervise(mut self, on_winch: Option<&dyn Fn()>) -> u8 {
         let mut skip_cont = false;
         loop {
             for origin in self.signals.wait() {
@@ -156,6 +164,8 @@ impl Running {
                         }
                         return code;
                     }
+                } else if let (sig::SIGWINCH, Some(resize)) = (origin.signal, on_winch) {
+                    resize();
                 } else {
                     forward(&origin, self.child, &self.terminal, &mut skip_cont);
                 }

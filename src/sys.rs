@@ -32,6 +32,9 @@ pub struct SpawnSpec<'a> {
     pub stdio: [Option<RawFd>; 3],
     /// Descriptors the child must keep open across exec (`--file` memfds).
     pub keep_fds: &'a [RawFd],
+    /// Start a new session with this terminal (a pseudo-terminal's slave)
+    /// as its controlling terminal; implies a new process group.
+    pub controlling_tty: Option<RawFd>,
 }
 
 /// Why the command did not start.
@@ -79,7 +82,7 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Pid, SpawnError> {
         }
         ForkResult::Parent { child } => {
             drop(report_w);
-            if spec.new_group {
+            if spec.new_group && spec.controlling_tty.is_none() {
                 // Also done in the child; doing it here too closes the race
                 // in which we signal the group before the child set it.
                 let _ = nix::unistd::setpgid(child, child);
@@ -124,7 +127,11 @@ fn child_setup_and_exec(
     // SAFETY: every call below is async-signal-safe and uses only memory
     // prepared before the fork.
     unsafe {
-        if spec.new_group && libc::setpgid(0, 0) != 0 {
+        if let Some(tty) = spec.controlling_tty {
+            if libc::setsid() < 0 || libc::ioctl(tty, libc::TIOCSCTTY, 0) < 0 {
+                return Errno::last_raw();
+            }
+        } else if spec.new_group && libc::setpgid(0, 0) != 0 {
             return Errno::last_raw();
         }
         if let Some(sig) = spec.death_signal {
@@ -237,4 +244,27 @@ pub fn harden() {
 /// Stops this process (as a terminal's Ctrl-Z would) until SIGCONT.
 pub fn stop_self() {
     let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+}
+
+/// The window size of the terminal on `fd`, if it is one.
+#[must_use]
+pub fn window_size(fd: RawFd) -> Option<nix::pty::Winsize> {
+    let mut size = nix::pty::Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `struct winsize` into the pointer, which
+    // points at a live value of exactly that type.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &raw mut size) };
+    (rc == 0).then_some(size)
+}
+
+/// Sets the window size of the terminal on `fd` (the kernel then sends
+/// SIGWINCH to its foreground group).
+pub fn set_window_size(fd: RawFd, size: &nix::pty::Winsize) {
+    // SAFETY: TIOCSWINSZ reads one `struct winsize` from the pointer, which
+    // points at a live value of exactly that type.
+    unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, std::ptr::from_ref(size)) };
 }

@@ -10,6 +10,7 @@ mod exec;
 mod fixtures;
 mod keychain;
 mod lifecycle;
+mod mask;
 mod process;
 mod unlock;
 mod vault;

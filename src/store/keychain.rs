@@ -128,7 +128,6 @@ impl Keychain {
                 handle: handle.clone(),
             })
     }
-
 }
 
 impl Store for Keychain {
@@ -263,7 +262,10 @@ fn verify(path: &Path, bytes: &[u8], keys: &Keys) -> Result<MetaFile> {
         .map(|i| u8::from_str_radix(meta.mac.get(2 * i..2 * i + 2).unwrap_or("zz"), 16).ok())
         .collect::<Option<Vec<u8>>>()
         .unwrap_or_default();
-    if meta.version != 1 || meta.mac.len() != 2 * crypto::MAC_LEN || !crypto::verify_hmac(&keys.commit, &[&meta.signed_bytes()], &tag) {
+    if meta.version != 1
+        || meta.mac.len() != 2 * crypto::MAC_LEN
+        || !crypto::verify_hmac(&keys.commit, &[&meta.signed_bytes()], &tag)
+    {
         return Err(Error::damaged(
             path,
             "its metadata does not match its commitment (edited, or from another store)",
