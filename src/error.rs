@@ -44,6 +44,18 @@ pub enum Error {
         path: PathBuf,
         reason: String,
     },
+    /// The vault is older than one seen before; writing would bake it in.
+    RolledBack {
+        path: PathBuf,
+        generation: u64,
+        seen: u64,
+        record: PathBuf,
+    },
+    /// The vault was written by a newer build.
+    NewerFormat {
+        path: PathBuf,
+        version: u16,
+    },
     InsecurePermissions {
         path: PathBuf,
         mode: u32,
@@ -110,26 +122,31 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::Usage { hint, .. } => hint.clone(),
-            Self::NotInitialized { .. } => {
-                Some("create one with: secret init (or point SECRET_HOME at an existing one)".into())
-            }
-            Self::AlreadyInitialized { .. } => Some(
-                "use it as it is, or choose another directory with SECRET_HOME".into(),
+            Self::NotInitialized { .. } => Some(
+                "create one with: secret init (or point SECRET_HOME at an existing one)".into(),
             ),
+            Self::AlreadyInitialized { .. } => {
+                Some("use it as it is, or choose another directory with SECRET_HOME".into())
+            }
             Self::NoSuchSecret { handle } => {
                 Some(format!("add it with: secret add {handle} --stdin"))
             }
             Self::SecretExists { handle } => Some(format!(
                 "replace its value with: secret rotate {handle} --stdin"
             )),
-            Self::WrongPassphrase { .. } => Some(
-                "check SECRET_PASSPHRASE or --passphrase-fd; nothing was changed".into(),
-            ),
+            Self::WrongPassphrase { .. } => {
+                Some("check SECRET_PASSPHRASE or --passphrase-fd; nothing was changed".into())
+            }
             Self::Damaged { .. } => Some(
-                "restore the vault from a backup; secret will not read a vault that fails its checks"
+                "restore it from a backup; secret will not use a store that fails its checks"
                     .into(),
             ),
             Self::InsecurePermissions { fix, .. } => Some(fix.clone()),
+            Self::RolledBack { record, .. } => Some(format!(
+                "restore the newer copy; or, if you restored this one on purpose, accept it by removing {}",
+                record.display()
+            )),
+            Self::NewerFormat { .. } => Some("upgrade secret; the vault itself is fine".into()),
             Self::Passphrase { hint, .. } | Self::Keychain { hint, .. } => Some(hint.clone()),
             Self::Io { .. } => None,
             Self::AuditBroken { .. } => Some(
@@ -179,8 +196,23 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Self::Damaged { path, reason } => {
-                write!(f, "the vault at {} is damaged: {reason}", path.display())
+                write!(f, "{} is damaged: {reason}", path.display())
             }
+            Self::RolledBack {
+                path,
+                generation,
+                seen,
+                ..
+            } => write!(
+                f,
+                "{} is at generation {generation}, older than generation {seen} seen before (rolled back?); nothing was changed",
+                path.display()
+            ),
+            Self::NewerFormat { path, version } => write!(
+                f,
+                "{} has format version {version}, newer than this build reads",
+                path.display()
+            ),
             Self::InsecurePermissions { path, mode, .. } => write!(
                 f,
                 "{} can be accessed by group or others (mode {mode:04o}); refusing to use it",

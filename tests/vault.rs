@@ -132,3 +132,34 @@ fn a_file_that_is_not_a_vault_is_named_as_such() {
         .no_panic()
         .stderr_has("not a secret vault");
 }
+
+#[test]
+fn a_write_on_a_rolled_back_vault_is_refused_until_accepted() {
+    let env = Env::with_vault();
+    env.add("@k", b"v1");
+    let old = std::fs::read(env.vault()).unwrap();
+    env.add("@newer", b"v2");
+    std::fs::write(env.vault(), &old).unwrap();
+    env.secret(["add", "@x", "--stdin"])
+        .stdin(b"v3")
+        .run()
+        .code(1)
+        .stderr_has("rolled back")
+        .stderr_has("vault.generation");
+    assert_eq!(
+        std::fs::read(env.vault()).unwrap(),
+        old,
+        "the refused write changed the vault"
+    );
+    env.secret(["list"])
+        .run()
+        .success()
+        .stderr_has("rolled back");
+    std::fs::remove_file(env.home().join("vault.generation")).unwrap();
+    env.secret(["add", "@x", "--stdin"])
+        .stdin(b"v3")
+        .run()
+        .success();
+    env.secret(["list"]).run().success();
+    assert!(!env.secret(["list"]).run().stderr().contains("rolled back"));
+}

@@ -211,6 +211,17 @@ impl Vault {
             ));
         }
         let out = change(&mut contents, &self.keys)?;
+        // Writing on top of an older copy would bake the rollback in and
+        // silence the warning: refuse, and say how to accept the copy.
+        let seen = seen_generation(&self.paths, &contents.vault_id);
+        if seen > contents.generation {
+            return Err(Error::RolledBack {
+                path: self.path.clone(),
+                generation: contents.generation,
+                seen,
+                record: self.paths.generation_file(),
+            });
+        }
         contents.generation += 1;
         fsio::write_atomic(&self.path, &encode(&contents, &self.keys.commit))?;
         record_generation(&self.paths, &contents);
@@ -341,9 +352,22 @@ fn value_aad(vault_id: &[u8; 16], name: &str, version: u64) -> Vec<u8> {
 }
 
 fn read_vault(path: &Path) -> Result<Vec<u8>> {
-    fsio::read_private(path)?.ok_or_else(|| Error::NotInitialized {
+    let bytes = fsio::read_private(path)?.ok_or_else(|| Error::NotInitialized {
         path: path.to_owned(),
-    })
+    })?;
+    // A newer format is not damage: say so before decoding.
+    if bytes.starts_with(MAGIC)
+        && let Some(v) = bytes.get(MAGIC.len()..MAGIC.len() + 2)
+    {
+        let version = u16::from_be_bytes([v[0], v[1]]);
+        if version > FORMAT_VERSION {
+            return Err(Error::NewerFormat {
+                path: path.to_owned(),
+                version,
+            });
+        }
+    }
+    Ok(bytes)
 }
 
 impl PassphraseSlot {
@@ -543,13 +567,10 @@ fn decode(bytes: &[u8]) -> Result<Contents, String> {
     };
     let version = r.u16("the format version")?;
     if version != FORMAT_VERSION {
-        return Err(if version > FORMAT_VERSION {
-            format!(
-                "it has format version {version}, newer than this build reads ({FORMAT_VERSION}); upgrade secret"
-            )
-        } else {
-            format!("it has format version {version}, which this build does not read")
-        });
+        // Newer versions are reported before decoding (`read_vault`).
+        return Err(format!(
+            "it has format version {version}, which this build does not read"
+        ));
     }
     let vault_id = r.array("the vault id")?;
     let generation = r.u64("the generation")?;
@@ -639,20 +660,25 @@ fn decode_passphrase_slot(body: &[u8]) -> Result<PassphraseSlot, String> {
 /// Warns when the vault's generation is lower than one seen before: the file
 /// may have been replaced by an older copy (a rollback).
 fn check_generation(paths: &Paths, contents: &Contents) {
-    if let Some((id, seen)) = read_generation(paths) {
-        if id == contents.vault_id && seen > contents.generation {
-            eprintln!(
-                "secret: warning: the vault at {} is at generation {}, but generation {seen} was seen before: it may be an older copy (rolled back), so removed or rotated secrets may have come back",
-                paths.vault_file().display(),
-                contents.generation
-            );
-            return;
-        }
-        if id == contents.vault_id && seen == contents.generation {
-            return;
-        }
+    let seen = seen_generation(paths, &contents.vault_id);
+    if seen > contents.generation {
+        eprintln!(
+            "secret: warning: the vault at {} is at generation {}, but generation {seen} was seen before: it may be an older copy (rolled back), so removed or rotated secrets may have come back",
+            paths.vault_file().display(),
+            contents.generation
+        );
+    } else if seen < contents.generation
+        && let Ok(_lock) = fsio::lock_exclusive(&paths.lock_file())
+    {
+        record_generation(paths, contents);
     }
-    record_generation(paths, contents);
+}
+
+/// The highest generation recorded for this vault (0 if none).
+fn seen_generation(paths: &Paths, vault_id: &[u8; 16]) -> u64 {
+    read_generation(paths)
+        .filter(|(id, _)| id == vault_id)
+        .map_or(0, |(_, generation)| generation)
 }
 
 fn read_generation(paths: &Paths) -> Option<([u8; 16], u64)> {
@@ -666,7 +692,12 @@ fn read_generation(paths: &Paths) -> Option<([u8; 16], u64)> {
     Some((id, generation.parse().ok()?))
 }
 
+/// Records `contents.generation` as the highest seen, never lowering what
+/// is recorded. The caller holds the writers' lock.
 fn record_generation(paths: &Paths, contents: &Contents) {
+    if seen_generation(paths, &contents.vault_id) >= contents.generation {
+        return;
+    }
     let text = format!(
         "{} {}\n",
         crypto::hex(&contents.vault_id),
