@@ -152,8 +152,10 @@ fn prompt_no_echo(mut term: File, prompt: &str) -> Result<SecretValue> {
     let mut quiet = saved.clone();
     quiet.local_flags.remove(LocalFlags::ECHO);
     quiet.local_flags.insert(LocalFlags::ECHONL);
-    term.write_all(prompt.as_bytes()).map_err(io)?;
+    // Echo goes off before the prompt shows, so nothing typed in answer to
+    // the prompt can be echoed or flushed away.
     termios::tcsetattr(term.as_fd(), SetArg::TCSAFLUSH, &quiet).map_err(|e| io(e.into()))?;
+    term.write_all(prompt.as_bytes()).map_err(io)?;
     let mut line = Vec::with_capacity(MAX_VALUE_LEN + 1);
     let mut byte = Zeroizing::new([0u8; 1]);
     let read = loop {
