@@ -28,6 +28,9 @@ _secret() {
             secret,generate)
                 cmd="secret__subcmd__generate"
                 ;;
+            secret,grants)
+                cmd="secret__subcmd__grants"
+                ;;
             secret,help)
                 cmd="secret__subcmd__help"
                 ;;
@@ -36,6 +39,9 @@ _secret() {
                 ;;
             secret,inspect)
                 cmd="secret__subcmd__inspect"
+                ;;
+            secret,link)
+                cmd="secret__subcmd__link"
                 ;;
             secret,list)
                 cmd="secret__subcmd__list"
@@ -58,6 +64,18 @@ _secret() {
             secret,unlock)
                 cmd="secret__subcmd__unlock"
                 ;;
+            secret__subcmd__grants,check)
+                cmd="secret__subcmd__grants__subcmd__check"
+                ;;
+            secret__subcmd__grants,help)
+                cmd="secret__subcmd__grants__subcmd__help"
+                ;;
+            secret__subcmd__grants__subcmd__help,check)
+                cmd="secret__subcmd__grants__subcmd__help__subcmd__check"
+                ;;
+            secret__subcmd__grants__subcmd__help,help)
+                cmd="secret__subcmd__grants__subcmd__help__subcmd__help"
+                ;;
             secret__subcmd__help,add)
                 cmd="secret__subcmd__help__subcmd__add"
                 ;;
@@ -70,6 +88,9 @@ _secret() {
             secret__subcmd__help,generate)
                 cmd="secret__subcmd__help__subcmd__generate"
                 ;;
+            secret__subcmd__help,grants)
+                cmd="secret__subcmd__help__subcmd__grants"
+                ;;
             secret__subcmd__help,help)
                 cmd="secret__subcmd__help__subcmd__help"
                 ;;
@@ -78,6 +99,9 @@ _secret() {
                 ;;
             secret__subcmd__help,inspect)
                 cmd="secret__subcmd__help__subcmd__inspect"
+                ;;
+            secret__subcmd__help,link)
+                cmd="secret__subcmd__help__subcmd__link"
                 ;;
             secret__subcmd__help,list)
                 cmd="secret__subcmd__help__subcmd__list"
@@ -100,6 +124,9 @@ _secret() {
             secret__subcmd__help,unlock)
                 cmd="secret__subcmd__help__subcmd__unlock"
                 ;;
+            secret__subcmd__help__subcmd__grants,check)
+                cmd="secret__subcmd__help__subcmd__grants__subcmd__check"
+                ;;
             *)
                 ;;
         esac
@@ -107,13 +134,17 @@ _secret() {
 
     case "${cmd}" in
         secret)
-            opts="-h -V --passphrase-fd --help --version init add rotate rm list inspect audit passwd unlock lock exec run generate help"
+            opts="-h -V --passphrase-fd --scope --help --version init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -125,7 +156,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__add)
-            opts="-h -V --stdin --provider --kind --passphrase-fd --help --version"
+            opts="-h -V --stdin --provider --kind --passphrase-fd --scope --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -143,6 +174,10 @@ _secret() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -151,13 +186,17 @@ _secret() {
             return 0
             ;;
         secret__subcmd__audit)
-            opts="-h -V --json --verify --passphrase-fd --help --version"
+            opts="-h -V --json --verify --passphrase-fd --scope --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -169,7 +208,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__exec)
-            opts="-e -i -h -V --env --env-file --file --ignore-environment --keep --unset --exec --mask --no-mask --subreaper --death-signal --passphrase-fd --help --version"
+            opts="-e -i -h -V --env --env-file --file --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -199,11 +238,27 @@ _secret() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --consumer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --purpose)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stop-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --death-signal)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -215,13 +270,17 @@ _secret() {
             return 0
             ;;
         secret__subcmd__generate)
-            opts="-h -V --passphrase-fd --help --version man completions"
+            opts="-h -V --passphrase-fd --scope --help --version man completions"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -232,8 +291,106 @@ _secret() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        secret__subcmd__grants)
+            opts="-h -V --passphrase-fd --scope --help --version check help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__grants__subcmd__check)
+            opts="-h -V --consumer --purpose --delivery --passphrase-fd --scope --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --consumer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --purpose)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delivery)
+                    COMPREPLY=($(compgen -W "env file" -- "${cur}"))
+                    return 0
+                    ;;
+                --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__grants__subcmd__help)
+            opts="check help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__grants__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__grants__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         secret__subcmd__help)
-            opts="init add rotate rm list inspect audit passwd unlock lock exec run generate help"
+            opts="init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -302,6 +459,34 @@ _secret() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        secret__subcmd__help__subcmd__grants)
+            opts="check"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__help__subcmd__grants__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         secret__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -331,6 +516,20 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__help__subcmd__link)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -443,7 +642,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__init)
-            opts="-h -V --backend --passphrase-fd --help --version"
+            opts="-h -V --backend --passphrase-fd --scope --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -457,6 +656,10 @@ _secret() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -465,13 +668,39 @@ _secret() {
             return 0
             ;;
         secret__subcmd__inspect)
-            opts="-h -V --json --passphrase-fd --help --version"
+            opts="-h -V --json --passphrase-fd --scope --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__link)
+            opts="-h -V --passphrase-fd --scope --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -483,13 +712,17 @@ _secret() {
             return 0
             ;;
         secret__subcmd__list)
-            opts="-h -V --json --passphrase-fd --help --version"
+            opts="-h -V --json --passphrase-fd --scope --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -501,13 +734,17 @@ _secret() {
             return 0
             ;;
         secret__subcmd__lock)
-            opts="-h -V --passphrase-fd --help --version"
+            opts="-h -V --passphrase-fd --scope --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -519,7 +756,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__passwd)
-            opts="-h -V --new-passphrase-fd --passphrase-fd --help --version"
+            opts="-h -V --new-passphrase-fd --passphrase-fd --scope --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -533,6 +770,10 @@ _secret() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -541,13 +782,17 @@ _secret() {
             return 0
             ;;
         secret__subcmd__rm)
-            opts="-h -V --passphrase-fd --help --version"
+            opts="-h -V --passphrase-fd --scope --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -559,13 +804,17 @@ _secret() {
             return 0
             ;;
         secret__subcmd__rotate)
-            opts="-h -V --stdin --passphrase-fd --help --version"
+            opts="-h -V --stdin --passphrase-fd --scope --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -577,7 +826,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__run)
-            opts="-i -h -V --file --ignore-environment --keep --unset --exec --mask --no-mask --subreaper --death-signal --passphrase-fd --help --version"
+            opts="-i -h -V --file --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -595,11 +844,27 @@ _secret() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --consumer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --purpose)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stop-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --death-signal)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -611,7 +876,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__unlock)
-            opts="-h -V --for --passphrase-fd --help --version"
+            opts="-h -V --for --passphrase-fd --scope --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -622,6 +887,10 @@ _secret() {
                     return 0
                     ;;
                 --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

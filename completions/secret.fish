@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_secret_global_optspecs
-    string join \n passphrase-fd= h/help V/version
+    string join \n passphrase-fd= scope= h/help V/version
 end
 
 function __fish_secret_needs_command
@@ -25,6 +25,7 @@ function __fish_secret_using_subcommand
 end
 
 complete -c secret -n "__fish_secret_needs_command" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_needs_command" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_needs_command" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_needs_command" -f -a "init" -d 'Create the store'
@@ -33,6 +34,8 @@ complete -c secret -n "__fish_secret_needs_command" -f -a "rotate" -d 'Replace a
 complete -c secret -n "__fish_secret_needs_command" -f -a "rm" -d 'Remove a secret'
 complete -c secret -n "__fish_secret_needs_command" -f -a "list" -d 'List secrets: metadata only, never values'
 complete -c secret -n "__fish_secret_needs_command" -f -a "inspect" -d 'Show one secret\'s metadata: provider, kind, fingerprint, times, version, backend. Never the value'
+complete -c secret -n "__fish_secret_needs_command" -f -a "link" -d 'Make a local handle that resolves to a remote reference'
+complete -c secret -n "__fish_secret_needs_command" -f -a "grants" -d 'Explain what grants.toml allows'
 complete -c secret -n "__fish_secret_needs_command" -f -a "audit" -d 'Show or verify the audit trail'
 complete -c secret -n "__fish_secret_needs_command" -f -a "passwd" -d 'Change the vault passphrase'
 complete -c secret -n "__fish_secret_needs_command" -f -a "unlock" -d 'Cache the vault key for a while, so commands skip the passphrase'
@@ -44,43 +47,73 @@ complete -c secret -n "__fish_secret_needs_command" -f -a "help" -d 'Print this 
 complete -c secret -n "__fish_secret_using_subcommand init" -l backend -d 'Where values are kept' -r -f -a "file\t'The encrypted file vault (the default; works anywhere, no daemon)'
 keychain\t'The OS keychain (Secret Service on Linux)'"
 complete -c secret -n "__fish_secret_using_subcommand init" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand init" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand init" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_using_subcommand add" -l provider -d 'Who issued the secret (openai, github, …)' -r
 complete -c secret -n "__fish_secret_using_subcommand add" -l kind -d 'What the secret is (api_key, password, …)' -r
 complete -c secret -n "__fish_secret_using_subcommand add" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand add" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand add" -l stdin -d 'Read the value from standard input'
 complete -c secret -n "__fish_secret_using_subcommand add" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand add" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_using_subcommand rotate" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand rotate" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand rotate" -l stdin -d 'Read the value from standard input'
 complete -c secret -n "__fish_secret_using_subcommand rotate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand rotate" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_using_subcommand rm" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand rm" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand rm" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand rm" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_using_subcommand list" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand list" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand list" -l json -d 'Print JSON instead of a table'
 complete -c secret -n "__fish_secret_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand list" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_using_subcommand inspect" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand inspect" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand inspect" -l json -d 'Print JSON'
 complete -c secret -n "__fish_secret_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand inspect" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand link" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand link" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
+complete -c secret -n "__fish_secret_using_subcommand link" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand link" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand grants; and not __fish_seen_subcommand_from check help" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand grants; and not __fish_seen_subcommand_from check help" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
+complete -c secret -n "__fish_secret_using_subcommand grants; and not __fish_seen_subcommand_from check help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand grants; and not __fish_seen_subcommand_from check help" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand grants; and not __fish_seen_subcommand_from check help" -f -a "check" -d 'Say whether a consumer may have a secret, and which rule decides'
+complete -c secret -n "__fish_secret_using_subcommand grants; and not __fish_seen_subcommand_from check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l consumer -d 'The consumer: a plugin id, or exec' -r
+complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l purpose -d 'The purpose the consumer states' -r
+complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l delivery -d 'How the value would be delivered' -r -f -a "env\t''
+file\t''"
+complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
+complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from help" -f -a "check" -d 'Say whether a consumer may have a secret, and which rule decides'
+complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c secret -n "__fish_secret_using_subcommand audit" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand audit" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand audit" -l json -d 'Print the JSON lines as stored'
 complete -c secret -n "__fish_secret_using_subcommand audit" -l verify -d 'Check the hash chain; exit 1 naming the first bad line'
 complete -c secret -n "__fish_secret_using_subcommand audit" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand audit" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_using_subcommand passwd" -l new-passphrase-fd -d 'Read the new passphrase from file descriptor N' -r
 complete -c secret -n "__fish_secret_using_subcommand passwd" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand passwd" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand passwd" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand passwd" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_using_subcommand unlock" -l for -d 'How long: 15m, 2h, … (at most 24h)' -r
 complete -c secret -n "__fish_secret_using_subcommand unlock" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand unlock" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand unlock" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand unlock" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_using_subcommand lock" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand lock" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand lock" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand lock" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_using_subcommand exec" -s e -l env -d 'Set VAR in the child: to the secret behind @handle, or to a literal' -r
@@ -88,8 +121,12 @@ complete -c secret -n "__fish_secret_using_subcommand exec" -l env-file -d 'Read
 complete -c secret -n "__fish_secret_using_subcommand exec" -l file -d 'Give the child VAR=/dev/fd/N, an in-memory file holding the secret' -r
 complete -c secret -n "__fish_secret_using_subcommand exec" -l keep -d 'With -i: keep this inherited variable (a name or a glob like LC_*)' -r
 complete -c secret -n "__fish_secret_using_subcommand exec" -l unset -d 'Remove this inherited variable' -r
+complete -c secret -n "__fish_secret_using_subcommand exec" -l consumer -d 'Ask as this consumer (grants.toml decides what it may have)' -r
+complete -c secret -n "__fish_secret_using_subcommand exec" -l purpose -d 'The purpose to state (checked against the grant\'s purposes)' -r
+complete -c secret -n "__fish_secret_using_subcommand exec" -l stop-timeout -d 'After a withdrawn grant\'s stop signal (TERM), how long the child has before SIGKILL' -r
 complete -c secret -n "__fish_secret_using_subcommand exec" -l death-signal -d 'The signal the child gets if secret is killed' -r
 complete -c secret -n "__fish_secret_using_subcommand exec" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand exec" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand exec" -s i -l ignore-environment -d 'Start the child with an empty environment (plus --keep and mappings)'
 complete -c secret -n "__fish_secret_using_subcommand exec" -l exec -d 'Replace secret with the command (no supervision, no masking)'
 complete -c secret -n "__fish_secret_using_subcommand exec" -l mask -d 'Mask secrets in the child\'s output (the default when CI is set)'
@@ -100,8 +137,12 @@ complete -c secret -n "__fish_secret_using_subcommand exec" -s V -l version -d '
 complete -c secret -n "__fish_secret_using_subcommand run" -l file -d 'Give the child VAR=/dev/fd/N, an in-memory file holding the secret' -r
 complete -c secret -n "__fish_secret_using_subcommand run" -l keep -d 'With -i: keep this inherited variable (a name or a glob like LC_*)' -r
 complete -c secret -n "__fish_secret_using_subcommand run" -l unset -d 'Remove this inherited variable' -r
+complete -c secret -n "__fish_secret_using_subcommand run" -l consumer -d 'Ask as this consumer (grants.toml decides what it may have)' -r
+complete -c secret -n "__fish_secret_using_subcommand run" -l purpose -d 'The purpose to state (checked against the grant\'s purposes)' -r
+complete -c secret -n "__fish_secret_using_subcommand run" -l stop-timeout -d 'After a withdrawn grant\'s stop signal (TERM), how long the child has before SIGKILL' -r
 complete -c secret -n "__fish_secret_using_subcommand run" -l death-signal -d 'The signal the child gets if secret is killed' -r
 complete -c secret -n "__fish_secret_using_subcommand run" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand run" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand run" -s i -l ignore-environment -d 'Start the child with an empty environment (plus --keep and mappings)'
 complete -c secret -n "__fish_secret_using_subcommand run" -l exec -d 'Replace secret with the command (no supervision, no masking)'
 complete -c secret -n "__fish_secret_using_subcommand run" -l mask -d 'Mask secrets in the child\'s output (the default when CI is set)'
@@ -110,19 +151,23 @@ complete -c secret -n "__fish_secret_using_subcommand run" -l subreaper -d 'Reap
 complete -c secret -n "__fish_secret_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand run" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_using_subcommand generate" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand generate" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "init" -d 'Create the store'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "add" -d 'Store a new secret'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "rotate" -d 'Replace a secret\'s value'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "rm" -d 'Remove a secret'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "list" -d 'List secrets: metadata only, never values'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "inspect" -d 'Show one secret\'s metadata: provider, kind, fingerprint, times, version, backend. Never the value'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "audit" -d 'Show or verify the audit trail'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "passwd" -d 'Change the vault passphrase'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "unlock" -d 'Cache the vault key for a while, so commands skip the passphrase'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "lock" -d 'Drop the cached vault key now'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "exec" -d 'Run a command with secrets in its environment'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "run" -d 'Run a script with the secrets its header asks for (shebang mode)'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "generate" -d 'Write the man pages or shell completions (for packagers)'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect audit passwd unlock lock exec run generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "init" -d 'Create the store'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "add" -d 'Store a new secret'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "rotate" -d 'Replace a secret\'s value'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "rm" -d 'Remove a secret'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "list" -d 'List secrets: metadata only, never values'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "inspect" -d 'Show one secret\'s metadata: provider, kind, fingerprint, times, version, backend. Never the value'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "link" -d 'Make a local handle that resolves to a remote reference'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "grants" -d 'Explain what grants.toml allows'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "audit" -d 'Show or verify the audit trail'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "passwd" -d 'Change the vault passphrase'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "unlock" -d 'Cache the vault key for a while, so commands skip the passphrase'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "lock" -d 'Drop the cached vault key now'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "exec" -d 'Run a command with secrets in its environment'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "run" -d 'Run a script with the secrets its header asks for (shebang mode)'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "generate" -d 'Write the man pages or shell completions (for packagers)'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c secret -n "__fish_secret_using_subcommand help; and __fish_seen_subcommand_from grants" -f -a "check" -d 'Say whether a consumer may have a secret, and which rule decides'

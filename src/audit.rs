@@ -29,6 +29,9 @@ pub struct Record {
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<String>,
+    /// The remote reference fetched (directly, or through a link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     pub consumer: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
@@ -44,6 +47,7 @@ pub struct Record {
 pub struct Event {
     pub action: &'static str,
     pub handle: Option<String>,
+    pub reference: Option<String>,
     pub consumer: String,
     pub purpose: Option<String>,
     pub outcome: String,
@@ -82,6 +86,7 @@ pub fn append(paths: &Paths, events: &[Event]) -> Result<()> {
             time: time.clone(),
             action: event.action.to_owned(),
             handle: event.handle.clone(),
+            reference: event.reference.clone(),
             consumer: event.consumer.clone(),
             purpose: event.purpose.clone(),
             outcome: event.outcome.clone(),

@@ -35,6 +35,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "N")]
     pub passphrase_fd: Option<i32>,
 
+    /// Look handles up in a scope first: with team-a/ws-1, @db is
+    /// team-a/ws-1/db, then team-a/db, then db (the narrowest wins).
+    #[arg(long, global = true, value_name = "SCOPE", env = "SECRET_SCOPE")]
+    pub scope: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -108,6 +113,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+
+    /// Make a local handle that resolves to a remote reference.
+    ///
+    /// Scripts keep using @openai_api_key while the value lives in the
+    /// organisation's secret manager: secret link @openai_api_key
+    /// vault://secret/openai#api_key. Running it again points the link
+    /// elsewhere. list and inspect show where a link points.
+    Link {
+        /// The local handle.
+        handle: String,
+        /// vault://MOUNT/PATH#FIELD, azure-kv://VAULT/SECRET[/VERSION],
+        /// op://…, pass://…, aws-sm://…, gcp-sm://… or a configured provider.
+        reference: String,
+    },
+
+    /// Explain what grants.toml allows.
+    #[command(subcommand)]
+    Grants(GrantsCommand),
 
     /// Show or verify the audit trail.
     ///
@@ -205,6 +228,26 @@ pub struct ExecArgs {
     pub command: Vec<OsString>,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum GrantsCommand {
+    /// Say whether a consumer may have a secret, and which rule decides.
+    ///
+    /// Exit 0 when allowed, 1 when denied. Scopes apply as in exec.
+    Check {
+        /// A handle (@name) or a remote reference.
+        handle: String,
+        /// The consumer: a plugin id, or exec.
+        #[arg(long, default_value = "exec")]
+        consumer: String,
+        /// The purpose the consumer states.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// How the value would be delivered.
+        #[arg(long, value_enum, default_value = "env")]
+        delivery: crate::grants::Delivery,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -252,6 +295,14 @@ pub struct ChildArgs {
     #[arg(long = "exec")]
     pub replace: bool,
 
+    /// Ask as this consumer (grants.toml decides what it may have).
+    #[arg(long, value_name = "NAME", default_value = "exec")]
+    pub consumer: String,
+
+    /// The purpose to state (checked against the grant's purposes).
+    #[arg(long, value_name = "P")]
+    pub purpose: Option<String>,
+
     /// Mask secrets in the child's output (the default when CI is set).
     ///
     /// stdout and stderr pass through a streaming redactor that replaces each
@@ -269,6 +320,11 @@ pub struct ChildArgs {
     /// Reap every orphaned descendant, as PID 1 does (PR_SET_CHILD_SUBREAPER).
     #[arg(long)]
     pub subreaper: bool,
+
+    /// After a withdrawn grant's stop signal (TERM), how long the child has
+    /// before SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub stop_timeout: std::time::Duration,
 
     /// The signal the child gets if secret is killed.
     #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = crate::process::parse_signal)]

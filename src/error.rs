@@ -44,6 +44,11 @@ pub enum Error {
         path: PathBuf,
         reason: String,
     },
+    /// The grants do not allow a request.
+    Denied {
+        message: String,
+        hint: String,
+    },
     /// The vault is older than one seen before; writing would bake it in.
     RolledBack {
         path: PathBuf,
@@ -73,6 +78,13 @@ pub enum Error {
     Io {
         context: String,
         source: io::Error,
+    },
+    /// A remote store failed or refused. `message` never holds a token or a
+    /// value; response bodies in it are cut to 512 bytes.
+    Remote {
+        reference: String,
+        message: String,
+        hint: String,
     },
     AuditBroken {
         path: PathBuf,
@@ -149,6 +161,7 @@ impl Error {
             Self::NewerFormat { .. } => Some("upgrade secret; the vault itself is fine".into()),
             Self::Passphrase { hint, .. } | Self::Keychain { hint, .. } => Some(hint.clone()),
             Self::Io { .. } => None,
+            Self::Remote { hint, .. } | Self::Denied { hint, .. } => Some(hint.clone()),
             Self::AuditBroken { .. } => Some(
                 "compare with a copy kept elsewhere; the trail was changed after it was written"
                     .into(),
@@ -222,6 +235,10 @@ impl fmt::Display for Error {
                 f.write_str(message)
             }
             Self::Io { context, source } => write!(f, "{context}: {source}"),
+            Self::Remote {
+                reference, message, ..
+            } => write!(f, "{reference}: {message}"),
+            Self::Denied { message, .. } => write!(f, "denied: {message}"),
             Self::AuditBroken { path, line, reason } => {
                 write!(f, "audit trail {} line {line}: {reason}", path.display())
             }

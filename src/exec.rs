@@ -15,7 +15,7 @@ use nix::sys::signal::Signal;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::handle::{Handle, Part, Reference, is_env_name};
+use crate::handle::{Part, Reference, Source, is_env_name};
 use crate::mask::{MIN_MASKED_LEN, Redactor};
 use crate::paths::CONTROL_VARIABLES;
 use crate::process::{self, Supervision};
@@ -31,17 +31,20 @@ pub struct Mapping {
     pub origin: String,
 }
 
+/// Says whether `scheme://…` is a remote reference.
+pub type Schemes<'a> = &'a dyn Fn(&str) -> bool;
+
 /// Parses `--env VAR=REF`.
-pub fn parse_env_arg(arg: &str) -> Result<Mapping> {
-    parse_mapping(arg, "--env")
+pub fn parse_env_arg(arg: &str, remote: Schemes<'_>) -> Result<Mapping> {
+    parse_mapping(arg, "--env", remote)
 }
 
 /// Parses `--file VAR=@handle`.
-pub fn parse_file_arg(arg: &str) -> Result<Mapping> {
-    parse_file_arg_mapping(parse_mapping(arg, "--file")?)
+pub fn parse_file_arg(arg: &str, remote: Schemes<'_>) -> Result<Mapping> {
+    parse_file_arg_mapping(parse_mapping(arg, "--file", remote)?)
 }
 
-fn parse_mapping(text: &str, origin: &str) -> Result<Mapping> {
+fn parse_mapping(text: &str, origin: &str, remote: Schemes<'_>) -> Result<Mapping> {
     let Some((var, reference)) = text.split_once('=') else {
         return Err(Error::usage_hint(
             format!(
@@ -57,7 +60,7 @@ fn parse_mapping(text: &str, origin: &str) -> Result<Mapping> {
             var.escape_default()
         )));
     }
-    let reference = Reference::parse(reference).map_err(|e| match e {
+    let reference = Reference::parse_with(reference, remote).map_err(|e| match e {
         Error::Usage { message, hint } => Error::Usage {
             message: format!("{origin}: {var}: {message}"),
             hint,
@@ -74,7 +77,7 @@ fn parse_mapping(text: &str, origin: &str) -> Result<Mapping> {
 /// Parses an env file: `VAR=@handle` (or template) lines, `#` comments and
 /// blank lines (an optional leading `export ` is allowed). Literal values are
 /// refused: the file is meant to be safe to commit.
-pub fn parse_env_file(path: &Path) -> Result<Vec<Mapping>> {
+pub fn parse_env_file(path: &Path, remote: Schemes<'_>) -> Result<Vec<Mapping>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("reading env file {}", path.display()), e))?;
     let mut out: Vec<Mapping> = Vec::new();
@@ -85,7 +88,7 @@ pub fn parse_env_file(path: &Path) -> Result<Vec<Mapping>> {
         }
         let line = line.strip_prefix("export ").map_or(line, str::trim_start);
         let origin = format!("{}:{}", path.display(), i + 1);
-        let mapping = parse_mapping(line, &origin)?;
+        let mapping = parse_mapping(line, &origin, remote)?;
         if let Reference::Literal(_) = mapping.reference {
             return Err(Error::usage_hint(
                 format!(
@@ -114,7 +117,10 @@ pub fn parse_env_file(path: &Path) -> Result<Vec<Mapping>> {
 /// Reads the `# secret: VAR=@ref` and `# secret-file: VAR=@ref` lines of a
 /// script's header: the comment block after the `#!` line (blank lines
 /// allowed), up to the first line of code. Returns (env, file) mappings.
-pub fn parse_script_header(path: &Path) -> Result<(Vec<Mapping>, Vec<Mapping>)> {
+pub fn parse_script_header(
+    path: &Path,
+    remote: Schemes<'_>,
+) -> Result<(Vec<Mapping>, Vec<Mapping>)> {
     let text = std::fs::read(path)
         .map_err(|e| Error::io(format!("reading script {}", path.display()), e))?;
     let text = String::from_utf8_lossy(&text);
@@ -130,10 +136,10 @@ pub fn parse_script_header(path: &Path) -> Result<(Vec<Mapping>, Vec<Mapping>)> 
         let comment = comment.trim();
         let origin = format!("{}:{}", path.display(), i + 1);
         if let Some(rest) = comment.strip_prefix("secret-file:") {
-            let mapping = parse_mapping(rest.trim(), &origin)?;
+            let mapping = parse_mapping(rest.trim(), &origin, remote)?;
             files.push(parse_file_arg_mapping(mapping)?);
         } else if let Some(rest) = comment.strip_prefix("secret:") {
-            let mapping = parse_mapping(rest.trim(), &origin)?;
+            let mapping = parse_mapping(rest.trim(), &origin, remote)?;
             if let Reference::Literal(_) = mapping.reference {
                 return Err(Error::usage(format!(
                     "{origin}: {} has a literal value; `# secret:` lines hold references such as {}=@name",
@@ -148,7 +154,7 @@ pub fn parse_script_header(path: &Path) -> Result<(Vec<Mapping>, Vec<Mapping>)> 
 
 fn parse_file_arg_mapping(mapping: Mapping) -> Result<Mapping> {
     match mapping.reference {
-        Reference::Handle(_) => Ok(mapping),
+        Reference::Handle(_) | Reference::Remote(_) => Ok(mapping),
         _ => Err(Error::usage_hint(
             format!(
                 "{}: {}: a file's value must be a handle",
@@ -159,13 +165,13 @@ fn parse_file_arg_mapping(mapping: Mapping) -> Result<Mapping> {
     }
 }
 
-/// The distinct handles the mappings refer to, in first-use order.
+/// The distinct sources the mappings refer to, in first-use order.
 #[must_use]
-pub fn handles<'a>(mappings: impl IntoIterator<Item = &'a Mapping>) -> Vec<Handle> {
-    let mut out: Vec<Handle> = Vec::new();
-    for h in mappings.into_iter().flat_map(|m| m.reference.handles()) {
-        if !out.contains(h) {
-            out.push(h.clone());
+pub fn sources<'a>(mappings: impl IntoIterator<Item = &'a Mapping>) -> Vec<Source> {
+    let mut out: Vec<Source> = Vec::new();
+    for s in mappings.into_iter().flat_map(|m| m.reference.sources()) {
+        if !out.contains(&s) {
+            out.push(s);
         }
     }
     out
@@ -223,7 +229,7 @@ pub fn child_env(
     inherit: &Inherit,
     mappings: &[Mapping],
     files: &[(String, String)],
-    values: &BTreeMap<Handle, SecretValue>,
+    values: &BTreeMap<Source, SecretValue>,
 ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
     let mut env: BTreeMap<Vec<u8>, Zeroizing<Vec<u8>>> = BTreeMap::new();
     for (k, v) in inherited {
@@ -234,13 +240,20 @@ pub fn child_env(
     for m in mappings {
         let value = match &m.reference {
             Reference::Literal(s) => Zeroizing::new(s.as_bytes().to_vec()),
-            Reference::Handle(h) => Zeroizing::new(lookup(values, h)?.to_vec()),
+            Reference::Handle(h) => {
+                Zeroizing::new(lookup(values, &Source::Local(h.clone()))?.to_vec())
+            }
+            Reference::Remote(r) => {
+                Zeroizing::new(lookup(values, &Source::Remote(r.clone()))?.to_vec())
+            }
             Reference::Template(parts) => {
                 let mut out = Zeroizing::new(Vec::new());
                 for part in parts {
                     match part {
                         Part::Text(t) => out.extend_from_slice(t.as_bytes()),
-                        Part::Handle(h) => out.extend_from_slice(lookup(values, h)?),
+                        Part::Handle(h) => {
+                            out.extend_from_slice(lookup(values, &Source::Local(h.clone()))?)
+                        }
                     }
                 }
                 out
@@ -270,11 +283,14 @@ pub fn child_env(
     Ok(out)
 }
 
-fn lookup<'a>(values: &'a BTreeMap<Handle, SecretValue>, h: &Handle) -> Result<&'a [u8]> {
+fn lookup<'a>(values: &'a BTreeMap<Source, SecretValue>, source: &Source) -> Result<&'a [u8]> {
     values
-        .get(h)
+        .get(source)
         .map(SecretValue::expose)
-        .ok_or_else(|| Error::NoSuchSecret { handle: h.clone() })
+        .ok_or_else(|| match source {
+            Source::Local(h) => Error::NoSuchSecret { handle: h.clone() },
+            Source::Remote(r) => Error::usage(format!("{r} was not resolved")),
+        })
 }
 
 /// Where to look for `program`: itself when it has a `/`, else each
@@ -344,11 +360,52 @@ pub struct Launch<'a> {
     pub supervision: Supervision,
     /// Pass the child's output through the redactor.
     pub mask: bool,
+    /// Renew leases while the child runs.
+    pub leases: Option<LeaseWatch>,
+}
+
+/// Lease renewal for a running child.
+pub struct LeaseWatch {
+    /// How often to renew.
+    pub every: std::time::Duration,
+    /// Checks the grants again (and records it); `Err` when withdrawn.
+    pub renew: Box<dyn Fn() -> Result<()> + Send>,
+    /// After the stop signal, how long before SIGKILL.
+    pub stop_timeout: std::time::Duration,
+}
+
+impl LeaseWatch {
+    /// Renews until `done`; on a withdrawn grant, stops `child` (TERM, then
+    /// KILL after the timeout).
+    fn spawn(self, child: nix::unistd::Pid, done: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        use std::sync::atomic::Ordering;
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(self.every);
+                if done.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Err(e) = (self.renew)() {
+                    eprintln!("secret: {e}; stopping {child}");
+                    let _ = nix::sys::signal::kill(child, Signal::SIGTERM);
+                    let deadline = std::time::Instant::now() + self.stop_timeout;
+                    while std::time::Instant::now() < deadline {
+                        if done.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    let _ = nix::sys::signal::kill(child, Signal::SIGKILL);
+                    return;
+                }
+            }
+        });
+    }
 }
 
 /// Builds the child's environment and files from `values`, starts it, drops
 /// every value, then supervises it. Returns the exit code to report.
-pub fn launch(plan: &Launch<'_>, values: BTreeMap<Handle, SecretValue>) -> Result<u8> {
+pub fn launch(plan: Launch<'_>, values: BTreeMap<Source, SecretValue>) -> Result<u8> {
     let Some(program) = plan.command.first() else {
         return Err(Error::usage_hint(
             "no command given",
@@ -365,15 +422,14 @@ pub fn launch(plan: &Launch<'_>, values: BTreeMap<Handle, SecretValue>) -> Resul
     let mut memfds = Vec::new();
     let mut file_paths = Vec::new();
     for m in plan.files {
-        let Reference::Handle(h) = &m.reference else {
+        let Some(source) = m.reference.sources().into_iter().next() else {
             continue;
         };
-        let fd = memfd_for(
-            &m.var,
-            values
-                .get(h)
-                .ok_or_else(|| Error::NoSuchSecret { handle: h.clone() })?,
-        )?;
+        let value = values.get(&source).ok_or_else(|| match &source {
+            Source::Local(h) => Error::NoSuchSecret { handle: h.clone() },
+            Source::Remote(r) => Error::usage(format!("{r} was not resolved")),
+        })?;
+        let fd = memfd_for(&m.var, value)?;
         file_paths.push((m.var.clone(), format!("/dev/fd/{}", fd.as_raw_fd())));
         memfds.push(fd);
     }
@@ -418,6 +474,10 @@ pub fn launch(plan: &Launch<'_>, values: BTreeMap<Handle, SecretValue>) -> Resul
     drop(envp);
     drop(env);
     drop(memfds);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(watch) = plan.leases {
+        watch.spawn(running.pid(), std::sync::Arc::clone(&done));
+    }
     let relay = plumbing.zip(redactor).map(|(p, r)| p.start(|| r.fresh()));
     let resize = || {
         if let Some(relay) = &relay {
@@ -429,6 +489,7 @@ pub fn launch(plan: &Launch<'_>, values: BTreeMap<Handle, SecretValue>) -> Resul
         .filter(|r| r.has_pty())
         .map(|_| &resize as &dyn Fn());
     let code = running.supervise(on_winch);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
     if let Some(relay) = relay {
         relay.finish();
     }
@@ -437,7 +498,7 @@ pub fn launch(plan: &Launch<'_>, values: BTreeMap<Handle, SecretValue>) -> Resul
 
 /// The redactor for every projected value, labelled by handle; warns about
 /// values too short to mask.
-fn redactor_for(values: &BTreeMap<Handle, SecretValue>) -> Result<Redactor> {
+fn redactor_for(values: &BTreeMap<Source, SecretValue>) -> Result<Redactor> {
     let labelled: Vec<(String, &SecretValue)> =
         values.iter().map(|(h, v)| (h.to_string(), v)).collect();
     let (redactor, skipped) = Redactor::new(labelled)?;
@@ -452,6 +513,9 @@ fn redactor_for(values: &BTreeMap<Handle, SecretValue>) -> Result<Redactor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handle::Handle;
+
+    const NONE: Schemes<'static> = &|_| false;
 
     #[test]
     fn env_file_accepts_references_and_refuses_literals() {
@@ -462,12 +526,12 @@ mod tests {
             "# refs only\n\nOPENAI_API_KEY=@openai\nexport DB=@prod/db\nURL=pg://u:{{@pw}}@h\n",
         )
         .expect("write");
-        let m = parse_env_file(&path).expect("parse");
+        let m = parse_env_file(&path, NONE).expect("parse");
         assert_eq!(m.len(), 3);
-        assert_eq!(handles(&m).len(), 3);
+        assert_eq!(sources(&m).len(), 3);
 
         std::fs::write(&path, "A=@a\nTOKEN=sk-live-1\n").expect("write");
-        let err = parse_env_file(&path).expect_err("literal");
+        let err = parse_env_file(&path, NONE).expect_err("literal");
         assert!(
             err.to_string().contains(":2: TOKEN has a literal value"),
             "{err}"
@@ -476,13 +540,13 @@ mod tests {
 
         std::fs::write(&path, "A=@a\nA=@b\n").expect("write");
         assert!(
-            parse_env_file(&path)
+            parse_env_file(&path, NONE)
                 .expect_err("dup")
                 .to_string()
                 .contains("already set")
         );
         std::fs::write(&path, "1A=@a\n").expect("write");
-        assert!(parse_env_file(&path).is_err());
+        assert!(parse_env_file(&path, NONE).is_err());
     }
 
     fn names(env: &[Zeroizing<Vec<u8>>]) -> Vec<String> {
@@ -503,8 +567,8 @@ mod tests {
             ("SECRET_KEY_BASE".into(), "rails".into()),
         ];
         let m = vec![
-            parse_env_arg("GREETING=hi").expect("literal"),
-            parse_env_arg("AT=@@x").expect("escaped"),
+            parse_env_arg("GREETING=hi", NONE).expect("literal"),
+            parse_env_arg("AT=@@x", NONE).expect("escaped"),
         ];
         let env =
             child_env(inherited, &Inherit::default(), &m, &[], &BTreeMap::new()).expect("env");
@@ -522,13 +586,13 @@ mod tests {
             ("EDITOR".into(), "vi".into()),
         ];
         let h = Handle::from_name("pw").expect("h");
-        let values = BTreeMap::from([(h, SecretValue::new(b"s3cr3t".to_vec()))]);
+        let values = BTreeMap::from([(Source::Local(h), SecretValue::new(b"s3cr3t".to_vec()))]);
         let inherit = Inherit {
             ignore_environment: true,
             keep: vec!["PATH".into(), "LC_*".into(), "EDITOR".into()],
             unset: vec!["EDITOR".into()],
         };
-        let m = vec![parse_env_arg("URL=pg://app:{{@pw}}@db/app").expect("template")];
+        let m = vec![parse_env_arg("URL=pg://app:{{@pw}}@db/app", NONE).expect("template")];
         let env = child_env(
             inherited,
             &inherit,

@@ -75,6 +75,25 @@ pub enum Reference {
     Literal(String),
     /// Text with handles embedded as `{{@name}}`.
     Template(Vec<Part>),
+    /// `scheme://…` of a known remote store or command provider.
+    Remote(String),
+}
+
+/// What a reference points at: a handle in the local store, or a remote
+/// reference. The key under which resolved values are kept.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    Local(Handle),
+    Remote(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local(h) => h.fmt(f),
+            Self::Remote(r) => f.write_str(r),
+        }
+    }
 }
 
 /// A piece of a template.
@@ -85,7 +104,19 @@ pub enum Part {
 }
 
 impl Reference {
+    /// Parses with no remote schemes known.
     pub fn parse(text: &str) -> Result<Self, Error> {
+        Self::parse_with(text, &|_| false)
+    }
+
+    /// Parses; `remote(scheme)` says whether `scheme://…` is a remote
+    /// reference (anything else, like `https://…`, is a literal).
+    pub fn parse_with(text: &str, remote: &dyn Fn(&str) -> bool) -> Result<Self, Error> {
+        if let Some((scheme, _)) = text.split_once("://")
+            && remote(scheme)
+        {
+            return Ok(Self::Remote(text.to_owned()));
+        }
         if let Some(rest) = text.strip_prefix("@@") {
             Ok(Self::Literal(format!("@{rest}")))
         } else if text.starts_with('@') {
@@ -97,17 +128,21 @@ impl Reference {
         }
     }
 
-    /// The handles this reference needs.
-    pub fn handles(&self) -> impl Iterator<Item = &Handle> {
-        let (one, parts): (Option<&Handle>, &[Part]) = match self {
-            Self::Handle(h) => (Some(h), &[]),
-            Self::Literal(_) => (None, &[]),
-            Self::Template(parts) => (None, parts),
-        };
-        one.into_iter().chain(parts.iter().filter_map(|p| match p {
-            Part::Handle(h) => Some(h),
-            Part::Text(_) => None,
-        }))
+    /// What this reference needs resolved.
+    #[must_use]
+    pub fn sources(&self) -> Vec<Source> {
+        match self {
+            Self::Handle(h) => vec![Source::Local(h.clone())],
+            Self::Remote(r) => vec![Source::Remote(r.clone())],
+            Self::Literal(_) => Vec::new(),
+            Self::Template(parts) => parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Handle(h) => Some(Source::Local(h.clone())),
+                    Part::Text(_) => None,
+                })
+                .collect(),
+        }
     }
 }
 
@@ -210,8 +245,17 @@ mod tests {
             panic!("{t:?}")
         };
         assert_eq!(parts.len(), 5);
-        let names: Vec<_> = t.handles().map(Handle::name).collect();
-        assert_eq!(names, ["db_pw", "name"]);
+        let names: Vec<_> = t.sources().iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["@db_pw", "@name"]);
+        let remote = |s: &str| s == "vault";
+        assert_eq!(
+            Reference::parse_with("vault://secret/x#k", &remote).expect("remote"),
+            Reference::Remote("vault://secret/x#k".into())
+        );
+        assert_eq!(
+            Reference::parse_with("https://api.example.com", &remote).expect("literal"),
+            Reference::Literal("https://api.example.com".into())
+        );
         assert!(Reference::parse("a {{@x").is_err());
         assert!(Reference::parse("{{@bad name}}").is_err());
         assert_eq!(

@@ -11,18 +11,21 @@ pub mod docs;
 pub mod error;
 pub mod exec;
 pub mod fsio;
+pub mod grants;
 pub mod handle;
 pub mod mask;
 pub mod passphrase;
 pub mod paths;
 pub mod process;
 pub mod relay;
+pub mod remote;
+pub mod resolve;
+pub mod show;
 pub mod store;
 mod sys;
 pub mod unlock;
 pub mod value;
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
@@ -30,13 +33,15 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::audit::Event;
-use crate::cli::{ChildArgs, Cli, Command, ExecArgs, RunArgs};
+use crate::cli::{ChildArgs, Cli, Command, ExecArgs, GrantsCommand, RunArgs};
 use crate::crypto::KdfParams;
 use crate::error::{EXIT_EXEC_FAILED, Error, Result};
 use crate::exec::Mapping;
-use crate::handle::Handle;
+use crate::grants::{Decision, Delivery, Grants};
+use crate::handle::{Handle, Source};
 use crate::passphrase::Sources;
 use crate::paths::Paths;
+use crate::show::Shown;
 use crate::store::keychain::Keychain;
 use crate::store::vault::Vault;
 use crate::store::{Backend, Config, EntryMeta, Store};
@@ -45,10 +50,19 @@ use crate::value::SecretValue;
 /// Runs the command line `args` (program name first) and returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args: Vec<OsString> = args.into_iter().collect();
-    let is_exec = args.get(1).is_some_and(|a| a == "exec" || a == "run");
+    // Before parsing succeeds we can only guess whether this is a launch:
+    // any `exec` or `run` word before `--` makes our failures 125.
+    let mut is_exec = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "exec" || a == "run");
     sys::harden();
     let cli = match Cli::try_parse_from(&args) {
-        Ok(cli) => cli,
+        Ok(cli) => {
+            is_exec = matches!(cli.command, Command::Exec(_) | Command::Run(_));
+            cli
+        }
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(match (e.use_stderr(), is_exec) {
@@ -83,7 +97,14 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Generate { what, dir } => docs::generate(what, &dir).map(|()| 0),
         command => {
             let paths = Paths::from_env()?;
-            let ctx = Context { paths, sources };
+            let config = Config::load(&paths)?;
+            let scope = resolve::Scope::parse(cli.scope.as_deref())?;
+            let ctx = Context {
+                paths,
+                sources,
+                scope,
+                config,
+            };
             ctx.command(command)
         }
     }
@@ -92,6 +113,8 @@ fn dispatch(cli: Cli) -> Result<u8> {
 struct Context {
     paths: Paths,
     sources: Sources,
+    scope: resolve::Scope,
+    config: Config,
 }
 
 impl Context {
@@ -107,6 +130,12 @@ impl Context {
                 let handle = Handle::parse(&handle)?;
                 store::check_label("provider", &provider)?;
                 store::check_label("kind", &kind)?;
+                if kind == resolve::LINK_KIND {
+                    return Err(Error::usage_hint(
+                        "--kind link is reserved for links",
+                        format!("make a link with: secret link {handle} vault://mount/path#field"),
+                    ));
+                }
                 let mut store = self.open_store()?;
                 let value = passphrase::read_value(&handle.to_string(), stdin)?;
                 let meta = store.add(&handle, &value, &provider, &kind)?;
@@ -115,7 +144,14 @@ impl Context {
             Command::Rotate { handle, stdin } => {
                 let handle = Handle::parse(&handle)?;
                 let mut store = self.open_store()?;
-                store.meta(&handle)?;
+                if store.meta(&handle)?.kind == resolve::LINK_KIND {
+                    return Err(Error::usage_hint(
+                        format!("{handle} is a link; its value lives in the remote store"),
+                        format!(
+                            "rotate it there, or point the link elsewhere with: secret link {handle} REFERENCE"
+                        ),
+                    ));
+                }
                 let value = passphrase::read_value(&handle.to_string(), stdin)?;
                 let meta = store.rotate(&handle, &value)?;
                 self.changed("rotate", &meta, "rotated")
@@ -127,23 +163,35 @@ impl Context {
             }
             Command::List { json } => {
                 let store = self.open_store()?;
-                let entries = store.list()?;
+                let shown = store
+                    .list()?
+                    .into_iter()
+                    .map(|meta| Shown::new(store.as_ref(), meta, None))
+                    .collect::<Result<Vec<_>>>()?;
                 print(&if json {
-                    json_list(&entries, store.backend())
+                    show::json_list(&shown)
                 } else {
-                    table(&entries, store.backend())
+                    show::table(&shown)
                 })
             }
             Command::Inspect { handle, json } => {
                 let handle = Handle::parse(&handle)?;
                 let store = self.open_store()?;
-                let meta = store.meta(&handle)?;
+                let meta = resolve::find(store.as_ref(), &self.scope, &handle)?;
+                let shown = Shown::new(store.as_ref(), meta, Some(&handle))?;
                 print(&if json {
-                    format!("{}\n", json_entry(&meta, store.backend()))
+                    format!("{}\n", shown.json())
                 } else {
-                    inspect_text(&meta, store.backend())
+                    shown.text()
                 })
             }
+            Command::Link { handle, reference } => self.link(&handle, &reference),
+            Command::Grants(GrantsCommand::Check {
+                handle,
+                consumer,
+                purpose,
+                delivery,
+            }) => self.grants_check(&handle, &consumer, purpose.as_deref(), delivery),
             Command::Audit {
                 handle,
                 json,
@@ -178,10 +226,13 @@ impl Context {
             }
         };
         fsio::ensure_private_dir(&self.paths.config_dir)?;
-        Config {
-            backend: Some(backend),
+        let mut config = Config::load(&self.paths)?;
+        config.backend = Some(backend);
+        config.save(&self.paths)?;
+        let grants_file = self.paths.config_dir.join("grants.toml");
+        if !grants_file.exists() {
+            fsio::write_atomic(&grants_file, grants::DEFAULT_FILE.as_bytes())?;
         }
-        .save(&self.paths)?;
         self.record(&[Event {
             action: "init",
             outcome: "ok".into(),
@@ -211,6 +262,105 @@ impl Context {
             }
             Backend::Keychain => Ok(Box::new(Keychain::open(&self.paths)?)),
         }
+    }
+
+    /// `secret grants check @name --consumer C`: explains what the grants
+    /// decide, as `exec` would (after scopes). Exit 0 allowed, 1 denied.
+    fn grants_check(
+        &self,
+        reference: &str,
+        consumer: &str,
+        purpose: Option<&str>,
+        delivery: Delivery,
+    ) -> Result<u8> {
+        let grants = Grants::load(&self.paths)?;
+        let secret = if reference.starts_with('@') {
+            let handle = Handle::parse(reference)?;
+            // Match what exec would resolve: the handle that answers in scope.
+            match self
+                .open_store()
+                .and_then(|store| resolve::find(store.as_ref(), &self.scope, &handle))
+            {
+                Ok(meta) => meta.handle,
+                Err(Error::NoSuchSecret { .. } | Error::NotInitialized { .. }) => {
+                    handle.name().to_owned()
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            reference.to_owned()
+        };
+        let req = grants::Request {
+            secret: &secret,
+            consumer,
+            purpose,
+            delivery,
+        };
+        match grants.decide(&req) {
+            Decision::Allowed(g) => print(&format!(
+                "allowed: {}:{} grants secret_ref \"{}\" to consumer \"{}\"{}{}\n",
+                grants.path().display(),
+                g.line,
+                g.secret_ref,
+                g.consumer,
+                g.purposes
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(", purposes {p:?}")),
+                g.ttl_secs
+                    .map_or(String::new(), |t| format!(", lease {t}s")),
+            )),
+            Decision::Denied(why) => {
+                print(&format!(
+                    "denied: {why}\nto allow it, add to {}:\n{}\n",
+                    grants.path().display(),
+                    Grants::suggestion(&req)
+                ))?;
+                Ok(1)
+            }
+        }
+    }
+
+    /// `secret link @name REFERENCE`: a local handle that resolves remotely.
+    /// Re-linking an existing link points it elsewhere; a stored secret is
+    /// never replaced by a link.
+    fn link(&self, handle: &str, reference: &str) -> Result<u8> {
+        let handle = Handle::parse(handle)?;
+        let remote = remote::Remote::parse(reference, &self.config).unwrap_or_else(|| {
+            Err(Error::usage_hint(
+                format!("\"{reference}\" is not a remote reference"),
+                "use vault://MOUNT/PATH#FIELD, azure-kv://VAULT/SECRET, op://…, pass://… or a configured provider",
+            ))
+        })?;
+        let text = remote.to_string();
+        let scheme = text.split_once("://").map_or("", |(s, _)| s).to_owned();
+        let value = SecretValue::new(text.clone().into_bytes());
+        let mut store = self.open_store()?;
+        let meta = match store.meta(&handle) {
+            Ok(m) if m.kind == resolve::LINK_KIND => store.rotate(&handle, &value)?,
+            Ok(_) => {
+                return Err(Error::usage_hint(
+                    format!("{handle} holds a secret; a link would replace it"),
+                    format!("remove it first with: secret rm {handle}"),
+                ));
+            }
+            Err(Error::NoSuchSecret { .. }) => {
+                store.add(&handle, &value, &scheme, resolve::LINK_KIND)?
+            }
+            Err(e) => return Err(e),
+        };
+        self.record(&[Event {
+            action: "link",
+            handle: Some(meta.handle.clone()),
+            reference: Some(text.clone()),
+            outcome: "ok".into(),
+            ..self.event()
+        }])?;
+        print(&format!("linked @{} -> {text}\n", meta.handle))
+    }
+
+    /// Which `scheme://` prefixes are remote references.
+    fn schemes(&self) -> impl Fn(&str) -> bool + '_ {
+        |scheme| remote::is_scheme(scheme, &self.config)
     }
 
     fn event(&self) -> Event {
@@ -349,10 +499,10 @@ impl Context {
         }
         let mut mappings = Vec::new();
         for file in &args.env_file {
-            mappings.extend(exec::parse_env_file(file)?);
+            mappings.extend(exec::parse_env_file(file, &self.schemes())?);
         }
         for arg in &args.env {
-            mappings.push(exec::parse_env_arg(arg)?);
+            mappings.push(exec::parse_env_arg(arg, &self.schemes())?);
         }
         self.launch(&args.command, mappings, Vec::new(), &args.child)
     }
@@ -360,7 +510,7 @@ impl Context {
     /// `secret run INTERPRETER SCRIPT ARGS…`: the script's header names its
     /// secrets.
     fn run_script(&self, args: RunArgs) -> Result<u8> {
-        let (mappings, files) = exec::parse_script_header(&args.script)?;
+        let (mappings, files) = exec::parse_script_header(&args.script, &self.schemes())?;
         let mut command = vec![args.interpreter, args.script.into_os_string()];
         command.extend(args.args);
         self.launch(&command, mappings, files, &args.child)
@@ -374,9 +524,31 @@ impl Context {
         child: &ChildArgs,
     ) -> Result<u8> {
         for arg in &child.file {
-            files.push(exec::parse_file_arg(arg)?);
+            files.push(exec::parse_file_arg(arg, &self.schemes())?);
         }
-        let values = self.resolve(&exec::handles(mappings.iter().chain(&files)), "exec")?;
+        let mut requests: Vec<(Source, Vec<Delivery>)> = Vec::new();
+        let wanted = exec::sources(&mappings)
+            .into_iter()
+            .map(|s| (s, Delivery::Env))
+            .chain(
+                exec::sources(&files)
+                    .into_iter()
+                    .map(|s| (s, Delivery::File)),
+            );
+        for (source, delivery) in wanted {
+            match requests.iter_mut().find(|(s, _)| *s == source) {
+                Some((_, d)) => d.push(delivery),
+                None => requests.push((source, vec![delivery])),
+            }
+        }
+        let grants = Grants::load(&self.paths)?;
+        let asker = resolve::Asker {
+            consumer: &child.consumer,
+            purpose: child.purpose.as_deref(),
+            grants: &grants,
+        };
+        let resolved = self.resolve(&requests, &asker)?;
+        let watch = self.lease_watch(resolved.leases, child);
         let inherit = exec::Inherit {
             ignore_environment: child.ignore_environment,
             keep: child.keep.clone(),
@@ -393,54 +565,72 @@ impl Context {
                 subreaper: child.subreaper,
             },
             mask: child.mask_wanted(),
+            leases: watch,
         };
-        exec::launch(&plan, values)
+        exec::launch(plan, resolved.values)
     }
 
-    /// Resolves every handle with one unlock, recording each resolution.
-    /// A missing handle stops everything: no command runs with an empty value.
-    fn resolve(&self, handles: &[Handle], consumer: &str) -> Result<BTreeMap<Handle, SecretValue>> {
-        let mut values = BTreeMap::new();
-        if handles.is_empty() {
-            return Ok(values);
-        }
-        let store = self.open_store()?;
-        let mut events = Vec::new();
-        let mut failure = None;
-        for handle in handles {
-            let event = Event {
-                action: "resolve",
-                handle: Some(handle.name().to_owned()),
-                consumer: consumer.to_owned(),
-                ..Event::default()
+    /// While the child runs, renew its leases before they expire (every half
+    /// of the shortest ttl): each renewal checks the grants as they are then.
+    /// A withdrawn grant stops the child, and the audit trail says why.
+    fn lease_watch(
+        &self,
+        leases: Vec<resolve::Lease>,
+        child: &ChildArgs,
+    ) -> Option<exec::LeaseWatch> {
+        let ttl = leases.iter().map(|l| l.ttl).min()?;
+        let paths = self.paths.clone();
+        let consumer = child.consumer.clone();
+        let purpose = child.purpose.clone();
+        let renew = move || -> Result<()> {
+            let grants = Grants::load(&paths)?;
+            let asker = resolve::Asker {
+                consumer: &consumer,
+                purpose: purpose.as_deref(),
+                grants: &grants,
             };
-            match store.get(handle) {
-                Ok(value) => {
-                    let fingerprint = store.meta(handle).ok().map(|m| m.fingerprint);
-                    events.push(Event {
-                        outcome: "ok".into(),
-                        fingerprint,
-                        ..event
-                    });
-                    values.insert(handle.clone(), value);
-                }
-                Err(e) => {
-                    events.push(Event {
-                        outcome: match e {
-                            Error::NoSuchSecret { .. } => "missing".into(),
-                            _ => "error".into(),
-                        },
-                        ..event
-                    });
-                    failure.get_or_insert(e);
-                }
-            }
-        }
-        self.record(&events)?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(values),
-        }
+            let outcome = resolve::renew(&leases, &asker);
+            let events: Vec<Event> = leases
+                .iter()
+                .map(|l| Event {
+                    action: "renew",
+                    handle: (!l.secret.contains("://")).then(|| l.secret.clone()),
+                    reference: l.secret.contains("://").then(|| l.secret.clone()),
+                    consumer: consumer.clone(),
+                    purpose: purpose.clone(),
+                    outcome: match &outcome {
+                        Ok(()) => format!("ok (lease {}s)", l.ttl),
+                        Err(_) => "revoked: the grant was withdrawn; stopping the holder".into(),
+                    },
+                    ..Event::default()
+                })
+                .collect();
+            audit::append(&paths, &events)?;
+            outcome
+        };
+        Some(exec::LeaseWatch {
+            every: std::time::Duration::from_millis(ttl.saturating_mul(500).max(200)),
+            renew: Box::new(renew),
+            stop_timeout: child.stop_timeout,
+        })
+    }
+
+    /// Resolves every request with at most one unlock, through the grants,
+    /// recording each resolution. A missing or denied one stops everything:
+    /// no command runs with an empty value.
+    fn resolve(
+        &self,
+        requests: &[(Source, Vec<Delivery>)],
+        asker: &resolve::Asker<'_>,
+    ) -> Result<resolve::Resolved> {
+        resolve::resolve(
+            requests,
+            &self.scope,
+            &self.config,
+            asker,
+            || self.open_store(),
+            |events| self.record(events),
+        )
     }
 }
 
@@ -464,99 +654,4 @@ fn print(text: &str) -> Result<u8> {
         .and_then(|()| out.flush())
         .map_err(|e| Error::io("writing to standard output", e))?;
     Ok(0)
-}
-
-fn time(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
-        .to_string()
-}
-
-fn json_entry(m: &EntryMeta, backend: Backend) -> serde_json::Value {
-    serde_json::json!({
-        "handle": format!("@{}", m.handle),
-        "provider": m.provider,
-        "kind": m.kind,
-        "fingerprint": m.fingerprint,
-        "created": time(m.created),
-        "rotated": m.rotated.map(time),
-        "version": m.version,
-        "backend": backend.to_string(),
-    })
-}
-
-fn json_list(entries: &[EntryMeta], backend: Backend) -> String {
-    let list: Vec<_> = entries.iter().map(|m| json_entry(m, backend)).collect();
-    format!("{}\n", serde_json::Value::Array(list))
-}
-
-fn table(entries: &[EntryMeta], backend: Backend) -> String {
-    let dash = |s: &str| {
-        if s.is_empty() {
-            "-".to_owned()
-        } else {
-            s.to_owned()
-        }
-    };
-    let rows: Vec<[String; 7]> = entries
-        .iter()
-        .map(|m| {
-            [
-                format!("@{}", m.handle),
-                dash(&m.provider),
-                dash(&m.kind),
-                m.version.to_string(),
-                m.fingerprint.clone(),
-                time(m.rotated.unwrap_or(m.created)),
-                backend.to_string(),
-            ]
-        })
-        .collect();
-    let header = [
-        "HANDLE",
-        "PROVIDER",
-        "KIND",
-        "VERSION",
-        "FINGERPRINT",
-        "UPDATED",
-        "BACKEND",
-    ]
-    .map(str::to_owned);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-fn inspect_text(m: &EntryMeta, backend: Backend) -> String {
-    let dash = |s: &str| {
-        if s.is_empty() {
-            "-".to_owned()
-        } else {
-            s.to_owned()
-        }
-    };
-    format!(
-        "handle:      @{}\nprovider:    {}\nkind:        {}\nfingerprint: {}\ncreated:     {}\nrotated:     {}\nversion:     {}\nbackend:     {}\n",
-        m.handle,
-        dash(&m.provider),
-        dash(&m.kind),
-        m.fingerprint,
-        time(m.created),
-        m.rotated.map_or("never".to_owned(), time),
-        m.version,
-        backend
-    )
 }

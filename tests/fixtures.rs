@@ -117,7 +117,7 @@ fn fixture_bytes(c: &Case) -> Vec<u8> {
 }
 
 /// Puts the fixture in place as `SECRET_HOME/vault.secret`: home 0700, file
-/// 0600, as `secret` demands.
+/// 0600, as `secret` demands; with the grants `secret init` writes.
 fn install(env: &Env, c: &Case) {
     let home = env.home();
     if !home.exists() {
@@ -127,6 +127,7 @@ fn install(env: &Env, c: &Case) {
     let vault = env.vault();
     fs::write(&vault, fixture_bytes(c)).unwrap();
     fs::set_permissions(&vault, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(home.join("grants.toml"), secret::grants::DEFAULT_FILE).unwrap();
 }
 
 /// `secret ARGS…` with the case's passphrase and without the fast test KDF
@@ -199,6 +200,7 @@ fn opens(env: &Env, c: &Case, values: &BTreeSet<String>) {
                 "rotated": e.rotated,
                 "version": e.version,
                 "backend": "file",
+                "link": null,
             })
         })
         .collect();

@@ -102,6 +102,9 @@ pub trait Store {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub backend: Option<Backend>,
+    /// `[providers.NAME]`: command providers (see `remote::command`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub providers: std::collections::BTreeMap<String, crate::remote::command::ProviderConfig>,
 }
 
 impl Config {

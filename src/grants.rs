@@ -1,0 +1,368 @@
+//! Grants: who may have which secret, for what, delivered how. `grants.toml`
+//! in the configuration directory is deny-by-default, and a missing file
+//! denies everything. This module owns the file's schema, matching and the
+//! explanation of a decision; resolution asks it before every value is
+//! handed out, and the audit trail records the answer.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::paths::Paths;
+
+/// The file `secret init` writes: one grant, consumer `exec`, every handle.
+pub const DEFAULT_FILE: &str = r#"# Who may have which secret. Deny by default: a request no grant allows is
+# refused, and a missing file refuses everything.
+#
+# [[grants]]
+# secret_ref = "openai_api_key"   # a handle (no @), "prefix/*", "*", or a
+#                                 # remote reference such as "vault://secret/*"
+# consumer   = "my-plugin"        # a plugin id, or "exec" for secret exec
+# purposes   = ["llm.chat"]       # optional: then --purpose must be one of these
+# delivery   = ["env", "file"]    # optional: env variables, in-memory files
+# ttl_secs   = 300                # optional: the lease length
+
+# secret exec may have every handle.
+[[grants]]
+secret_ref = "*"
+consumer = "exec"
+"#;
+
+/// How a value reaches its consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    Env,
+    File,
+}
+
+impl fmt::Display for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Env => "env",
+            Self::File => "file",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrant {
+    secret_ref: String,
+    consumer: String,
+    #[serde(default)]
+    purposes: Option<Vec<String>>,
+    #[serde(default)]
+    delivery: Option<Vec<Delivery>>,
+    #[serde(default)]
+    ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    grants: Vec<toml::Spanned<RawGrant>>,
+}
+
+/// One `[[grants]]` entry and where it was written.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    pub secret_ref: String,
+    pub consumer: String,
+    pub purposes: Option<Vec<String>>,
+    pub delivery: Option<Vec<Delivery>>,
+    pub ttl_secs: Option<u64>,
+    /// 1-based line of the entry in the file.
+    pub line: usize,
+}
+
+/// What is asked for.
+#[derive(Clone, Debug)]
+pub struct Request<'a> {
+    /// The handle name (no `@`) as resolved, or a remote reference.
+    pub secret: &'a str,
+    pub consumer: &'a str,
+    pub purpose: Option<&'a str>,
+    pub delivery: Delivery,
+}
+
+/// The answer, with the reason.
+#[derive(Clone, Debug)]
+pub enum Decision {
+    /// Allowed by this grant.
+    Allowed(Grant),
+    /// Denied; the text says why (which grants came close and what they lack).
+    Denied(String),
+}
+
+/// The parsed `grants.toml`, or the fact that there is none.
+#[derive(Clone, Debug)]
+pub struct Grants {
+    path: PathBuf,
+    grants: Option<Vec<Grant>>,
+}
+
+impl Grants {
+    /// Reads the file; a missing file is not an error (it denies everything).
+    pub fn load(paths: &Paths) -> Result<Self> {
+        let path = paths.config_dir.join("grants.toml");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self { path, grants: None });
+            }
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        };
+        let grants = parse(&path, &text)?;
+        Ok(Self {
+            path,
+            grants: Some(grants),
+        })
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Decides a request: the first grant that allows it wins.
+    #[must_use]
+    pub fn decide(&self, req: &Request<'_>) -> Decision {
+        let Some(grants) = &self.grants else {
+            return Decision::Denied(format!(
+                "there is no grants file at {}, so everything is denied",
+                self.path.display()
+            ));
+        };
+        let mut near = Vec::new();
+        for g in grants {
+            if !matches_ref(&g.secret_ref, req.secret) || g.consumer != req.consumer {
+                continue;
+            }
+            let purpose_ok = match (&g.purposes, req.purpose) {
+                (None, _) => true,
+                (Some(list), Some(p)) => list.iter().any(|x| x == p),
+                (Some(_), None) => false,
+            };
+            let delivery_ok = g
+                .delivery
+                .as_ref()
+                .is_none_or(|d| d.contains(&req.delivery));
+            if purpose_ok && delivery_ok {
+                return Decision::Allowed(g.clone());
+            }
+            let mut lacks = Vec::new();
+            if !purpose_ok {
+                lacks.push(match req.purpose {
+                    Some(p) => format!(
+                        "purpose \"{p}\" is not in {:?}",
+                        g.purposes.clone().unwrap_or_default()
+                    ),
+                    None => format!(
+                        "it requires a purpose (one of {:?}; pass --purpose)",
+                        g.purposes.clone().unwrap_or_default()
+                    ),
+                });
+            }
+            if !delivery_ok {
+                lacks.push(format!("delivery \"{}\" is not allowed", req.delivery));
+            }
+            near.push(format!(
+                "{}:{}: {}",
+                self.path.display(),
+                g.line,
+                lacks.join("; ")
+            ));
+        }
+        if near.is_empty() {
+            Decision::Denied(format!(
+                "no grant in {} gives \"{}\" to consumer \"{}\"",
+                self.path.display(),
+                req.secret,
+                req.consumer
+            ))
+        } else {
+            Decision::Denied(format!("the grants for it do not fit: {}", near.join(", ")))
+        }
+    }
+
+    /// The `[[grants]]` entry that would allow `req`, for hints.
+    #[must_use]
+    pub fn suggestion(req: &Request<'_>) -> String {
+        let mut s = format!(
+            "[[grants]]\nsecret_ref = \"{}\"\nconsumer = \"{}\"",
+            req.secret, req.consumer
+        );
+        if let Some(p) = req.purpose {
+            s.push_str(&format!("\npurposes = [\"{p}\"]"));
+        }
+        s
+    }
+}
+
+/// `"*"`, `"prefix/*"` (anything under the prefix) or exact.
+fn matches_ref(pattern: &str, secret: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    match pattern.strip_suffix('*') {
+        Some(prefix) => secret.starts_with(prefix),
+        None => pattern == secret.strip_prefix('@').unwrap_or(secret),
+    }
+}
+
+fn parse(path: &Path, text: &str) -> Result<Vec<Grant>> {
+    let at = |span: Option<Range<usize>>| {
+        span.map_or(String::new(), |r| {
+            let line = text[..r.start.min(text.len())].matches('\n').count() + 1;
+            format!(":{line}")
+        })
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        Error::usage_hint(
+            format!("{}{}: {}", path.display(), at(e.span()), e.message()),
+            "each [[grants]] entry takes secret_ref, consumer, and optionally purposes, delivery, ttl_secs",
+        )
+    })?;
+    raw.grants
+        .into_iter()
+        .map(|spanned| {
+            let line = text[..spanned.span().start.min(text.len())]
+                .matches('\n')
+                .count()
+                + 1;
+            let g = spanned.into_inner();
+            let bad = |what: &str| Error::usage(format!("{}:{line}: {what}", path.display()));
+            if g.secret_ref.is_empty() {
+                return Err(bad("secret_ref is empty"));
+            }
+            if g.secret_ref
+                .find('*')
+                .is_some_and(|i| i + 1 != g.secret_ref.len())
+            {
+                return Err(bad("a \"*\" may only end secret_ref (\"*\", \"prefix/*\")"));
+            }
+            if g.consumer.is_empty() {
+                return Err(bad("consumer is empty"));
+            }
+            Ok(Grant {
+                secret_ref: g.secret_ref,
+                consumer: g.consumer,
+                purposes: g.purposes,
+                delivery: g.delivery,
+                ttl_secs: g.ttl_secs,
+                line,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grants(text: &str) -> Grants {
+        Grants {
+            path: PathBuf::from("grants.toml"),
+            grants: Some(parse(Path::new("grants.toml"), text).expect("parse")),
+        }
+    }
+
+    fn req<'a>(
+        secret: &'a str,
+        consumer: &'a str,
+        purpose: Option<&'a str>,
+        delivery: Delivery,
+    ) -> Request<'a> {
+        Request {
+            secret,
+            consumer,
+            purpose,
+            delivery,
+        }
+    }
+
+    #[test]
+    fn the_default_file_lets_exec_have_everything_and_nobody_else() {
+        let g = grants(DEFAULT_FILE);
+        assert!(matches!(
+            g.decide(&req("x", "exec", None, Delivery::Env)),
+            Decision::Allowed(_)
+        ));
+        assert!(matches!(
+            g.decide(&req("a/b", "exec", Some("p"), Delivery::File)),
+            Decision::Allowed(_)
+        ));
+        assert!(matches!(
+            g.decide(&req("x", "plugin", None, Delivery::Env)),
+            Decision::Denied(_)
+        ));
+    }
+
+    #[test]
+    fn refs_purposes_and_delivery() {
+        let g = grants(
+            "[[grants]]\nsecret_ref = \"prod/*\"\nconsumer = \"api\"\npurposes = [\"db\"]\ndelivery = [\"file\"]\nttl_secs = 60\n\n[[grants]]\nsecret_ref = \"openai\"\nconsumer = \"agent\"\n",
+        );
+        let Decision::Allowed(found) =
+            g.decide(&req("prod/db_pw", "api", Some("db"), Delivery::File))
+        else {
+            panic!("should be allowed")
+        };
+        assert_eq!((found.line, found.ttl_secs), (1, Some(60)));
+        let Decision::Denied(why) = g.decide(&req("prod/db_pw", "api", None, Delivery::File))
+        else {
+            panic!("purpose required")
+        };
+        assert!(
+            why.contains("grants.toml:1") && why.contains("--purpose"),
+            "{why}"
+        );
+        assert!(matches!(
+            g.decide(&req("prod/db_pw", "api", Some("db"), Delivery::Env)),
+            Decision::Denied(_)
+        ));
+        assert!(matches!(
+            g.decide(&req("staging/db_pw", "api", Some("db"), Delivery::File)),
+            Decision::Denied(_)
+        ));
+        let Decision::Allowed(found) =
+            g.decide(&req("openai", "agent", Some("any"), Delivery::Env))
+        else {
+            panic!("no purposes listed means any purpose")
+        };
+        assert_eq!(found.line, 8);
+        assert!(matches!(
+            g.decide(&req("openai2", "agent", None, Delivery::Env)),
+            Decision::Denied(_)
+        ));
+    }
+
+    #[test]
+    fn a_missing_file_denies_and_bad_files_name_the_line() {
+        let none = Grants {
+            path: PathBuf::from("/x/grants.toml"),
+            grants: None,
+        };
+        let Decision::Denied(why) = none.decide(&req("x", "exec", None, Delivery::Env)) else {
+            panic!("missing file must deny")
+        };
+        assert!(why.contains("no grants file"));
+        let err = parse(
+            Path::new("g.toml"),
+            "[[grants]]\nsecret_ref = \"x\"\nconsumr = \"exec\"\n",
+        )
+        .expect_err("typo");
+        assert!(err.to_string().contains("g.toml:3"), "{err}");
+        let err = parse(
+            Path::new("g.toml"),
+            "[[grants]]\nsecret_ref = \"a*b\"\nconsumer = \"exec\"\n",
+        )
+        .expect_err("glob");
+        assert!(err.to_string().contains("g.toml:1"), "{err}");
+    }
+}

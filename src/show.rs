@@ -1,0 +1,149 @@
+//! How secrets' metadata is shown: the `list` table, `inspect` text and
+//! both as JSON. Never a value; a link's target (a reference, not a secret)
+//! is shown, and so is the handle a scope made answer.
+
+use crate::error::Result;
+use crate::handle::Handle;
+use crate::resolve;
+use crate::store::{Backend, EntryMeta, Store};
+
+/// One entry as shown.
+pub struct Shown {
+    meta: EntryMeta,
+    backend: Backend,
+    /// For a link: the reference it points at.
+    link: Option<String>,
+    /// When a scope made another handle answer: the handle asked for.
+    asked: Option<String>,
+}
+
+impl Shown {
+    pub fn new(store: &dyn Store, meta: EntryMeta, asked: Option<&Handle>) -> Result<Self> {
+        let link = resolve::link_target(store, &meta)?;
+        let asked = asked
+            .filter(|h| h.name() != meta.handle)
+            .map(ToString::to_string);
+        Ok(Self {
+            backend: store.backend(),
+            meta,
+            link,
+            asked,
+        })
+    }
+
+    #[must_use]
+    pub fn json(&self) -> serde_json::Value {
+        let m = &self.meta;
+        let mut v = serde_json::json!({
+            "handle": format!("@{}", m.handle),
+            "provider": m.provider,
+            "kind": m.kind,
+            "fingerprint": m.fingerprint,
+            "created": time(m.created),
+            "rotated": m.rotated.map(time),
+            "version": m.version,
+            "backend": self.backend.to_string(),
+            "link": self.link,
+        });
+        if let Some(asked) = &self.asked {
+            v["asked_for"] = asked.clone().into();
+        }
+        v
+    }
+
+    #[must_use]
+    pub fn text(&self) -> String {
+        let m = &self.meta;
+        let mut out = format!("handle:      @{}\n", m.handle);
+        if let Some(asked) = &self.asked {
+            out.push_str(&format!(
+                "asked for:   {asked} (answered through the scope)\n"
+            ));
+        }
+        if let Some(link) = &self.link {
+            out.push_str(&format!("points to:   {link}\n"));
+        }
+        out.push_str(&format!(
+            "provider:    {}\nkind:        {}\nfingerprint: {}\ncreated:     {}\nrotated:     {}\nversion:     {}\nbackend:     {}\n",
+            dash(&m.provider),
+            dash(&m.kind),
+            m.fingerprint,
+            time(m.created),
+            m.rotated.map_or("never".to_owned(), time),
+            m.version,
+            self.backend
+        ));
+        out
+    }
+}
+
+pub fn json_list(entries: &[Shown]) -> String {
+    let list: Vec<_> = entries.iter().map(Shown::json).collect();
+    format!("{}\n", serde_json::Value::Array(list))
+}
+
+pub fn table(entries: &[Shown]) -> String {
+    let any_link = entries.iter().any(|e| e.link.is_some());
+    let mut header = vec![
+        "HANDLE",
+        "PROVIDER",
+        "KIND",
+        "VERSION",
+        "FINGERPRINT",
+        "UPDATED",
+        "BACKEND",
+    ];
+    if any_link {
+        header.push("POINTS TO");
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            let m = &e.meta;
+            let mut row = vec![
+                format!("@{}", m.handle),
+                dash(&m.provider),
+                dash(&m.kind),
+                m.version.to_string(),
+                m.fingerprint.clone(),
+                time(m.rotated.unwrap_or(m.created)),
+                e.backend.to_string(),
+            ];
+            if any_link {
+                row.push(e.link.clone().unwrap_or_else(|| "-".into()));
+            }
+            row
+        })
+        .collect();
+    let header: Vec<String> = header.into_iter().map(str::to_owned).collect();
+    let mut widths: Vec<usize> = header.iter().map(String::len).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+fn time(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .to_string()
+}
