@@ -114,8 +114,8 @@ fn tail(file: &mut File) -> std::io::Result<(u64, String, bool)> {
     loop {
         let start = len.saturating_sub(window);
         file.seek(SeekFrom::Start(start))?;
-        let mut buf = Vec::new();
-        Read::by_ref(file).take(len - start).read_to_end(&mut buf)?;
+        let mut buf = vec![0u8; usize::try_from(len - start).unwrap_or(0)];
+        file.read_exact(&mut buf)?;
         let ends_cleanly = buf.last() == Some(&b'\n');
         let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
         match body.iter().rposition(|&b| b == b'\n') {
