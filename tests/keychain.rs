@@ -30,41 +30,13 @@ const KEYRING_PASSWORD: &[u8] = b"keyring-test-password";
 /// How long anything that should be quick may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            std::fs::metadata(dir.join(program))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    })
-}
-
-/// True when every tool is installed. Panics in CI when one is missing;
-/// otherwise says loudly that the test is skipped.
+/// True when every tool is installed (see `util::tools_present`).
 fn tools_present() -> bool {
-    let missing: Vec<&str> = TOOLS.iter().copied().filter(|t| !on_path(t)).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let message = format!(
-        "the keychain tests need {} on PATH (install the packages dbus, gnome-keyring, libsecret-tools)",
-        missing.join(", ")
-    );
-    assert!(
-        !in_ci(),
-        "{message}; CI is set, so this is a failure, not a skip"
-    );
-    // Straight to the process's stderr: the test harness captures eprintln!,
-    // and a skip must be seen.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n**********\n*** SKIPPED keychain test: {message}\n**********\n"
-    );
-    false
+    crate::util::tools_present(
+        "keychain",
+        TOOLS,
+        "install the packages dbus, gnome-keyring, libsecret-tools",
+    )
 }
 
 /// A private session bus with an unlocked gnome-keyring on it. Dropping it

@@ -29,41 +29,9 @@ const FIRST_LINE: &[u8] = b"pw-first-line-5a6b7c";
 /// The programs the pass fixture runs.
 const TOOLS: &[&str] = &["pass", "gpg", "gpgconf"];
 
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            fs::metadata(dir.join(program))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    })
-}
-
-/// True when every tool is installed. Panics in CI when one is missing;
-/// otherwise says loudly that the test is skipped.
+/// True when every tool is installed (see `util::tools_present`).
 fn tools_present() -> bool {
-    let missing: Vec<&str> = TOOLS.iter().copied().filter(|t| !on_path(t)).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let message = format!(
-        "the pass tests need {} on PATH (install the packages pass and gnupg)",
-        missing.join(", ")
-    );
-    assert!(
-        !in_ci(),
-        "{message}; CI is set, so this is a failure, not a skip"
-    );
-    // Straight to the process's stderr: the test harness captures eprintln!,
-    // and a skip must be seen.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n**********\n*** SKIPPED pass test: {message}\n**********\n"
-    );
-    false
+    crate::util::tools_present("pass", TOOLS, "install the packages pass and gnupg")
 }
 
 /// A password store with its own GnuPG home and key. Dropping it kills the

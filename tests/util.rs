@@ -261,3 +261,42 @@ impl Output {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Whether `CI` is set to a true value.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// True when every one of `tools` is on PATH, for tests that need a real
+/// external program. When one is missing: a failure under CI (the tests
+/// must run there), otherwise a loud skip written straight to stderr (the
+/// test harness captures `eprintln!`, and a skip must be seen).
+pub fn tools_present(what: &str, tools: &[&str], install: &str) -> bool {
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !on_path(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let message = format!(
+        "the {what} tests need {} on PATH ({install})",
+        missing.join(", ")
+    );
+    assert!(
+        !in_ci(),
+        "{message}; CI is set, so this is a failure, not a skip"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n**********\n*** SKIPPED {what} test: {message}\n**********\n"
+    );
+    false
+}
