@@ -7,6 +7,7 @@
 
 pub mod azure;
 pub mod command;
+mod http;
 pub mod openbao;
 
 use std::fmt;
