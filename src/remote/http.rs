@@ -52,6 +52,8 @@ pub fn agent(reference: &str, ca_vars: &[&str]) -> Result<ureq::Agent> {
     };
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        // A redirect would carry the token to wherever it points: report it.
+        .max_redirects(0)
         .timeout_connect(Some(Duration::from_secs(5)))
         .timeout_global(Some(Duration::from_secs(15)))
         .tls_config(TlsConfig::builder().root_certs(roots).build())
