@@ -116,6 +116,11 @@ pub fn cut(body: &[u8]) -> String {
 /// Maps a transport failure (no HTTP status) to a clear message.
 pub fn transport_error(reference: &str, address: &str, e: &ureq::Error) -> Error {
     let (what, hint) = match e {
+        // rustls reports a refused certificate through an I/O error.
+        ureq::Error::Io(io) if io.to_string().contains("certificate") => (
+            format!("TLS with {address} failed ({io})"),
+            "check the server's certificate, or set the CA file variable",
+        ),
         ureq::Error::Io(io) => (
             format!("{address} is unreachable ({io})"),
             "check the address and that the server runs",
