@@ -52,6 +52,9 @@ _secret() {
             secret,passwd)
                 cmd="secret__subcmd__passwd"
                 ;;
+            secret,plugins)
+                cmd="secret__subcmd__plugins"
+                ;;
             secret,rm)
                 cmd="secret__subcmd__rm"
                 ;;
@@ -112,6 +115,9 @@ _secret() {
             secret__subcmd__help,passwd)
                 cmd="secret__subcmd__help__subcmd__passwd"
                 ;;
+            secret__subcmd__help,plugins)
+                cmd="secret__subcmd__help__subcmd__plugins"
+                ;;
             secret__subcmd__help,rm)
                 cmd="secret__subcmd__help__subcmd__rm"
                 ;;
@@ -127,6 +133,48 @@ _secret() {
             secret__subcmd__help__subcmd__grants,check)
                 cmd="secret__subcmd__help__subcmd__grants__subcmd__check"
                 ;;
+            secret__subcmd__help__subcmd__plugins,check)
+                cmd="secret__subcmd__help__subcmd__plugins__subcmd__check"
+                ;;
+            secret__subcmd__help__subcmd__plugins,keeper)
+                cmd="secret__subcmd__help__subcmd__plugins__subcmd__keeper"
+                ;;
+            secret__subcmd__help__subcmd__plugins,run)
+                cmd="secret__subcmd__help__subcmd__plugins__subcmd__run"
+                ;;
+            secret__subcmd__help__subcmd__plugins,status)
+                cmd="secret__subcmd__help__subcmd__plugins__subcmd__status"
+                ;;
+            secret__subcmd__plugins,check)
+                cmd="secret__subcmd__plugins__subcmd__check"
+                ;;
+            secret__subcmd__plugins,help)
+                cmd="secret__subcmd__plugins__subcmd__help"
+                ;;
+            secret__subcmd__plugins,keeper)
+                cmd="secret__subcmd__plugins__subcmd__keeper"
+                ;;
+            secret__subcmd__plugins,run)
+                cmd="secret__subcmd__plugins__subcmd__run"
+                ;;
+            secret__subcmd__plugins,status)
+                cmd="secret__subcmd__plugins__subcmd__status"
+                ;;
+            secret__subcmd__plugins__subcmd__help,check)
+                cmd="secret__subcmd__plugins__subcmd__help__subcmd__check"
+                ;;
+            secret__subcmd__plugins__subcmd__help,help)
+                cmd="secret__subcmd__plugins__subcmd__help__subcmd__help"
+                ;;
+            secret__subcmd__plugins__subcmd__help,keeper)
+                cmd="secret__subcmd__plugins__subcmd__help__subcmd__keeper"
+                ;;
+            secret__subcmd__plugins__subcmd__help,run)
+                cmd="secret__subcmd__plugins__subcmd__help__subcmd__run"
+                ;;
+            secret__subcmd__plugins__subcmd__help,status)
+                cmd="secret__subcmd__plugins__subcmd__help__subcmd__status"
+                ;;
             *)
                 ;;
         esac
@@ -134,7 +182,7 @@ _secret() {
 
     case "${cmd}" in
         secret)
-            opts="-h -V --passphrase-fd --scope --help --version init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help"
+            opts="-h -V --passphrase-fd --scope --help --version init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -390,7 +438,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help)
-            opts="init add rotate rm list inspect link grants audit passwd unlock lock exec run generate help"
+            opts="init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -585,6 +633,76 @@ _secret() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        secret__subcmd__help__subcmd__plugins)
+            opts="run check status keeper"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__help__subcmd__plugins__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__help__subcmd__plugins__subcmd__keeper)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__help__subcmd__plugins__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__help__subcmd__plugins__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         secret__subcmd__help__subcmd__rm)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -766,6 +884,200 @@ _secret() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__plugins)
+            opts="-h -V --passphrase-fd --scope --help --version run check status keeper help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__plugins__subcmd__check)
+            opts="-h -V --passphrase-fd --scope --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__plugins__subcmd__help)
+            opts="run check status keeper help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__plugins__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__plugins__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__plugins__subcmd__help__subcmd__keeper)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__plugins__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__plugins__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__plugins__subcmd__keeper)
+            opts="-h -V --passphrase-fd --scope --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__plugins__subcmd__run)
+            opts="-h -V --passphrase-fd --scope --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__plugins__subcmd__status)
+            opts="-h -V --json --passphrase-fd --scope --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --passphrase-fd)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

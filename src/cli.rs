@@ -189,6 +189,15 @@ pub enum Command {
     /// ARGS… as `secret exec` would.
     Run(RunArgs),
 
+    /// Supervise long-running plugins declared in plugins.toml.
+    ///
+    /// Each plugin runs in its own process group with only its own secrets
+    /// (grants.toml consumer = the plugin id), its output prefixed with its
+    /// id and masked. The file is FILE, else plugins.toml in the
+    /// configuration directory. See PLUGINS.md for the schema.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+
     /// Write the man pages or shell completions (for packagers).
     #[command(hide = true)]
     Generate {
@@ -246,6 +255,50 @@ pub enum GrantsCommand {
         #[arg(long, value_enum, default_value = "env")]
         delivery: crate::grants::Delivery,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Start every enabled plugin and supervise them.
+    ///
+    /// The store is unlocked once; each plugin's secret_env_refs are
+    /// resolved at each spawn. Plugins restart by their policy with
+    /// exponential backoff; a crash loop marks one failed. SIGTERM or SIGINT
+    /// stops them in reverse dependency order (a second one kills them at
+    /// once). Exit 0 after a requested shutdown, 1 when a plugin failed and
+    /// nothing is left running (or on_plugin_failed = "shutdown"), 2 for an
+    /// invalid file (nothing started), 128+N when forced down by a second
+    /// signal N.
+    Run {
+        /// The plugins file (default: plugins.toml in the configuration
+        /// directory).
+        file: Option<PathBuf>,
+    },
+    /// Validate the file and resolve every plugin's secrets.
+    ///
+    /// Prints, for each plugin, the variables it would get (never a value).
+    /// Exit 0 when valid and every reference resolves, 1 when a reference
+    /// does not resolve or is denied, 2 when the file is invalid.
+    Check {
+        /// The plugins file (default: plugins.toml in the configuration
+        /// directory).
+        file: Option<PathBuf>,
+    },
+    /// Show the state of every plugin of a running supervisor.
+    ///
+    /// Asks the supervisor of FILE over its status socket (mode 0600 in the
+    /// runtime directory). Exit 0, or 1 when no supervisor runs FILE.
+    Status {
+        /// The plugins file (default: plugins.toml in the configuration
+        /// directory).
+        file: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The helper that kills every plugin group if the supervisor dies.
+    #[command(hide = true)]
+    Keeper,
 }
 
 #[derive(Debug, Args)]

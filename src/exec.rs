@@ -199,7 +199,7 @@ impl Inherit {
 }
 
 /// `*` matches any run, `?` one character; everything else itself.
-fn glob(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob(pattern: &str, name: &str) -> bool {
     let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
     let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
     while ni < n.len() {
@@ -295,7 +295,7 @@ fn lookup<'a>(values: &'a BTreeMap<Source, SecretValue>, source: &Source) -> Res
 
 /// Where to look for `program`: itself when it has a `/`, else each
 /// directory of the child's PATH, as execvp would (but with the child's PATH).
-fn candidates(program: &OsStr, env: &[Zeroizing<Vec<u8>>]) -> Vec<CString> {
+pub(crate) fn candidates(program: &OsStr, env: &[Zeroizing<Vec<u8>>]) -> Vec<CString> {
     let bytes = program.as_bytes();
     if bytes.contains(&b'/') {
         return CString::new(bytes).into_iter().collect();
@@ -469,6 +469,8 @@ pub fn launch(plan: Launch<'_>, values: BTreeMap<Source, SecretValue>) -> Result
         stdio: plumbing.as_ref().map_or([None; 3], Plumbing::stdio),
         keep_fds: &keep_fds,
         controlling_tty: plumbing.as_ref().and_then(|p| p.child_tty),
+        cwd: None,
+        extra_fds: &[],
     };
     let running = process::start(&mut spec, &shown, &plan.supervision)?;
     drop(envp);

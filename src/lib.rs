@@ -22,6 +22,7 @@ pub mod remote;
 pub mod resolve;
 pub mod show;
 pub mod store;
+pub mod supervise;
 mod sys;
 pub mod unlock;
 pub mod value;
@@ -51,12 +52,14 @@ use crate::value::SecretValue;
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args: Vec<OsString> = args.into_iter().collect();
     // Before parsing succeeds we can only guess whether this is a launch:
-    // any `exec` or `run` word before `--` makes our failures 125.
+    // an `exec` or `run` word before `--` (and before any `plugins`, whose
+    // own `run` is not one) makes our failures 125.
     let mut is_exec = args
         .iter()
         .skip(1)
         .take_while(|a| *a != "--")
-        .any(|a| a == "exec" || a == "run");
+        .find(|a| *a == "exec" || *a == "run" || *a == "plugins")
+        .is_some_and(|a| a != "plugins");
     sys::harden();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => {
@@ -205,6 +208,15 @@ impl Context {
             Command::Lock => self.lock(),
             Command::Exec(args) => self.exec(args),
             Command::Run(args) => self.run_script(args),
+            Command::Plugins(command) => supervise::command(
+                command,
+                &supervise::Host {
+                    paths: &self.paths,
+                    scope: &self.scope,
+                    config: &self.config,
+                    open_store: &|| self.open_store(),
+                },
+            ),
             Command::Generate { .. } => Ok(0),
         }
     }

@@ -35,6 +35,11 @@ pub struct SpawnSpec<'a> {
     /// Start a new session with this terminal (a pseudo-terminal's slave)
     /// as its controlling terminal; implies a new process group.
     pub controlling_tty: Option<RawFd>,
+    /// Working directory to change to before exec (`None`: ours).
+    pub cwd: Option<&'a CStr>,
+    /// Descriptors to install at other numbers: (ours, the child's), as
+    /// `notify_fd` needs.
+    pub extra_fds: &'a [(RawFd, RawFd)],
 }
 
 /// Why the command did not start.
@@ -66,7 +71,7 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Pid, SpawnError> {
     let (report_r, report_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SpawnError::System)?;
     // SAFETY: between fork and exec the child calls only async-signal-safe
-    // functions (setpgid, prctl, sigaction, sigprocmask, dup2, fcntl, execve,
+    // functions (setpgid, prctl, sigaction, sigprocmask, dup2, fcntl, chdir, execve,
     // write, _exit) on data prepared before the fork; it allocates nothing.
     match unsafe { nix::unistd::fork() }.map_err(SpawnError::System)? {
         ForkResult::Child => {
@@ -159,6 +164,22 @@ fn child_setup_and_exec(
                 return Errno::last_raw();
             }
         }
+        for (ours, theirs) in spec.extra_fds {
+            if ours == theirs {
+                // dup2 would keep close-on-exec set: clear it instead.
+                let flags = libc::fcntl(*ours, libc::F_GETFD);
+                if flags >= 0 {
+                    libc::fcntl(*ours, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                }
+            } else if libc::dup2(*ours, *theirs) < 0 {
+                return Errno::last_raw();
+            }
+        }
+        if let Some(dir) = spec.cwd
+            && libc::chdir(dir.as_ptr()) != 0
+        {
+            return Errno::last_raw();
+        }
         for fd in spec.keep_fds {
             let flags = libc::fcntl(*fd, libc::F_GETFD);
             if flags >= 0 {
@@ -219,6 +240,37 @@ fn reset_signals() {
         // SAFETY: installing SIG_DFL runs no handler code.
         let _ = unsafe { signal(sig, SigHandler::SigDfl) };
     }
+}
+
+/// Marks every descriptor above 2 close-on-exec, so that nothing this
+/// process inherited (a shell's `exec 3>file`, a leaky parent) reaches the
+/// children it starts. Descriptors we open ourselves already are.
+pub fn close_on_exec_inherited() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<RawFd> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_GETFD/F_SETFD only change the descriptor's flags; a
+        // number that is no longer open (the directory's own) fails with
+        // EBADF, harmlessly.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
+/// Ignores `sig` in this process from now on (the plugin keeper).
+pub fn ignore_signal(sig: Signal) {
+    // SAFETY: installing SIG_IGN runs no handler code.
+    let _ = unsafe { signal(sig, SigHandler::SigIgn) };
 }
 
 /// Runs `f` with SIGTTOU blocked, so a background process may change the

@@ -12,6 +12,7 @@ mod grants;
 mod keychain;
 mod lifecycle;
 mod mask;
+mod plugins;
 mod process;
 mod remote_azure;
 mod remote_command;

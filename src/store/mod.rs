@@ -86,6 +86,13 @@ pub trait Store {
     fn rotate(&mut self, handle: &Handle, value: &SecretValue) -> Result<EntryMeta>;
     fn remove(&mut self, handle: &Handle) -> Result<EntryMeta>;
 
+    /// Sees what other commands changed since this store was opened (a
+    /// long-running reader such as the plugin supervisor picks up a
+    /// rotation). Backends that read live need not do anything.
+    fn refresh(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// One entry's metadata.
     fn meta(&self, handle: &Handle) -> Result<EntryMeta> {
         self.list()?

@@ -250,6 +250,24 @@ impl Store for Vault {
         Backend::File
     }
 
+    /// Reads the file again with the keys already unlocked: the same
+    /// checks as opening it (commitment, same vault, generation), no
+    /// passphrase.
+    fn refresh(&mut self) -> Result<()> {
+        let bytes = read_vault(&self.path)?;
+        verify_commitment(&self.path, &bytes, &self.keys.commit)?;
+        let contents = decode(&bytes).map_err(|reason| Error::damaged(&self.path, reason))?;
+        if contents.vault_id != self.contents.vault_id {
+            return Err(Error::damaged(
+                &self.path,
+                "it was replaced by another vault since it was unlocked",
+            ));
+        }
+        check_generation(&self.paths, &contents);
+        self.contents = contents;
+        Ok(())
+    }
+
     fn list(&self) -> Result<Vec<EntryMeta>> {
         Ok(self.contents.entries.iter().map(Entry::meta).collect())
     }
