@@ -216,11 +216,14 @@ fn matches_ref(pattern: &str, secret: &str) -> bool {
 }
 
 fn parse(path: &Path, text: &str) -> Result<Vec<Grant>> {
+    // Where each line starts, found once: a byte offset's line is then a
+    // binary search, not a rescan of the text.
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let line_of = |offset: usize| starts.partition_point(|&s| s <= offset);
     let at = |span: Option<Range<usize>>| {
-        span.map_or(String::new(), |r| {
-            let line = text[..r.start.min(text.len())].matches('\n').count() + 1;
-            format!(":{line}")
-        })
+        span.map_or(String::new(), |r| format!(":{}", line_of(r.start)))
     };
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         Error::usage_hint(
@@ -231,10 +234,7 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Grant>> {
     raw.grants
         .into_iter()
         .map(|spanned| {
-            let line = text[..spanned.span().start.min(text.len())]
-                .matches('\n')
-                .count()
-                + 1;
+            let line = line_of(spanned.span().start);
             let g = spanned.into_inner();
             let bad = |what: &str| Error::usage(format!("{}:{line}: {what}", path.display()));
             if g.secret_ref.is_empty() {

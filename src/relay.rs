@@ -18,7 +18,9 @@ use nix::sys::termios::{self, SetArg, Termios};
 use crate::error::{Error, Result};
 use crate::mask::Redactor;
 
-/// The child's side of the plumbing, and ours.
+/// The child's side of the plumbing, and ours. Every descriptor is
+/// close-on-exec: the child gets its ends through dup2 onto 0, 1, 2, and
+/// keeps none of ours.
 pub struct Plumbing {
     /// Descriptors to install as the child's 0, 1, 2.
     pub child_stdio: [Option<OwnedFd>; 3],
@@ -49,6 +51,13 @@ impl Plumbing {
         if stdout_tty {
             let winsize = window_size(std::io::stdout().as_raw_fd());
             let pty = nix::pty::openpty(winsize.as_ref(), None).map_err(io)?;
+            for fd in [&pty.master, &pty.slave] {
+                nix::fcntl::fcntl(
+                    fd,
+                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+                )
+                .map_err(io)?;
+            }
             if let Ok(mode) = termios::tcgetattr(std::io::stdout().as_fd()) {
                 let _ = termios::tcsetattr(pty.slave.as_fd(), SetArg::TCSANOW, &mode);
             }
@@ -62,7 +71,7 @@ impl Plumbing {
             let stderr = if stderr_tty {
                 Some(pty.slave.try_clone().map_err(|e| Error::io("pty", e))?)
             } else {
-                let (r, w) = nix::unistd::pipe().map_err(io)?;
+                let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io)?;
                 sources.push((r, 2));
                 Some(w)
             };
@@ -75,8 +84,8 @@ impl Plumbing {
                 master: Some(master),
             })
         } else {
-            let (out_r, out_w) = nix::unistd::pipe().map_err(io)?;
-            let (err_r, err_w) = nix::unistd::pipe().map_err(io)?;
+            let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io)?;
+            let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io)?;
             Ok(Self {
                 child_stdio: [None, Some(out_w), Some(err_w)],
                 child_tty: None,
