@@ -1334,3 +1334,62 @@ kill_group = false
         "kill_group = false leaves the rest of the group"
     );
 }
+
+#[test]
+fn leases_are_renewed_a_rotation_restarts_and_a_withdrawn_grant_stops() {
+    let env = Env::with_vault();
+    env.add("@a_token", A_VALUE);
+    let grants = env.home().join("grants.toml");
+    std::fs::write(
+        &grants,
+        "[[grants]]\nsecret_ref = \"a_token\"\nconsumer = \"a\"\nttl_secs = 1\n",
+    )
+    .unwrap();
+    let file = plugins_file(
+        &env,
+        r#"
+[[plugins]]
+id = "a"
+command = "{probe}"
+args = ["sleep", "{root}/a.ready"]
+secret_env_refs = { TOKEN = "@a_token" }
+"#,
+    );
+    let mut sup = Sup::start(&env, &file);
+    let ready = path(&env, "a.ready");
+    let first = read_pid(&ready);
+    sup.cleanup.push(first);
+    let environ = |pid: Pid| std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    assert!(crate::util::contains(&environ(first), A_VALUE));
+
+    let rotated: &[u8] = b"sk-rotated-lease-value-77";
+    env.secret(["rotate", "@a_token", "--stdin"])
+        .stdin(rotated)
+        .run()
+        .success();
+    wait_for("the plugin to restart with the rotated value", || {
+        std::fs::read_to_string(&ready)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            != Some(first.as_raw())
+    });
+    let second = read_pid(&ready);
+    sup.cleanup.push(second);
+    assert!(!alive(first), "the old run was stopped");
+    wait_for("the new run's environment", || {
+        crate::util::contains(&environ(second), rotated)
+    });
+
+    std::fs::write(&grants, "# withdrawn\n").unwrap();
+    sup.wait_stderr("lease not renewed");
+    wait_for("the plugin to be stopped", || !alive(second));
+    sup.signal(Signal::SIGINT);
+    sup.wait();
+    sup.no_leak(rotated);
+    let trail = env.secret(["audit", "--json"]).run().stdout();
+    assert!(
+        trail.contains("\"action\":\"renew\"") && trail.contains("ok (lease 1s)"),
+        "{trail}"
+    );
+    assert!(trail.contains("revoked"), "{trail}");
+}

@@ -30,6 +30,27 @@ pub fn resolve_each(
     host: &Host<'_>,
     store: &SharedStore,
 ) -> Vec<Result<SecretValue>> {
+    resolve_each_with_lease(plugin, host, store).0
+}
+
+/// As `resolve_each`, with the shortest lease (`ttl_secs`) of the grants
+/// that allowed them, if any has one.
+pub fn resolve_each_with_lease(
+    plugin: &Plugin,
+    host: &Host<'_>,
+    store: &SharedStore,
+) -> (Vec<Result<SecretValue>>, Option<u64>) {
+    let lease = std::cell::Cell::new(None::<u64>);
+    let values = resolve_refs(plugin, host, store, &lease);
+    (values, lease.get())
+}
+
+fn resolve_refs(
+    plugin: &Plugin,
+    host: &Host<'_>,
+    store: &SharedStore,
+    lease: &std::cell::Cell<Option<u64>>,
+) -> Vec<Result<SecretValue>> {
     if plugin.secret_env_refs.is_empty() {
         return Vec::new();
     }
@@ -62,6 +83,9 @@ pub fn resolve_each(
                 || store.view(),
                 |events| crate::audit::append(host.paths, events),
             )?;
+            for l in &resolved.leases {
+                lease.set(Some(lease.get().map_or(l.ttl, |t| t.min(l.ttl))));
+            }
             resolved
                 .values
                 .remove(&r.source)
@@ -77,13 +101,22 @@ pub fn secrets(
     host: &Host<'_>,
     store: &SharedStore,
 ) -> std::result::Result<Vec<(String, SecretValue)>, String> {
+    secrets_and_lease(plugin, host, store).map(|(values, _)| values)
+}
+
+/// A plugin's secrets by variable name.
+pub type Secrets = Vec<(String, SecretValue)>;
+
+/// As `secrets`, with the shortest lease of the grants that allowed them.
+pub fn secrets_and_lease(
+    plugin: &Plugin,
+    host: &Host<'_>,
+    store: &SharedStore,
+) -> std::result::Result<(Secrets, Option<u64>), String> {
     let mut values = Vec::new();
     let mut problems = Vec::new();
-    for (r, result) in plugin
-        .secret_env_refs
-        .iter()
-        .zip(resolve_each(plugin, host, store))
-    {
+    let (results, lease) = resolve_each_with_lease(plugin, host, store);
+    for (r, result) in plugin.secret_env_refs.iter().zip(results) {
         match result {
             Ok(v) => values.push((r.var.clone(), v)),
             Err(e) => problems.push(format!(
@@ -93,7 +126,7 @@ pub fn secrets(
         }
     }
     if problems.is_empty() {
-        Ok(values)
+        Ok((values, lease))
     } else {
         Err(problems.join("; "))
     }

@@ -76,8 +76,11 @@
 //! - **References are resolved one at a time**, so a failure names the
 //!   reference: `secret reference @x could not be resolved: …`; the
 //!   plugin is `failed` at once (no backoff), others start.
-//! - **Leases** (`ttl_secs` in grants.toml) are not renewed for plugins:
-//!   the grant is checked at each spawn and each reload only.
+//! - **Leases** (`ttl_secs` in grants.toml) are renewed at half the
+//!   shortest ttl while a plugin runs: its secrets are resolved again
+//!   through the grants as they are then. A withdrawn grant stops the plugin
+//!   (stop_signal, stop_timeout, SIGKILL) and marks it `failed`; a rotated
+//!   value restarts it when `on_secret_change = "restart"`.
 //! - **`check` exit codes**: 0 when the file is valid and every enabled
 //!   plugin's references resolve; 1 when the file is valid but some
 //!   reference does not resolve (each is listed under its plugin, with the

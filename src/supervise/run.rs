@@ -195,6 +195,10 @@ struct Unit {
     secret_print: Option<[u8; 32]>,
     /// The settings to apply once a reload's stop is over.
     pending: Option<Plugin>,
+    /// The shortest lease of the grants behind the current run's secrets,
+    /// and when to renew it next (at half of it).
+    lease: Option<Duration>,
+    renew_at: Option<Instant>,
 }
 
 impl Unit {
@@ -227,6 +231,8 @@ impl Unit {
             settings_print: None,
             secret_print: None,
             pending: None,
+            lease: None,
+            renew_at: None,
         }
     }
 
@@ -627,6 +633,13 @@ impl Supervisor<'_> {
                 self.start(i, now);
                 continue;
             }
+            if self.shutdown.is_none()
+                && unit.stop.is_none()
+                && unit.leader.is_some()
+                && unit.renew_at.is_some_and(|t| t <= now)
+            {
+                self.renew(i, now);
+            }
             self.probe_timers(i, now);
         }
         if self.shutdown.is_none() && self.reload_at.is_some_and(|t| t <= now) {
@@ -706,6 +719,13 @@ impl Supervisor<'_> {
             if unit.state == State::Backoff
                 && self.shutdown.is_none()
                 && let Some(t) = unit.backoff_until
+            {
+                consider(t);
+            }
+            if unit.stop.is_none()
+                && unit.leader.is_some()
+                && self.shutdown.is_none()
+                && let Some(t) = unit.renew_at
             {
                 consider(t);
             }
@@ -812,10 +832,14 @@ impl Supervisor<'_> {
         let generation = self.units[i].generation;
         self.units[i].settings_print = Some(fingerprint::settings(&plugin));
         self.units[i].secret_print = None;
-        let secrets = match launch::secrets(&plugin, self.host, &self.store) {
+        let (secrets, lease) = match launch::secrets_and_lease(&plugin, self.host, &self.store) {
             Ok(s) => s,
             Err(reason) => return self.fail(i, reason),
         };
+        self.units[i].lease = lease.map(Duration::from_secs);
+        self.units[i].renew_at = self.units[i]
+            .lease
+            .map(|l| now + (l / 2).max(Duration::from_millis(200)));
         self.units[i].secret_print = Some(fingerprint::secrets(&self.key, &secrets));
         let env = launch::environment(&plugin, std::env::vars_os(), &secrets);
         let labelled: Vec<(&str, &crate::value::SecretValue)> = if plugin.mask_output {
@@ -1359,6 +1383,44 @@ impl Supervisor<'_> {
             "reload: {} restarted, {} started, {} stopped, {} unchanged",
             counts.restarted, counts.started, counts.stopped, counts.unchanged
         ));
+    }
+
+    /// Renews unit `i`'s lease: resolves its secrets again through the
+    /// grants as they are now. A withdrawn grant stops the plugin and marks
+    /// it failed; a rotated value restarts it (`on_secret_change =
+    /// "restart"`); otherwise the lease runs on.
+    fn renew(&mut self, i: usize, now: Instant) {
+        let plugin = self.units[i].plugin.clone();
+        let id = plugin.id.clone();
+        match launch::secrets_and_lease(&plugin, self.host, &self.store) {
+            Err(reason) => {
+                self.units[i].renew_at = None;
+                log(&format!("{id}: lease not renewed: {reason}; stopping it"));
+                self.audit(&id, "renew", format!("revoked: {reason}"));
+                self.begin_stop(i, Then::Fail(format!("lease not renewed: {reason}")), now);
+            }
+            Ok((values, lease)) => {
+                let changed =
+                    Some(fingerprint::secrets(&self.key, &values)) != self.units[i].secret_print;
+                let unit = &mut self.units[i];
+                unit.lease = lease.map(Duration::from_secs);
+                unit.renew_at = unit
+                    .lease
+                    .map(|l| now + (l / 2).max(Duration::from_millis(200)));
+                self.audit(
+                    &id,
+                    "renew",
+                    lease.map_or_else(|| "ok".to_owned(), |t| format!("ok (lease {t}s)")),
+                );
+                if changed && plugin.on_secret_change == OnSecretChange::Restart {
+                    log(&format!(
+                        "{id}: a secret was rotated; restarting it with the new value"
+                    ));
+                    self.units[i].pending = Some(plugin);
+                    self.begin_stop(i, Then::Restart, now);
+                }
+            }
+        }
     }
 
     /// Applies `p`, the reloaded settings of unit `i`.
