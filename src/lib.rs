@@ -262,7 +262,7 @@ impl Context {
 
     /// Opens the store in force, unlocking it once.
     fn open_store(&self) -> Result<Box<dyn Store>> {
-        match store::backend_in_force(&self.paths)? {
+        match store::backend_in_force(&self.config)? {
             Backend::File => {
                 let path = self.paths.vault_file();
                 if !path.exists() {
@@ -438,7 +438,7 @@ impl Context {
     /// Opens the file vault with the passphrase, never the cache (for
     /// commands that must prove knowledge of it).
     fn open_vault_with_passphrase(&self, command: &str) -> Result<Vault> {
-        if store::backend_in_force(&self.paths)? != Backend::File {
+        if store::backend_in_force(&self.config)? != Backend::File {
             return Err(Error::usage(format!(
                 "secret {command} is for the file vault; the keychain backend has no passphrase"
             )));

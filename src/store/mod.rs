@@ -139,11 +139,11 @@ impl Config {
 }
 
 /// The backend in force: `SECRET_BACKEND`, else `config.toml`, else the file vault.
-pub fn backend_in_force(paths: &Paths) -> Result<Backend> {
+pub fn backend_in_force(config: &Config) -> Result<Backend> {
     if let Some(name) = std::env::var_os("SECRET_BACKEND").filter(|v| !v.is_empty()) {
         return name.to_string_lossy().parse();
     }
-    Ok(Config::load(paths)?.backend.unwrap_or(Backend::File))
+    Ok(config.backend.unwrap_or(Backend::File))
 }
 
 /// Checks a value before it is stored: not empty, no NUL (an environment
