@@ -19,12 +19,36 @@ pub const MAX_BODY: usize = (1 << 20) + 64 * 1024;
 /// An agent that does not treat HTTP errors as transport errors (we map
 /// status codes ourselves), with timeouts, trusting the system roots or the
 /// PEM file in `ca_var` (the first of them that is set).
+///
+/// Agents are made once per trust setting and shared: they pool
+/// connections, and building the system roots is costly, so concurrent
+/// fetches must not each pay for it.
 pub fn agent(reference: &str, ca_vars: &[&str]) -> Result<ureq::Agent> {
-    let roots = match ca_vars.iter().find_map(|v| {
+    use std::collections::HashMap;
+    use std::ffi::OsString;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static AGENTS: OnceLock<Mutex<HashMap<Option<OsString>, ureq::Agent>>> = OnceLock::new();
+    let ca = ca_vars.iter().find_map(|v| {
         std::env::var_os(v)
             .filter(|p| !p.is_empty())
             .map(|p| (*v, p))
-    }) {
+    });
+    // Built under the lock, so concurrent first fetches build it once.
+    let mut agents = AGENTS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let key = ca.as_ref().map(|(_, p)| p.clone());
+    if let Some(agent) = agents.get(&key) {
+        return Ok(agent.clone());
+    }
+    let agent = new_agent(reference, ca)?;
+    agents.insert(key, agent.clone());
+    Ok(agent)
+}
+
+fn new_agent(reference: &str, ca: Option<(&str, std::ffi::OsString)>) -> Result<ureq::Agent> {
+    let roots = match ca {
         None => RootCerts::PlatformVerifier,
         Some((var, path)) => {
             let pem = std::fs::read(&path).map_err(|e| {
