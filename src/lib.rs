@@ -61,6 +61,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         .find(|a| *a == "exec" || *a == "run" || *a == "plugins")
         .is_some_and(|a| a != "plugins");
     sys::harden();
+    sys::close_on_exec_inherited();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => {
             is_exec = matches!(cli.command, Command::Exec(_) | Command::Run(_));

@@ -243,9 +243,26 @@ fn reset_signals() {
 }
 
 /// Marks every descriptor above 2 close-on-exec, so that nothing this
-/// process inherited (a shell's `exec 3>file`, a leaky parent) reaches the
-/// children it starts. Descriptors we open ourselves already are.
+/// process inherited (a shell's `exec 3>file`, `--passphrase-fd N`, a leaky
+/// parent) reaches the children or providers it starts; like sudo, a child
+/// gets 0, 1, 2 and only what we hand it on purpose (`--file`). Reading such
+/// a descriptor ourselves (`/dev/fd/N`) still works. Descriptors we open
+/// ourselves already are close-on-exec.
 pub fn close_on_exec_inherited() {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on the
+    // descriptors in the range; it closes nothing and touches no memory.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return;
+    }
+    // Kernels before 5.11: walk /proc/self/fd.
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };

@@ -323,6 +323,43 @@ fn passphrase_from_a_descriptor_wins_and_no_source_is_explained() {
 }
 
 #[test]
+fn the_passphrase_descriptor_and_other_inherited_ones_never_reach_the_child() {
+    let env = Env::with_vault();
+    env.add("@k", VALUE);
+    // fd 3: the passphrase; fd 4: some other descriptor the caller left open.
+    let script = format!(
+        "exec \"$SECRET_BIN\" --passphrase-fd 3 exec --env V=@k -- \
+         sh -c 'ls /proc/self/fd; cat <&3 && echo READ3; cat <&4 && echo READ4; exit 0' \
+         3<<'EOF' 4</etc/hostname\n{PASSPHRASE}\nEOF"
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SECRET_BIN", env!("CARGO_BIN_EXE_secret"))
+        .env("SECRET_HOME", env.home())
+        .env("SECRET_TEST_FAST_KDF", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let fds: Vec<&str> = stdout
+        .lines()
+        .take_while(|l| l.parse::<u32>().is_ok())
+        .collect();
+    // sh's own ls sees 0, 1, 2 and the directory it reads (3): nothing of ours.
+    assert_eq!(fds, ["0", "1", "2", "3"], "{stdout}");
+    assert!(
+        !stdout.contains("READ3") && !stdout.contains("READ4"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(PASSPHRASE),
+        "the passphrase reached the child"
+    );
+}
+
+#[test]
 fn passwd_keeps_values_and_retires_the_old_passphrase() {
     let env = Env::with_vault();
     env.add("@a", b"value-a");

@@ -301,7 +301,6 @@ pub fn run(config: Config, host: &Host<'_>) -> Result<u8> {
     // First make sure no other supervisor runs this file, then unlock (a
     // passphrase prompt may still be interrupted the ordinary way), then
     // take over the signals.
-    crate::sys::close_on_exec_inherited();
     let (tx, rx) = std::sync::mpsc::channel();
     let socket = status::socket_path(host.paths, &config.path);
     let status_tx = tx.clone();
