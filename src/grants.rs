@@ -32,7 +32,7 @@ consumer = "exec"
 "#;
 
 /// How a value reaches its consumer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Delivery {
     Env,

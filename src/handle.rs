@@ -66,6 +66,14 @@ impl fmt::Display for Handle {
     }
 }
 
+/// The scheme of `text` when it has the `scheme://` shape of a remote
+/// reference (whether that scheme is configured is `remote`'s to say). The
+/// one place that tells a reference's shape from a handle's.
+#[must_use]
+pub fn scheme(text: &str) -> Option<&str> {
+    text.split_once("://").map(|(s, _)| s)
+}
+
 /// What the right-hand side of an `--env VAR=…` mapping means.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reference {
@@ -112,7 +120,7 @@ impl Reference {
     /// Parses; `remote(scheme)` says whether `scheme://…` is a remote
     /// reference (anything else, like `https://…`, is a literal).
     pub fn parse_with(text: &str, remote: &dyn Fn(&str) -> bool) -> Result<Self, Error> {
-        if let Some((scheme, _)) = text.split_once("://")
+        if let Some(scheme) = scheme(text)
             && remote(scheme)
         {
             return Ok(Self::Remote(text.to_owned()));

@@ -7,15 +7,13 @@
 use std::collections::BTreeMap;
 
 use crate::audit::Event;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::grants::{Decision, Delivery, Grants, Request};
 use crate::handle::{Handle, Source};
 use crate::remote::Remote;
-use crate::store::{Config, EntryMeta, Store, check_value};
+use crate::store::{EntryMeta, Store, check_value, link_target};
 use crate::value::SecretValue;
-
-/// The `kind` that marks a link entry; its value is the reference.
-pub const LINK_KIND: &str = "link";
 
 /// How many remote fetches run at once: enough that a launch with a few
 /// dozen references costs about one round trip, few enough to be polite to
@@ -68,16 +66,6 @@ pub fn find(store: &dyn Store, scope: &Scope, handle: &Handle) -> Result<EntryMe
     Err(Error::NoSuchSecret {
         handle: handle.clone(),
     })
-}
-
-/// Where a link points, if `meta` is a link.
-pub fn link_target(store: &dyn Store, meta: &EntryMeta) -> Result<Option<String>> {
-    if meta.kind != LINK_KIND {
-        return Ok(None);
-    }
-    let handle = Handle::from_name(&meta.handle)?;
-    let value = store.get(&handle)?;
-    Ok(Some(String::from_utf8_lossy(value.expose()).into_owned()))
 }
 
 /// One resolution's outcome, for the audit trail.
@@ -139,7 +127,7 @@ impl Asker<'_> {
 }
 
 fn shown(secret: &str) -> String {
-    if secret.contains("://") {
+    if crate::handle::scheme(secret).is_some() {
         secret.to_owned()
     } else {
         format!("@{secret}")

@@ -168,11 +168,9 @@ pub mod run;
 pub mod status;
 
 use std::cell::{OnceCell, RefCell};
-use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use crate::cli::PluginsCommand;
 use crate::error::{Error, Result};
 use crate::grants::Grants;
 use crate::handle::Handle;
@@ -187,7 +185,7 @@ use config::Config;
 pub struct Host<'a> {
     pub paths: &'a Paths,
     pub scope: &'a Scope,
-    pub config: &'a crate::store::Config,
+    pub config: &'a crate::config::Config,
     /// Opens (unlocks) the store in force; called at most once.
     pub open_store: &'a dyn Fn() -> Result<Box<dyn Store>>,
 }
@@ -199,79 +197,10 @@ impl Host<'_> {
     }
 }
 
-/// Runs `secret plugins …`; returns the exit code.
-pub fn command(command: PluginsCommand, host: &Host<'_>) -> Result<u8> {
-    match command {
-        PluginsCommand::Check { file } => {
-            let Some(config) = load(file, host)? else {
-                return Ok(2);
-            };
-            check(&config, host)
-        }
-        PluginsCommand::Run { file } => {
-            let Some(config) = load(file, host)? else {
-                return Ok(2);
-            };
-            run::run(config, host)
-        }
-        PluginsCommand::Status { file, json } => {
-            let path = file.unwrap_or_else(|| default_path(host.paths));
-            let socket = status::socket_path(host.paths, &path);
-            let Some(snapshot) = status::query(&socket)? else {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "secret: no supervisor is running {} (nothing answers on {})",
-                    path.display(),
-                    socket.display()
-                );
-                return Ok(1);
-            };
-            let text = if json {
-                let mut t = serde_json::to_string_pretty(&snapshot)
-                    .map_err(|e| Error::usage(format!("cannot show the status: {e}")))?;
-                t.push('\n');
-                t
-            } else {
-                status::table(&snapshot)
-            };
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(text.as_bytes())
-                .and_then(|()| stdout.flush())
-                .map_err(|e| Error::io("writing to standard output", e))?;
-            Ok(0)
-        }
-        PluginsCommand::Keeper => Ok(keeper::main()),
-    }
-}
-
 /// The file named, else the configuration directory's `plugins.toml`.
 #[must_use]
 pub fn default_path(paths: &Paths) -> PathBuf {
     paths.config_dir.join("plugins.toml")
-}
-
-/// Loads and validates; on problems prints them all and returns `None`.
-fn load(file: Option<PathBuf>, host: &Host<'_>) -> Result<Option<Config>> {
-    let path = file.unwrap_or_else(|| default_path(host.paths));
-    match Config::load(&path, &|s| host.is_remote(s)) {
-        Ok(config) => Ok(Some(config)),
-        Err(invalid) => {
-            let mut text = String::new();
-            for line in invalid.lines() {
-                text.push_str(&line);
-                text.push('\n');
-            }
-            let n = invalid.diags.len();
-            text.push_str(&format!(
-                "secret: {n} problem{} in {}; nothing was started\n",
-                if n == 1 { "" } else { "s" },
-                path.display()
-            ));
-            let _ = std::io::stderr().write_all(text.as_bytes());
-            Ok(None)
-        }
-    }
 }
 
 /// A file's identity and version, to notice that it changed: device,
@@ -389,76 +318,4 @@ impl Store for View {
 
 fn read_only() -> Error {
     Error::usage("the supervisor's view of the store is read-only")
-}
-
-/// `secret plugins check`: the file is valid; now say what each plugin
-/// would get, resolving every reference (never printing a value).
-fn check(config: &Config, host: &Host<'_>) -> Result<u8> {
-    let store = SharedStore::open_for(config, host)?;
-    let mut out = String::new();
-    let enabled = config.plugins.iter().filter(|p| p.enabled).count();
-    out.push_str(&format!(
-        "{}: valid; {} plugin{}, {enabled} enabled\n",
-        config.path.display(),
-        config.plugins.len(),
-        if config.plugins.len() == 1 { "" } else { "s" },
-    ));
-    let mut unresolved = 0;
-    for plugin in &config.plugins {
-        if !plugin.enabled {
-            out.push_str(&format!(
-                "{}: disabled (validated, never started)\n",
-                plugin.id
-            ));
-            continue;
-        }
-        let resolved = launch::resolve_each(plugin, host, &store);
-        let mut secrets = Vec::new();
-        let mut problems = Vec::new();
-        for (r, result) in plugin.secret_env_refs.iter().zip(resolved) {
-            match result {
-                Ok(_) => secrets.push(format!("{} ({})", r.var, r.text)),
-                Err(e) => problems.push((r, e)),
-            }
-        }
-        let plain: Vec<&str> = plugin.env.keys().map(String::as_str).collect();
-        out.push_str(&format!(
-            "{}: secrets: {}; env: {}\n",
-            plugin.id,
-            if secrets.is_empty() {
-                "none".to_owned()
-            } else {
-                secrets.join(", ")
-            },
-            if plain.is_empty() {
-                "none".to_owned()
-            } else {
-                plain.join(", ")
-            }
-        ));
-        for (r, e) in problems {
-            unresolved += 1;
-            out.push_str(&format!(
-                "{}: error: {} ({}) could not be resolved: {e}\n",
-                plugin.id, r.var, r.text
-            ));
-            if let Some(hint) = e.hint() {
-                for line in hint.lines() {
-                    out.push_str(&format!("  {line}\n"));
-                }
-            }
-        }
-    }
-    if unresolved > 0 {
-        out.push_str(&format!(
-            "secret: {unresolved} secret reference{} could not be resolved; those plugins would fail\n",
-            if unresolved == 1 { "" } else { "s" }
-        ));
-    }
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Error::io("writing to standard output", e))?;
-    Ok(if unresolved > 0 { 1 } else { 0 })
 }
