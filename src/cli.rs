@@ -378,7 +378,7 @@ pub struct ChildArgs {
     pub stop_timeout: std::time::Duration,
 
     /// The signal the child gets if secret is killed.
-    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = crate::process::parse_signal)]
+    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = crate::child::supervise::parse_signal)]
     pub death_signal: nix::sys::signal::Signal,
 }
 

@@ -102,6 +102,11 @@ pub enum Error {
         line: usize,
         reason: String,
     },
+    /// Some of a plugin's secret references did not resolve: each named,
+    /// with why.
+    Unresolved {
+        problems: Vec<(String, Error)>,
+    },
     CommandNotFound {
         program: String,
     },
@@ -185,6 +190,7 @@ impl Error {
                 "compare with a copy kept elsewhere; the trail was changed after it was written"
                     .into(),
             ),
+            Self::Unresolved { problems } => problems.iter().find_map(|(_, e)| e.hint()),
             Self::CommandNotFound { .. } => {
                 Some("check the spelling, or give the full path of the program".into())
             }
@@ -264,6 +270,15 @@ impl fmt::Display for Error {
             Self::Denied { message, .. } => write!(f, "denied: {message}"),
             Self::AuditBroken { path, line, reason } => {
                 write!(f, "audit trail {} line {line}: {reason}", path.display())
+            }
+            Self::Unresolved { problems } => {
+                for (i, (reference, e)) in problems.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "secret reference {reference} could not be resolved: {e}")?;
+                }
+                Ok(())
             }
             Self::CommandNotFound { program } => write!(f, "command not found: {program}"),
             Self::CommandNotExecutable { program, source } => {

@@ -95,6 +95,35 @@ pub enum Source {
     Remote(String),
 }
 
+impl Source {
+    /// The name grants.toml matches: the handle's name, or the reference.
+    #[must_use]
+    pub fn grant_key(&self) -> &str {
+        match self {
+            Self::Local(h) => h.name(),
+            Self::Remote(r) => r,
+        }
+    }
+
+    /// The handle's name, for a local source (the audit's `handle`).
+    #[must_use]
+    pub fn handle(&self) -> Option<&str> {
+        match self {
+            Self::Local(h) => Some(h.name()),
+            Self::Remote(_) => None,
+        }
+    }
+
+    /// The remote reference, for a remote source (the audit's `reference`).
+    #[must_use]
+    pub fn reference(&self) -> Option<&str> {
+        match self {
+            Self::Local(_) => None,
+            Self::Remote(r) => Some(r),
+        }
+    }
+}
+
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -6,21 +6,20 @@
 //! code (`error::exit`). Everything else lives in one module per concept.
 
 pub mod audit;
+mod child;
 pub mod cli;
 mod cmd;
 pub mod config;
 pub mod crypto;
 pub mod docs;
 pub mod error;
-pub mod exec;
 pub mod fsio;
 pub mod grants;
 pub mod handle;
+mod mapping;
 pub mod mask;
 pub mod passphrase;
 pub mod paths;
-pub mod process;
-pub mod relay;
 pub mod remote;
 pub mod resolve;
 pub mod show;

@@ -4,14 +4,17 @@
 
 use std::ffi::OsString;
 
+use zeroize::Zeroizing;
+
 use super::context::Context;
-use crate::audit::Event;
+use crate::child::env::Inherit;
+use crate::child::lease;
+use crate::child::memfd::MemFile;
+use crate::child::supervise::Supervision;
 use crate::cli::{ChildArgs, ExecArgs, RunArgs};
 use crate::error::{Error, Result};
-use crate::exec::{self, Mapping};
 use crate::grants::{Delivery, Grants};
-use crate::handle::Source;
-use crate::process;
+use crate::mapping::{self, Mapping};
 use crate::resolve;
 
 /// `secret exec [--env VAR=REF]… [--env-file F]… [--file VAR=REF]… -- CMD`.
@@ -26,10 +29,10 @@ pub(crate) fn exec(ctx: &Context, args: ExecArgs) -> Result<u8> {
     }
     let mut mappings = Vec::new();
     for file in &args.env_file {
-        mappings.extend(exec::parse_env_file(file, &ctx.schemes())?);
+        mappings.extend(mapping::parse_env_file(file, &ctx.schemes())?);
     }
     for arg in &args.env {
-        mappings.push(exec::parse_env_arg(arg, &ctx.schemes())?);
+        mappings.push(mapping::parse_env_arg(arg, &ctx.schemes())?);
     }
     launch(ctx, &args.command, mappings, Vec::new(), &args.child)
 }
@@ -37,7 +40,7 @@ pub(crate) fn exec(ctx: &Context, args: ExecArgs) -> Result<u8> {
 /// `secret run INTERPRETER SCRIPT ARGS…`: the script's header names its
 /// secrets.
 pub(crate) fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
-    let (mappings, files) = exec::parse_script_header(&args.script, &ctx.schemes())?;
+    let (mappings, files) = mapping::parse_script_header(&args.script, &ctx.schemes())?;
     let mut command = vec![args.interpreter, args.script.into_os_string()];
     command.extend(args.args);
     launch(ctx, &command, mappings, files, &args.child)
@@ -51,102 +54,83 @@ fn launch(
     child: &ChildArgs,
 ) -> Result<u8> {
     for arg in &child.file {
-        files.push(exec::parse_file_arg(arg, &ctx.schemes())?);
+        files.push(mapping::parse_file_arg(arg, &ctx.schemes())?);
     }
-    let mut requests: Vec<(Source, Vec<Delivery>)> = Vec::new();
-    let wanted = exec::sources(&mappings)
-        .into_iter()
-        .map(|s| (s, Delivery::Env))
-        .chain(
-            exec::sources(&files)
-                .into_iter()
-                .map(|s| (s, Delivery::File)),
-        );
-    for (source, delivery) in wanted {
-        match requests.iter_mut().find(|(s, _)| *s == source) {
-            Some((_, d)) => d.push(delivery),
-            None => requests.push((source, vec![delivery])),
-        }
-    }
+    let requests = resolve::requests(
+        mapping::sources(&mappings)
+            .into_iter()
+            .map(|s| (s, Delivery::Env))
+            .chain(
+                mapping::sources(&files)
+                    .into_iter()
+                    .map(|s| (s, Delivery::File)),
+            ),
+    );
     let grants = Grants::load(&ctx.paths)?;
     let asker = resolve::Asker {
         consumer: &child.consumer,
         purpose: child.purpose.as_deref(),
         grants: &grants,
     };
-    let resolved = resolve::resolve(
+    let store = if resolve::needs_store(&requests) {
+        Some(ctx.open_store()?)
+    } else {
+        None
+    };
+    let resolutions = resolve::resolve(
         &requests,
         &ctx.scope,
         &ctx.config,
         &asker,
-        || ctx.open_store(),
+        store.as_deref(),
         |events| ctx.record(events),
     )?;
-    let watch = lease_watch(ctx, resolved.leases, child);
-    let inherit = exec::Inherit {
-        ignore_environment: child.ignore_environment,
+    drop(store);
+    let resolved = resolve::all(resolutions)?;
+    let values = resolved.values;
+
+    // Every value goes into the child's environment, its in-memory files
+    // or the redactor, then is dropped before the child starts.
+    let mut memfiles = Vec::new();
+    let mut vars = mapping::expand(&mappings, &values)?;
+    for m in &files {
+        let Some(source) = m.reference.sources().into_iter().next() else {
+            continue;
+        };
+        let file = MemFile::new(&m.var, mapping::lookup(&values, &source)?)?;
+        vars.push((m.var.clone(), Zeroizing::new(file.path().into_bytes())));
+        memfiles.push(file);
+    }
+    let redactor = if child.mask_wanted() && !child.replace {
+        let labelled = values.iter().map(|(s, v)| (s.to_string(), v));
+        Some(crate::child::relay::redactor(labelled, |w| {
+            eprintln!("secret: warning: {w}");
+        })?)
+    } else {
+        None
+    };
+    drop(values);
+    let inherit = Inherit {
+        nothing: child.ignore_environment,
         keep: child.keep.clone(),
         unset: child.unset.clone(),
     };
-    let plan = exec::Launch {
+    let env = crate::child::env::build(std::env::vars_os(), &inherit, vars);
+    let holder = lease::Holder {
+        paths: ctx.paths.clone(),
+        consumer: child.consumer.clone(),
+        purpose: child.purpose.clone(),
+    };
+    crate::child::launch(crate::child::Launch {
         command,
-        mappings: &mappings,
-        files: &files,
-        inherit: &inherit,
+        env,
+        files: memfiles,
         replace: child.replace,
         death_signal: Some(child.death_signal),
-        supervision: process::Supervision {
+        supervision: Supervision {
             subreaper: child.subreaper,
         },
-        mask: child.mask_wanted(),
-        leases: watch,
-    };
-    exec::launch(plan, resolved.values)
-}
-
-/// While the child runs, renew its leases before they expire (every half
-/// of the shortest ttl): each renewal checks the grants as they are then.
-/// A withdrawn grant stops the child, and the audit trail says why.
-fn lease_watch(
-    ctx: &Context,
-    leases: Vec<resolve::Lease>,
-    child: &ChildArgs,
-) -> Option<exec::LeaseWatch> {
-    let ttl = leases.iter().map(|l| l.ttl).min()?;
-    let paths = ctx.paths.clone();
-    let consumer = child.consumer.clone();
-    let purpose = child.purpose.clone();
-    let renew = move || -> Result<()> {
-        let grants = Grants::load(&paths)?;
-        let asker = resolve::Asker {
-            consumer: &consumer,
-            purpose: purpose.as_deref(),
-            grants: &grants,
-        };
-        let outcome = resolve::renew(&leases, &asker);
-        let events: Vec<Event> = leases
-            .iter()
-            .map(|l| Event {
-                action: "renew",
-                handle: crate::handle::scheme(&l.secret)
-                    .is_none()
-                    .then(|| l.secret.clone()),
-                reference: crate::handle::scheme(&l.secret).map(|_| l.secret.clone()),
-                consumer: consumer.clone(),
-                purpose: purpose.clone(),
-                outcome: match &outcome {
-                    Ok(()) => format!("ok (lease {}s)", l.ttl),
-                    Err(_) => "revoked: the grant was withdrawn; stopping the holder".into(),
-                },
-                ..Event::default()
-            })
-            .collect();
-        crate::audit::append(&paths, &events)?;
-        outcome
-    };
-    Some(exec::LeaseWatch {
-        every: std::time::Duration::from_millis(ttl.saturating_mul(500).max(200)),
-        renew: Box::new(renew),
-        stop_timeout: child.stop_timeout,
+        redactor,
+        leases: lease::Watch::new(holder, resolved.leases, child.stop_timeout),
     })
 }

@@ -106,7 +106,7 @@ fn check(config: &Config, host: &Host<'_>) -> Result<u8> {
             ));
             continue;
         }
-        let resolved = launch::resolve_each(plugin, host, &store);
+        let (resolved, _) = launch::resolve_each(plugin, host, &store);
         let mut secrets = Vec::new();
         let mut problems = Vec::new();
         for (r, result) in plugin.secret_env_refs.iter().zip(resolved) {

@@ -19,8 +19,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::diag::{Diag, suggestion};
+use crate::child::env::CONTROL_VARIABLES;
 use crate::handle::{Reference, Source, is_env_name};
-use crate::paths::CONTROL_VARIABLES;
 
 /// The only format version this build reads.
 pub const VERSION: i64 = 1;
@@ -575,7 +575,7 @@ impl Parser<'_> {
     fn signal(&mut self, path: &str, v: &Value<'_>, allowed: &[&str]) -> Option<Signal> {
         let text = self.string(path, v)?;
         let named: Vec<String> = allowed.iter().map(|s| format!("SIG{s}")).collect();
-        match crate::process::parse_signal(&text) {
+        match crate::child::supervise::parse_signal(&text) {
             Ok(sig) if allowed.iter().any(|a| sig.as_str() == format!("SIG{a}")) => Some(sig),
             Ok(sig) => {
                 self.error(

@@ -173,11 +173,9 @@ use std::rc::Rc;
 
 use crate::error::{Error, Result};
 use crate::grants::Grants;
-use crate::handle::Handle;
 use crate::paths::Paths;
 use crate::resolve::Scope;
-use crate::store::{Backend, EntryMeta, Store};
-use crate::value::SecretValue;
+use crate::store::{Backend, Store};
 
 use config::Config;
 
@@ -214,13 +212,11 @@ fn stamp(path: &std::path::Path) -> Stamp {
         .map(|m| (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
 }
 
-/// The store, unlocked once and shared by every resolution, and the grants
-/// file. Resolution wants to open a store (`FnOnce() -> Box<dyn Store>`);
-/// each call gets a read-only view of the one already open, re-read first
-/// if its file changed since (a rotation reaches the next spawn without a
-/// second unlock). grants.toml is parsed again only when it changed.
+/// The store, unlocked once and lent to every resolution (re-read first if
+/// its file changed since: a rotation reaches the next spawn without a
+/// second unlock), and the grants file, parsed again only when it changed.
 pub struct SharedStore {
-    store: OnceCell<Rc<RefCell<Box<dyn Store>>>>,
+    store: OnceCell<RefCell<Box<dyn Store>>>,
     /// The vault file's stamp when the store was last read.
     seen: RefCell<Stamp>,
     vault_file: PathBuf,
@@ -254,7 +250,7 @@ impl SharedStore {
         if self.store.get().is_none() {
             *self.seen.borrow_mut() = stamp(&self.vault_file);
             let store = (host.open_store)()?;
-            let _ = self.store.set(Rc::new(RefCell::new(store)));
+            let _ = self.store.set(RefCell::new(store));
         }
         Ok(())
     }
@@ -273,10 +269,16 @@ impl SharedStore {
         Ok(grants)
     }
 
-    /// A view of the open store, for `resolve::resolve`.
-    pub fn view(&self) -> Result<Box<dyn Store>> {
+    /// Runs `f` with the open store (re-read first if its file changed
+    /// since, so a rotation reaches the next spawn without a second
+    /// unlock), or with `None` when `needed` is false. A store that is
+    /// needed but was never opened is an internal error.
+    pub fn with<T>(&self, needed: bool, f: impl FnOnce(Option<&dyn Store>) -> T) -> Result<T> {
+        if !needed {
+            return Ok(f(None));
+        }
         let store = self.store.get().ok_or_else(|| {
-            Error::usage(
+            Error::internal(
                 "the store is not open: no plugin named a local handle when the supervisor started",
             )
         })?;
@@ -285,37 +287,7 @@ impl SharedStore {
             store.borrow_mut().refresh()?;
             *self.seen.borrow_mut() = now;
         }
-        Ok(Box::new(View(Rc::clone(store))))
+        let store = store.borrow();
+        Ok(f(Some(store.as_ref())))
     }
-}
-
-/// A read-only view of a shared store.
-struct View(Rc<RefCell<Box<dyn Store>>>);
-
-impl Store for View {
-    fn backend(&self) -> Backend {
-        self.0.borrow().backend()
-    }
-    fn list(&self) -> Result<Vec<EntryMeta>> {
-        self.0.borrow().list()
-    }
-    fn get(&self, handle: &Handle) -> Result<SecretValue> {
-        self.0.borrow().get(handle)
-    }
-    fn meta(&self, handle: &Handle) -> Result<EntryMeta> {
-        self.0.borrow().meta(handle)
-    }
-    fn add(&mut self, _: &Handle, _: &SecretValue, _: &str, _: &str) -> Result<EntryMeta> {
-        Err(read_only())
-    }
-    fn rotate(&mut self, _: &Handle, _: &SecretValue) -> Result<EntryMeta> {
-        Err(read_only())
-    }
-    fn remove(&mut self, _: &Handle) -> Result<EntryMeta> {
-        Err(read_only())
-    }
-}
-
-fn read_only() -> Error {
-    Error::usage("the supervisor's view of the store is read-only")
 }
