@@ -36,7 +36,8 @@ impl Config {
     pub fn save(&self, paths: &Paths) -> Result<()> {
         let text = format!(
             "# secret configuration, written by `secret init`.\n{}",
-            toml::to_string(self).map_err(|e| Error::usage(e.to_string()))?
+            toml::to_string(self)
+                .map_err(|e| Error::internal(format!("cannot write config.toml: {e}")))?
         );
         fsio::write_atomic(&paths.config_file(), text.as_bytes())
     }

@@ -290,6 +290,15 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl From<crate::handle::Invalid> for Error {
+    fn from(e: crate::handle::Invalid) -> Self {
+        Self::Usage {
+            message: e.message,
+            hint: e.hint,
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The one place an outcome becomes an exit code: prints the error and its

@@ -50,12 +50,9 @@ fn parse_mapping(text: &str, origin: &str, remote: Schemes<'_>) -> Result<Mappin
             var.escape_default()
         )));
     }
-    let reference = Reference::parse_with(reference, remote).map_err(|e| match e {
-        Error::Usage { message, hint } => Error::Usage {
-            message: format!("{origin}: {var}: {message}"),
-            hint,
-        },
-        other => other,
+    let reference = Reference::parse_with(reference, remote).map_err(|e| Error::Usage {
+        message: format!("{origin}: {var}: {}", e.message),
+        hint: e.hint,
     })?;
     Ok(Mapping {
         var: var.to_owned(),

@@ -25,8 +25,8 @@ impl MemFile {
                 e.into(),
             )
         };
-        let name =
-            CString::new(format!("secret-{var}")).map_err(|_| Error::usage("bad --file name"))?;
+        let name = CString::new(format!("secret-{var}"))
+            .map_err(|_| Error::internal("an in-memory file name holds a NUL byte"))?;
         let fd = memfd_create(
             name.as_c_str(),
             MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,

@@ -50,7 +50,7 @@ fn dispatch(command: PluginsCommand, host: &Host<'_>) -> Result<u8> {
             };
             let text = if json {
                 let mut t = serde_json::to_string_pretty(&snapshot)
-                    .map_err(|e| Error::usage(format!("cannot show the status: {e}")))?;
+                    .map_err(|e| Error::internal(format!("cannot show the status: {e}")))?;
                 t.push('\n');
                 t
             } else {
