@@ -374,7 +374,7 @@ pub struct ChildArgs {
 
     /// After a withdrawn grant's stop signal (TERM), how long the child has
     /// before SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
     pub stop_timeout: std::time::Duration,
 
     /// The signal the child gets if secret is killed.
@@ -461,4 +461,16 @@ impl Command {
     pub fn is_launch(&self) -> bool {
         matches!(self, Self::Exec(_) | Self::Run(_))
     }
+}
+
+/// Parses a duration such as `10s` or `2m`, at most `config::MAX_DURATION`.
+pub fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d > crate::config::MAX_DURATION {
+        return Err(format!(
+            "{text} is longer than the maximum of {}",
+            humantime::format_duration(crate::config::MAX_DURATION)
+        ));
+    }
+    Ok(d)
 }

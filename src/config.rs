@@ -8,6 +8,12 @@ use crate::fsio;
 use crate::paths::Paths;
 use crate::store::Backend;
 
+/// The longest duration any file, flag or server may set (a year, as
+/// humantime counts it): far beyond any sensible delay, timeout or lease,
+/// and small enough that adding it to a clock reading cannot overflow.
+/// Every duration read is checked against it when it is read.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(31_557_600);
+
 /// `config.toml`: what `secret init` chose.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

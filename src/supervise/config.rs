@@ -87,6 +87,8 @@ pub const MINIMAL_ENV: &[&str] = &[
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_*", "TERM", "TZ", "TMPDIR",
 ];
 
+pub use crate::config::MAX_DURATION;
+
 /// `[supervisor] on_plugin_failed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnFailed {
@@ -515,6 +517,17 @@ impl Parser<'_> {
             return None;
         };
         match humantime::parse_duration(text) {
+            Ok(d) if d > MAX_DURATION => {
+                self.error(
+                    v.span(),
+                    format!(
+                        "{path}: \"{}\" is longer than the maximum of {}",
+                        text.escape_default(),
+                        humantime::format_duration(MAX_DURATION)
+                    ),
+                );
+                None
+            }
             Ok(d) => Some((d, text.to_owned())),
             Err(e) => {
                 self.error(

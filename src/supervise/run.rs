@@ -466,7 +466,7 @@ impl Supervisor<'_> {
                         self.config.path.display(),
                         humantime::format_duration(debounce)
                     ));
-                    self.reload_at = Some(Instant::now() + debounce);
+                    self.reload_at = Some(after(Instant::now(), debounce));
                 }
             }
             Event::Signal(_) => {}
@@ -521,7 +521,7 @@ impl Supervisor<'_> {
                         .ready
                         .as_ref()
                         .map_or(GROUP_RECHECK, |r| r.interval);
-                    probe.exec_next = Some(now + interval);
+                    probe.exec_next = Some(after(now, interval));
                 }
                 return;
             }
@@ -699,7 +699,7 @@ impl Supervisor<'_> {
             if let Some(probe) = self.units[i].probe.as_mut() {
                 match pid {
                     Some(pid) => probe.exec_pid = Some(pid),
-                    None => probe.exec_next = Some(now + interval),
+                    None => probe.exec_next = Some(after(now, interval)),
                 }
             }
         }
@@ -716,7 +716,7 @@ impl Supervisor<'_> {
                 consider(stop.kill_at);
             }
             if unit.leader.is_none() && unit.group.is_some() {
-                consider(now + GROUP_RECHECK);
+                consider(after(now, GROUP_RECHECK));
             }
             if unit.state == State::Backoff
                 && self.shutdown.is_none()
@@ -841,7 +841,7 @@ impl Supervisor<'_> {
         self.units[i].lease = secrets.shortest_lease().map(Duration::from_secs);
         self.units[i].renew_at = secrets
             .shortest_lease()
-            .and_then(|ttl| now.checked_add(lease::interval(ttl)));
+            .map(|ttl| after(now, lease::interval(ttl)));
         let launch::Secrets {
             values: secrets,
             leases,
@@ -928,7 +928,7 @@ impl Supervisor<'_> {
                         unit.state = State::Starting;
                         unit.probe = Some(ProbeRun {
                             cancel: Arc::clone(&cancel),
-                            deadline: now + ready.timeout,
+                            deadline: after(now, ready.timeout),
                             exec_pid: None,
                             exec_next: matches!(ready.probe, Probe::Exec(_)).then_some(now),
                         });
@@ -1080,7 +1080,7 @@ impl Supervisor<'_> {
         let immediate = signal == Signal::SIGKILL || unit.plugin.stop_timeout.is_zero();
         unit.stop = Some(Stop {
             then,
-            kill_at: now + unit.plugin.stop_timeout,
+            kill_at: after(now, unit.plugin.stop_timeout),
             killed: immediate,
         });
         unit.state = State::Stopping;
@@ -1225,7 +1225,7 @@ impl Supervisor<'_> {
                 .min(plugin.restart_delay_max)
         };
         unit.state = State::Backoff;
-        unit.backoff_until = Some(now + delay);
+        unit.backoff_until = Some(after(now, delay));
         unit.reason = Some(described.clone());
         log(&format!(
             "{id} exited ({described}); restarting in {}",
@@ -1249,7 +1249,7 @@ impl Supervisor<'_> {
 
     fn begin_shutdown(&mut self, code: u8) {
         self.shutdown = Some(Shutdown {
-            deadline: Instant::now() + self.config.supervisor.shutdown_deadline,
+            deadline: after(Instant::now(), self.config.supervisor.shutdown_deadline),
             deadline_hit: false,
             code,
             forced: None,
@@ -1408,7 +1408,7 @@ impl Supervisor<'_> {
         let unit = &mut self.units[i];
         unit.renew_at = unit
             .lease
-            .and_then(|l| now.checked_add((l / 2).max(lease::MIN_INTERVAL)));
+            .map(|l| after(now, (l / 2).max(lease::MIN_INTERVAL)));
         if plugin.on_secret_change != OnSecretChange::Restart {
             return;
         }
@@ -1588,4 +1588,13 @@ fn probe_name(p: &Probe) -> String {
         Probe::Exec(argv) => format!("exec {}", argv.join(" ")),
         Probe::Tcp(addr) => format!("tcp {addr}"),
     }
+}
+
+/// `now + d` without overflow: durations are bounded when read (a year at
+/// most), and a deadline past what the clock holds becomes the latest one
+/// it does.
+fn after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(super::config::MAX_DURATION))
+        .unwrap_or(now)
 }
