@@ -7,8 +7,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::store::Backend;
-
 /// Keep API keys out of files, history, logs and prompts: hand each one only
 /// to the process that needs it.
 ///
@@ -54,8 +52,8 @@ pub enum Command {
     /// $XDG_CONFIG_HOME/secret and $XDG_DATA_HOME/secret.
     Init {
         /// Where values are kept.
-        #[arg(long, value_enum, env = "SECRET_BACKEND", default_value_t = Backend::File)]
-        backend: Backend,
+        #[arg(long, value_enum, env = "SECRET_BACKEND", default_value_t = BackendArg::File)]
+        backend: BackendArg,
     },
 
     /// Store a new secret.
@@ -253,7 +251,7 @@ pub enum GrantsCommand {
         purpose: Option<String>,
         /// How the value would be delivered.
         #[arg(long, value_enum, default_value = "env")]
-        delivery: crate::grants::Delivery,
+        delivery: DeliveryArg,
     },
 }
 
@@ -376,11 +374,11 @@ pub struct ChildArgs {
 
     /// After a withdrawn grant's stop signal (TERM), how long the child has
     /// before SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
     pub stop_timeout: std::time::Duration,
 
     /// The signal the child gets if secret is killed.
-    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = crate::process::parse_signal)]
+    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = crate::child::supervise::parse_signal)]
     pub death_signal: nix::sys::signal::Signal,
 }
 
@@ -404,4 +402,75 @@ pub enum Generated {
     Man,
     /// bash, zsh and fish completions.
     Completions,
+}
+
+/// `--backend`: the clap face of `store::Backend`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum BackendArg {
+    /// The encrypted file vault (the default; works anywhere, no daemon).
+    File,
+    /// The OS keychain (Secret Service on Linux).
+    Keychain,
+}
+
+impl std::fmt::Display for BackendArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        crate::store::Backend::from(*self).fmt(f)
+    }
+}
+
+impl From<BackendArg> for crate::store::Backend {
+    fn from(arg: BackendArg) -> Self {
+        match arg {
+            BackendArg::File => Self::File,
+            BackendArg::Keychain => Self::Keychain,
+        }
+    }
+}
+
+/// `--delivery`: the clap face of `grants::Delivery`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DeliveryArg {
+    Env,
+    File,
+}
+
+impl From<DeliveryArg> for crate::grants::Delivery {
+    fn from(arg: DeliveryArg) -> Self {
+        match arg {
+            DeliveryArg::Env => Self::Env,
+            DeliveryArg::File => Self::File,
+        }
+    }
+}
+
+/// Before parsing succeeds, whether `args` look like a launch (`exec` or
+/// `run` before `--` and before any `plugins`, whose own `run` is not one).
+#[must_use]
+pub fn looks_like_launch(args: &[OsString]) -> bool {
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .find(|a| *a == "exec" || *a == "run" || *a == "plugins")
+        .is_some_and(|a| a != "plugins")
+}
+
+impl Command {
+    /// Whether this command launches a child (its own failures exit 125).
+    #[must_use]
+    pub fn is_launch(&self) -> bool {
+        matches!(self, Self::Exec(_) | Self::Run(_))
+    }
+}
+
+/// Parses a duration such as `10s` or `2m`, at most `config::MAX_DURATION`.
+pub fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d > crate::config::MAX_DURATION {
+        return Err(format!(
+            "{text} is longer than the maximum of {}",
+            humantime::format_duration(crate::config::MAX_DURATION)
+        ));
+    }
+    Ok(d)
 }

@@ -31,8 +31,12 @@ secret_ref = "*"
 consumer = "exec"
 "#;
 
+/// The longest lease (`ttl_secs`), `config::MAX_DURATION`. Bounded when
+/// read, so no renewal deadline can overflow.
+pub const MAX_TTL_SECS: u64 = crate::config::MAX_DURATION.as_secs();
+
 /// How a value reaches its consumer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Delivery {
     Env,
@@ -248,6 +252,11 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Grant>> {
             }
             if g.consumer.is_empty() {
                 return Err(bad("consumer is empty"));
+            }
+            if let Some(ttl) = g.ttl_secs.filter(|t| *t > MAX_TTL_SECS) {
+                return Err(bad(&format!(
+                    "ttl_secs = {ttl} is over the maximum of {MAX_TTL_SECS} (1 year)"
+                )));
             }
             Ok(Grant {
                 secret_ref: g.secret_ref,

@@ -3,7 +3,38 @@
 
 use std::fmt;
 
-use crate::error::Error;
+/// Why a handle, reference or template does not parse: a message naming
+/// the text, and the fix. `error::Error` takes it as a usage error (this
+/// module stays below `error` and does not import it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Invalid {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    fn hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Invalid {}
 
 /// The longest handle name, in bytes.
 pub const MAX_HANDLE_LEN: usize = 128;
@@ -15,13 +46,13 @@ pub struct Handle(String);
 
 impl Handle {
     /// Parses `@name` as typed by a user.
-    pub fn parse(text: &str) -> Result<Self, Error> {
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
         match text.strip_prefix('@') {
-            Some(name) if name.starts_with('@') => Err(Error::usage(format!(
+            Some(name) if name.starts_with('@') => Err(Invalid::new(format!(
                 "\"{text}\" is a literal (\"@@\" escapes \"@\"), not a handle"
             ))),
             Some(name) => Self::from_name(name),
-            None => Err(Error::usage_hint(
+            None => Err(Invalid::hint(
                 format!("\"{text}\" is not a handle: handles start with \"@\""),
                 format!("write @{text}"),
             )),
@@ -29,7 +60,7 @@ impl Handle {
     }
 
     /// Validates a bare name (no `@`), as stored in a vault.
-    pub fn from_name(name: &str) -> Result<Self, Error> {
+    pub fn from_name(name: &str) -> Result<Self, Invalid> {
         let problem = if name.is_empty() {
             Some("is empty".to_owned())
         } else if name.len() > MAX_HANDLE_LEN {
@@ -45,7 +76,7 @@ impl Handle {
             None
         };
         match problem {
-            Some(p) => Err(Error::usage_hint(
+            Some(p) => Err(Invalid::hint(
                 format!("handle \"@{}\" {p}", name.escape_default()),
                 "a handle is 1-128 characters of A-Z a-z 0-9 _ . - / (\"/\" makes namespaces, as in @prod/db_password)",
             )),
@@ -64,6 +95,14 @@ impl fmt::Display for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "@{}", self.0)
     }
+}
+
+/// The scheme of `text` when it has the `scheme://` shape of a remote
+/// reference (whether that scheme is configured is `remote`'s to say). The
+/// one place that tells a reference's shape from a handle's.
+#[must_use]
+pub fn scheme(text: &str) -> Option<&str> {
+    text.split_once("://").map(|(s, _)| s)
 }
 
 /// What the right-hand side of an `--env VAR=…` mapping means.
@@ -87,6 +126,35 @@ pub enum Source {
     Remote(String),
 }
 
+impl Source {
+    /// The name grants.toml matches: the handle's name, or the reference.
+    #[must_use]
+    pub fn grant_key(&self) -> &str {
+        match self {
+            Self::Local(h) => h.name(),
+            Self::Remote(r) => r,
+        }
+    }
+
+    /// The handle's name, for a local source (the audit's `handle`).
+    #[must_use]
+    pub fn handle(&self) -> Option<&str> {
+        match self {
+            Self::Local(h) => Some(h.name()),
+            Self::Remote(_) => None,
+        }
+    }
+
+    /// The remote reference, for a remote source (the audit's `reference`).
+    #[must_use]
+    pub fn reference(&self) -> Option<&str> {
+        match self {
+            Self::Local(_) => None,
+            Self::Remote(r) => Some(r),
+        }
+    }
+}
+
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -105,14 +173,14 @@ pub enum Part {
 
 impl Reference {
     /// Parses with no remote schemes known.
-    pub fn parse(text: &str) -> Result<Self, Error> {
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
         Self::parse_with(text, &|_| false)
     }
 
     /// Parses; `remote(scheme)` says whether `scheme://…` is a remote
     /// reference (anything else, like `https://…`, is a literal).
-    pub fn parse_with(text: &str, remote: &dyn Fn(&str) -> bool) -> Result<Self, Error> {
-        if let Some((scheme, _)) = text.split_once("://")
+    pub fn parse_with(text: &str, remote: &dyn Fn(&str) -> bool) -> Result<Self, Invalid> {
+        if let Some(scheme) = scheme(text)
             && remote(scheme)
         {
             return Ok(Self::Remote(text.to_owned()));
@@ -148,7 +216,7 @@ impl Reference {
 
 /// Splits `postgres://app:{{@db_pw}}@db/app` into text and handles. Only
 /// `{{@` opens a reference, so other braces pass through.
-fn parse_template(text: &str) -> Result<Vec<Part>, Error> {
+fn parse_template(text: &str) -> Result<Vec<Part>, Invalid> {
     let mut parts = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{@") {
@@ -157,7 +225,7 @@ fn parse_template(text: &str) -> Result<Vec<Part>, Error> {
         }
         let after = &rest[start + 2..];
         let Some(end) = after.find("}}") else {
-            return Err(Error::usage_hint(
+            return Err(Invalid::hint(
                 format!(
                     "unclosed \"{{{{\" in template \"{}\"",
                     text.escape_default()

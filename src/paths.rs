@@ -1,24 +1,11 @@
 //! Where things live. `SECRET_HOME` puts everything in one directory;
 //! otherwise configuration goes under `$XDG_CONFIG_HOME/secret` and data
 //! (vault, keychain metadata, audit trail) under `$XDG_DATA_HOME/secret`.
-//! This module also owns the list of `secret`'s own control variables, which
-//! never reach a child.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-
-/// Environment variables that steer `secret` itself. `exec` removes them
-/// from the child's environment.
-pub const CONTROL_VARIABLES: &[&str] = &[
-    "SECRET_HOME",
-    "SECRET_BACKEND",
-    "SECRET_PASSPHRASE",
-    "SECRET_NEW_PASSPHRASE",
-    "SECRET_SCOPE",
-    "SECRET_TEST_FAST_KDF",
-];
 
 #[derive(Clone, Debug)]
 pub struct Paths {

@@ -7,15 +7,13 @@
 use std::collections::BTreeMap;
 
 use crate::audit::Event;
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::grants::{Decision, Delivery, Grants, Request};
+use crate::grants::{self, Decision, Delivery, Grants};
 use crate::handle::{Handle, Source};
 use crate::remote::Remote;
-use crate::store::{Config, EntryMeta, Store, check_value};
+use crate::store::{EntryMeta, Store, check_value, link_target};
 use crate::value::SecretValue;
-
-/// The `kind` that marks a link entry; its value is the reference.
-pub const LINK_KIND: &str = "link";
 
 /// How many remote fetches run at once: enough that a launch with a few
 /// dozen references costs about one round trip, few enough to be polite to
@@ -70,27 +68,6 @@ pub fn find(store: &dyn Store, scope: &Scope, handle: &Handle) -> Result<EntryMe
     })
 }
 
-/// Where a link points, if `meta` is a link.
-pub fn link_target(store: &dyn Store, meta: &EntryMeta) -> Result<Option<String>> {
-    if meta.kind != LINK_KIND {
-        return Ok(None);
-    }
-    let handle = Handle::from_name(&meta.handle)?;
-    let value = store.get(&handle)?;
-    Ok(Some(String::from_utf8_lossy(value.expose()).into_owned()))
-}
-
-/// One resolution's outcome, for the audit trail.
-struct Outcome {
-    source: Source,
-    /// The handle that answered (after scopes), for local sources.
-    answered: Option<String>,
-    /// The remote reference fetched, for remote sources and links.
-    reference: Option<String>,
-    fingerprint: Option<String>,
-    result: Result<SecretValue>,
-}
-
 /// Who is asking, and under which policy.
 pub struct Asker<'a> {
     pub consumer: &'a str,
@@ -103,7 +80,7 @@ impl Asker<'_> {
     fn check(&self, secret: &str, deliveries: &[Delivery]) -> Result<Option<u64>> {
         let mut ttl: Option<u64> = None;
         for &delivery in deliveries {
-            let req = Request {
+            let req = grants::Request {
                 secret,
                 consumer: self.consumer,
                 purpose: self.purpose,
@@ -139,150 +116,195 @@ impl Asker<'_> {
 }
 
 fn shown(secret: &str) -> String {
-    if secret.contains("://") {
+    if crate::handle::scheme(secret).is_some() {
         secret.to_owned()
     } else {
         format!("@{secret}")
     }
 }
 
-/// Resolves every source, each wanted for the given deliveries.
-/// `open_store` is called at most once, and only if a local handle is
-/// needed. Each request is checked against the grants before any value is
-/// decrypted or fetched; every resolution and denial is audited. The first
-/// failure is returned after all were tried, so nothing runs with a missing
-/// or denied value.
+/// One source a launch needs, and every way it will be delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub source: Source,
+    pub deliveries: Vec<Delivery>,
+}
+
+/// The requests for `wanted` (source, delivery) pairs: one per source, in
+/// first-use order, with every delivery it is wanted for.
+#[must_use]
+pub fn requests(wanted: impl IntoIterator<Item = (Source, Delivery)>) -> Vec<Request> {
+    let mut out: Vec<Request> = Vec::new();
+    for (source, delivery) in wanted {
+        match out.iter_mut().find(|r| r.source == source) {
+            Some(r) if r.deliveries.contains(&delivery) => {}
+            Some(r) => r.deliveries.push(delivery),
+            None => out.push(Request {
+                source,
+                deliveries: vec![delivery],
+            }),
+        }
+    }
+    out
+}
+
+/// Whether any request needs the local store (so the caller opens it).
+#[must_use]
+pub fn needs_store(requests: &[Request]) -> bool {
+    requests
+        .iter()
+        .any(|r| matches!(r.source, Source::Local(_)))
+}
+
+/// What one request came to.
+#[derive(Debug)]
+pub struct Resolution {
+    /// As asked.
+    pub source: Source,
+    /// What answered: the handle found in scope (a link's own handle), or
+    /// the remote reference; `None` when nothing did.
+    pub answered: Option<Source>,
+    /// The remote reference fetched, for remote sources and links.
+    pub reference: Option<String>,
+    /// The lease terms, when the grant that allowed it has a ttl.
+    pub lease: Option<Lease>,
+    pub value: Result<SecretValue>,
+}
+
+/// Resolves every request for one consumer: the one resolver, used alike
+/// by `exec`, `run`, `plugins` and (through `find`) `grants check`.
+///
+/// `store` is the store in force, open when `needs_store(requests)` (a
+/// local source without it fails as an internal error). Each request is
+/// checked against the grants before any value is decrypted or fetched;
+/// remote references (and links) are fetched concurrently; every
+/// resolution and denial is recorded through `record` in one batch.
+/// Returns one `Resolution` per request, in order; `Err` only when the
+/// audit could not be written (then nothing may be used).
 pub fn resolve(
-    requests: &[(Source, Vec<Delivery>)],
+    requests: &[Request],
     scope: &Scope,
     config: &Config,
     asker: &Asker<'_>,
-    open_store: impl FnOnce() -> Result<Box<dyn Store>>,
+    store: Option<&dyn Store>,
     record: impl FnOnce(&[Event]) -> Result<()>,
-) -> Result<Resolved> {
+) -> Result<Vec<Resolution>> {
     if requests.is_empty() {
-        return Ok(Resolved::default());
+        return Ok(Vec::new());
     }
-    let consumer = asker.consumer;
-    let mut outcomes = Vec::new();
+    let mut out = Vec::with_capacity(requests.len());
+    let mut fingerprints: Vec<Option<String>> = Vec::with_capacity(requests.len());
     let mut remote: Vec<(usize, String)> = Vec::new();
-    let needs_store = requests.iter().any(|(s, _)| matches!(s, Source::Local(_)));
-    let store = if needs_store {
-        Some(open_store()?)
-    } else {
-        None
+    let lease = |secret: Source, deliveries: &[Delivery], ttl: Option<u64>| {
+        ttl.map(|ttl| Lease {
+            secret,
+            deliveries: deliveries.to_vec(),
+            ttl,
+        })
     };
-    let mut leases: Vec<Option<u64>> = Vec::new();
-    for (source, deliveries) in requests {
-        match (source, &store) {
+    for request in requests {
+        let mut r = Resolution {
+            source: request.source.clone(),
+            answered: None,
+            reference: None,
+            lease: None,
+            value: Err(Error::internal("not resolved")),
+        };
+        let mut fingerprint = None;
+        match (&request.source, store) {
             (Source::Local(handle), Some(store)) => {
-                let mut outcome = Outcome {
-                    source: source.clone(),
-                    answered: None,
-                    reference: None,
-                    fingerprint: None,
-                    result: Err(Error::NoSuchSecret {
-                        handle: handle.clone(),
-                    }),
-                };
-                let found = find(store.as_ref(), scope, handle).and_then(|meta| {
-                    let ttl = asker.check(&meta.handle, deliveries)?;
+                let found = find(store, scope, handle).and_then(|meta| {
+                    let ttl = asker.check(&meta.handle, &request.deliveries)?;
                     Ok((meta, ttl))
                 });
-                match found {
-                    Ok((meta, ttl)) => {
-                        leases.push(ttl);
-                        outcome.answered = Some(meta.handle.clone());
-                        match link_target(store.as_ref(), &meta) {
+                match found
+                    .and_then(|(meta, ttl)| Ok((Handle::from_name(&meta.handle)?, meta, ttl)))
+                {
+                    Ok((answered, meta, ttl)) => {
+                        r.answered = Some(Source::Local(answered.clone()));
+                        r.lease = lease(Source::Local(answered.clone()), &request.deliveries, ttl);
+                        match link_target(store, &meta) {
                             Ok(Some(target)) => {
-                                outcome.reference = Some(target.clone());
-                                remote.push((outcomes.len(), target));
+                                r.reference = Some(target.clone());
+                                remote.push((out.len(), target));
                             }
                             Ok(None) => {
-                                outcome.fingerprint = Some(meta.fingerprint.clone());
-                                outcome.result =
-                                    Handle::from_name(&meta.handle).and_then(|h| store.get(&h));
+                                fingerprint = Some(meta.fingerprint.clone());
+                                r.value = store.get(&answered);
                             }
-                            Err(e) => outcome.result = Err(e),
+                            Err(e) => r.value = Err(e),
                         }
                     }
-                    Err(e) => {
-                        leases.push(None);
-                        outcome.result = Err(e);
-                    }
+                    Err(e) => r.value = Err(e),
                 }
-                outcomes.push(outcome);
+            }
+            (Source::Local(_), None) => {
+                r.value = Err(Error::internal(
+                    "the store is not open, but a local handle needs it",
+                ));
             }
             (Source::Remote(text), _) => {
-                let checked = asker.check(text, deliveries);
-                if checked.is_ok() {
-                    remote.push((outcomes.len(), text.clone()));
+                r.reference = Some(text.clone());
+                match asker.check(text, &request.deliveries) {
+                    Ok(ttl) => {
+                        r.answered = Some(request.source.clone());
+                        r.lease = lease(request.source.clone(), &request.deliveries, ttl);
+                        remote.push((out.len(), text.clone()));
+                    }
+                    Err(e) => r.value = Err(e),
                 }
-                leases.push(checked.as_ref().ok().copied().flatten());
-                outcomes.push(Outcome {
-                    source: source.clone(),
-                    answered: None,
-                    reference: Some(text.clone()),
-                    fingerprint: None,
-                    result: checked.and(Err(Error::usage("not fetched"))),
-                });
             }
-            (Source::Local(_), None) => {}
         }
+        out.push(r);
+        fingerprints.push(fingerprint);
     }
-    drop(store);
     for (i, result) in fetch_all(&remote, config) {
-        outcomes[i].result = result;
+        out[i].value = result;
     }
-    let events: Vec<Event> = outcomes
+    let events: Vec<Event> = out
         .iter()
-        .zip(&leases)
-        .map(|(o, lease)| Event {
+        .zip(fingerprints)
+        .map(|(r, fingerprint)| Event {
             action: "resolve",
-            handle: match &o.source {
-                Source::Local(h) => Some(o.answered.clone().unwrap_or_else(|| h.name().to_owned())),
+            handle: match &r.source {
+                Source::Local(h) => Some(
+                    r.answered
+                        .as_ref()
+                        .map_or(h.name(), Source::grant_key)
+                        .to_owned(),
+                ),
                 Source::Remote(_) => None,
             },
-            reference: o.reference.clone(),
-            consumer: consumer.to_owned(),
-            outcome: match (&o.result, lease) {
-                (Ok(_), Some(ttl)) => format!("ok (lease {ttl}s)"),
+            reference: r.reference.clone(),
+            consumer: asker.consumer.to_owned(),
+            outcome: match (&r.value, &r.lease) {
+                (Ok(_), Some(l)) => format!("ok (lease {}s)", l.ttl),
                 (Ok(_), None) => "ok".into(),
                 (Err(Error::NoSuchSecret { .. }), _) => "missing".into(),
                 (Err(Error::Denied { .. }), _) => "denied".into(),
                 (Err(_), _) => "error".into(),
             },
-            fingerprint: o.fingerprint.clone().filter(|_| o.result.is_ok()),
+            fingerprint: fingerprint.filter(|_| r.value.is_ok()),
             ..Event::default()
         })
         .collect();
     record(&events)?;
-    let mut resolved = Resolved::default();
-    let mut failure = None;
-    for ((o, lease), (_, deliveries)) in outcomes.into_iter().zip(leases).zip(requests) {
-        match o.result {
-            Ok(v) => {
-                if let (Some(ttl), Some(secret)) = (lease, o.answered.or(o.reference)) {
-                    resolved.leases.push(Lease {
-                        secret,
-                        deliveries: deliveries.clone(),
-                        ttl,
-                    });
-                }
-                resolved.values.insert(o.source, v);
-            }
-            Err(e) => {
-                failure.get_or_insert(e);
-            }
-        }
-    }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(resolved),
-    }
+    Ok(out)
 }
 
-/// What a resolution hands out: the values, and the leases that must be
+/// All or nothing, for a launch: every value by source and the leases, or
+/// the first failure (after all were tried, so nothing runs with a missing
+/// or denied value).
+pub fn all(resolutions: Vec<Resolution>) -> Result<Resolved> {
+    let mut resolved = Resolved::default();
+    for r in resolutions {
+        resolved.values.insert(r.source, r.value?);
+        resolved.leases.extend(r.lease);
+    }
+    Ok(resolved)
+}
+
+/// What a launch hands out: the values, and the leases that must be
 /// renewed while their holder runs.
 #[derive(Debug, Default)]
 pub struct Resolved {
@@ -294,8 +316,8 @@ pub struct Resolved {
 /// expires; if the grant was withdrawn, the holder is stopped.
 #[derive(Clone, Debug)]
 pub struct Lease {
-    /// The handle name that answered, or the remote reference.
-    pub secret: String,
+    /// What answered: the handle found in scope, or the remote reference.
+    pub secret: Source,
     pub deliveries: Vec<Delivery>,
     pub ttl: u64,
 }
@@ -304,7 +326,7 @@ pub struct Lease {
 /// first one whose grant is gone.
 pub fn renew(leases: &[Lease], asker: &Asker<'_>) -> Result<()> {
     for lease in leases {
-        asker.check(&lease.secret, &lease.deliveries)?;
+        asker.check(lease.secret.grant_key(), &lease.deliveries)?;
     }
     Ok(())
 }

@@ -4,7 +4,6 @@
 
 use crate::error::Result;
 use crate::handle::Handle;
-use crate::resolve;
 use crate::store::{Backend, EntryMeta, Store};
 
 /// One entry as shown.
@@ -19,7 +18,7 @@ pub struct Shown {
 
 impl Shown {
     pub fn new(store: &dyn Store, meta: EntryMeta, asked: Option<&Handle>) -> Result<Self> {
-        let link = resolve::link_target(store, &meta)?;
+        let link = crate::store::link_target(store, &meta)?;
         let asked = asked
             .filter(|h| h.name() != meta.handle)
             .map(ToString::to_string);

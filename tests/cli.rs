@@ -11,6 +11,7 @@ mod fixtures;
 mod grants;
 mod keychain;
 mod lifecycle;
+mod limits;
 mod mask;
 mod plugins;
 mod process;

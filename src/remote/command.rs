@@ -62,9 +62,9 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::child::env::CONTROL_VARIABLES;
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::paths::CONTROL_VARIABLES;
-use crate::store::Config;
 use crate::value::{MAX_VALUE_LEN, SecretValue};
 
 /// How long a provider may run when config.toml does not say.

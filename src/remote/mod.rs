@@ -12,8 +12,8 @@ pub mod openbao;
 
 use std::fmt;
 
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::store::Config;
 use crate::value::SecretValue;
 
 /// A parsed remote reference.

@@ -19,8 +19,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::diag::{Diag, suggestion};
+use crate::child::env::CONTROL_VARIABLES;
 use crate::handle::{Reference, Source, is_env_name};
-use crate::paths::CONTROL_VARIABLES;
 
 /// The only format version this build reads.
 pub const VERSION: i64 = 1;
@@ -86,6 +86,8 @@ pub const MIN_RESTART_DELAY: Duration = Duration::from_millis(100);
 pub const MINIMAL_ENV: &[&str] = &[
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_*", "TERM", "TZ", "TMPDIR",
 ];
+
+pub use crate::config::MAX_DURATION;
 
 /// `[supervisor] on_plugin_failed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -515,6 +517,17 @@ impl Parser<'_> {
             return None;
         };
         match humantime::parse_duration(text) {
+            Ok(d) if d > MAX_DURATION => {
+                self.error(
+                    v.span(),
+                    format!(
+                        "{path}: \"{}\" is longer than the maximum of {}",
+                        text.escape_default(),
+                        humantime::format_duration(MAX_DURATION)
+                    ),
+                );
+                None
+            }
             Ok(d) => Some((d, text.to_owned())),
             Err(e) => {
                 self.error(
@@ -575,7 +588,7 @@ impl Parser<'_> {
     fn signal(&mut self, path: &str, v: &Value<'_>, allowed: &[&str]) -> Option<Signal> {
         let text = self.string(path, v)?;
         let named: Vec<String> = allowed.iter().map(|s| format!("SIG{s}")).collect();
-        match crate::process::parse_signal(&text) {
+        match crate::child::supervise::parse_signal(&text) {
             Ok(sig) if allowed.iter().any(|a| sig.as_str() == format!("SIG{a}")) => Some(sig),
             Ok(sig) => {
                 self.error(

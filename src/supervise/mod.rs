@@ -168,18 +168,14 @@ pub mod run;
 pub mod status;
 
 use std::cell::{OnceCell, RefCell};
-use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use crate::cli::PluginsCommand;
 use crate::error::{Error, Result};
 use crate::grants::Grants;
-use crate::handle::Handle;
 use crate::paths::Paths;
 use crate::resolve::Scope;
-use crate::store::{Backend, EntryMeta, Store};
-use crate::value::SecretValue;
+use crate::store::{Backend, Store};
 
 use config::Config;
 
@@ -187,7 +183,7 @@ use config::Config;
 pub struct Host<'a> {
     pub paths: &'a Paths,
     pub scope: &'a Scope,
-    pub config: &'a crate::store::Config,
+    pub config: &'a crate::config::Config,
     /// Opens (unlocks) the store in force; called at most once.
     pub open_store: &'a dyn Fn() -> Result<Box<dyn Store>>,
 }
@@ -199,79 +195,10 @@ impl Host<'_> {
     }
 }
 
-/// Runs `secret plugins …`; returns the exit code.
-pub fn command(command: PluginsCommand, host: &Host<'_>) -> Result<u8> {
-    match command {
-        PluginsCommand::Check { file } => {
-            let Some(config) = load(file, host)? else {
-                return Ok(2);
-            };
-            check(&config, host)
-        }
-        PluginsCommand::Run { file } => {
-            let Some(config) = load(file, host)? else {
-                return Ok(2);
-            };
-            run::run(config, host)
-        }
-        PluginsCommand::Status { file, json } => {
-            let path = file.unwrap_or_else(|| default_path(host.paths));
-            let socket = status::socket_path(host.paths, &path);
-            let Some(snapshot) = status::query(&socket)? else {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "secret: no supervisor is running {} (nothing answers on {})",
-                    path.display(),
-                    socket.display()
-                );
-                return Ok(1);
-            };
-            let text = if json {
-                let mut t = serde_json::to_string_pretty(&snapshot)
-                    .map_err(|e| Error::usage(format!("cannot show the status: {e}")))?;
-                t.push('\n');
-                t
-            } else {
-                status::table(&snapshot)
-            };
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(text.as_bytes())
-                .and_then(|()| stdout.flush())
-                .map_err(|e| Error::io("writing to standard output", e))?;
-            Ok(0)
-        }
-        PluginsCommand::Keeper => Ok(keeper::main()),
-    }
-}
-
 /// The file named, else the configuration directory's `plugins.toml`.
 #[must_use]
 pub fn default_path(paths: &Paths) -> PathBuf {
     paths.config_dir.join("plugins.toml")
-}
-
-/// Loads and validates; on problems prints them all and returns `None`.
-fn load(file: Option<PathBuf>, host: &Host<'_>) -> Result<Option<Config>> {
-    let path = file.unwrap_or_else(|| default_path(host.paths));
-    match Config::load(&path, &|s| host.is_remote(s)) {
-        Ok(config) => Ok(Some(config)),
-        Err(invalid) => {
-            let mut text = String::new();
-            for line in invalid.lines() {
-                text.push_str(&line);
-                text.push('\n');
-            }
-            let n = invalid.diags.len();
-            text.push_str(&format!(
-                "secret: {n} problem{} in {}; nothing was started\n",
-                if n == 1 { "" } else { "s" },
-                path.display()
-            ));
-            let _ = std::io::stderr().write_all(text.as_bytes());
-            Ok(None)
-        }
-    }
 }
 
 /// A file's identity and version, to notice that it changed: device,
@@ -285,13 +212,11 @@ fn stamp(path: &std::path::Path) -> Stamp {
         .map(|m| (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
 }
 
-/// The store, unlocked once and shared by every resolution, and the grants
-/// file. Resolution wants to open a store (`FnOnce() -> Box<dyn Store>`);
-/// each call gets a read-only view of the one already open, re-read first
-/// if its file changed since (a rotation reaches the next spawn without a
-/// second unlock). grants.toml is parsed again only when it changed.
+/// The store, unlocked once and lent to every resolution (re-read first if
+/// its file changed since: a rotation reaches the next spawn without a
+/// second unlock), and the grants file, parsed again only when it changed.
 pub struct SharedStore {
-    store: OnceCell<Rc<RefCell<Box<dyn Store>>>>,
+    store: OnceCell<RefCell<Box<dyn Store>>>,
     /// The vault file's stamp when the store was last read.
     seen: RefCell<Stamp>,
     vault_file: PathBuf,
@@ -325,7 +250,7 @@ impl SharedStore {
         if self.store.get().is_none() {
             *self.seen.borrow_mut() = stamp(&self.vault_file);
             let store = (host.open_store)()?;
-            let _ = self.store.set(Rc::new(RefCell::new(store)));
+            let _ = self.store.set(RefCell::new(store));
         }
         Ok(())
     }
@@ -344,10 +269,16 @@ impl SharedStore {
         Ok(grants)
     }
 
-    /// A view of the open store, for `resolve::resolve`.
-    pub fn view(&self) -> Result<Box<dyn Store>> {
+    /// Runs `f` with the open store (re-read first if its file changed
+    /// since, so a rotation reaches the next spawn without a second
+    /// unlock), or with `None` when `needed` is false. A store that is
+    /// needed but was never opened is an internal error.
+    pub fn with<T>(&self, needed: bool, f: impl FnOnce(Option<&dyn Store>) -> T) -> Result<T> {
+        if !needed {
+            return Ok(f(None));
+        }
         let store = self.store.get().ok_or_else(|| {
-            Error::usage(
+            Error::internal(
                 "the store is not open: no plugin named a local handle when the supervisor started",
             )
         })?;
@@ -356,109 +287,7 @@ impl SharedStore {
             store.borrow_mut().refresh()?;
             *self.seen.borrow_mut() = now;
         }
-        Ok(Box::new(View(Rc::clone(store))))
+        let store = store.borrow();
+        Ok(f(Some(store.as_ref())))
     }
-}
-
-/// A read-only view of a shared store.
-struct View(Rc<RefCell<Box<dyn Store>>>);
-
-impl Store for View {
-    fn backend(&self) -> Backend {
-        self.0.borrow().backend()
-    }
-    fn list(&self) -> Result<Vec<EntryMeta>> {
-        self.0.borrow().list()
-    }
-    fn get(&self, handle: &Handle) -> Result<SecretValue> {
-        self.0.borrow().get(handle)
-    }
-    fn meta(&self, handle: &Handle) -> Result<EntryMeta> {
-        self.0.borrow().meta(handle)
-    }
-    fn add(&mut self, _: &Handle, _: &SecretValue, _: &str, _: &str) -> Result<EntryMeta> {
-        Err(read_only())
-    }
-    fn rotate(&mut self, _: &Handle, _: &SecretValue) -> Result<EntryMeta> {
-        Err(read_only())
-    }
-    fn remove(&mut self, _: &Handle) -> Result<EntryMeta> {
-        Err(read_only())
-    }
-}
-
-fn read_only() -> Error {
-    Error::usage("the supervisor's view of the store is read-only")
-}
-
-/// `secret plugins check`: the file is valid; now say what each plugin
-/// would get, resolving every reference (never printing a value).
-fn check(config: &Config, host: &Host<'_>) -> Result<u8> {
-    let store = SharedStore::open_for(config, host)?;
-    let mut out = String::new();
-    let enabled = config.plugins.iter().filter(|p| p.enabled).count();
-    out.push_str(&format!(
-        "{}: valid; {} plugin{}, {enabled} enabled\n",
-        config.path.display(),
-        config.plugins.len(),
-        if config.plugins.len() == 1 { "" } else { "s" },
-    ));
-    let mut unresolved = 0;
-    for plugin in &config.plugins {
-        if !plugin.enabled {
-            out.push_str(&format!(
-                "{}: disabled (validated, never started)\n",
-                plugin.id
-            ));
-            continue;
-        }
-        let resolved = launch::resolve_each(plugin, host, &store);
-        let mut secrets = Vec::new();
-        let mut problems = Vec::new();
-        for (r, result) in plugin.secret_env_refs.iter().zip(resolved) {
-            match result {
-                Ok(_) => secrets.push(format!("{} ({})", r.var, r.text)),
-                Err(e) => problems.push((r, e)),
-            }
-        }
-        let plain: Vec<&str> = plugin.env.keys().map(String::as_str).collect();
-        out.push_str(&format!(
-            "{}: secrets: {}; env: {}\n",
-            plugin.id,
-            if secrets.is_empty() {
-                "none".to_owned()
-            } else {
-                secrets.join(", ")
-            },
-            if plain.is_empty() {
-                "none".to_owned()
-            } else {
-                plain.join(", ")
-            }
-        ));
-        for (r, e) in problems {
-            unresolved += 1;
-            out.push_str(&format!(
-                "{}: error: {} ({}) could not be resolved: {e}\n",
-                plugin.id, r.var, r.text
-            ));
-            if let Some(hint) = e.hint() {
-                for line in hint.lines() {
-                    out.push_str(&format!("  {line}\n"));
-                }
-            }
-        }
-    }
-    if unresolved > 0 {
-        out.push_str(&format!(
-            "secret: {unresolved} secret reference{} could not be resolved; those plugins would fail\n",
-            if unresolved == 1 { "" } else { "s" }
-        ));
-    }
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Error::io("writing to standard output", e))?;
-    Ok(if unresolved > 0 { 1 } else { 0 })
 }

@@ -36,8 +36,8 @@ use super::launch::{self, Wiring};
 use super::output::{LineHook, Streams, Style};
 use super::{Host, SharedStore, status};
 use crate::audit::Event as AuditEvent;
+use crate::child::lease;
 use crate::error::{Error, Result};
-use crate::mask::{MIN_MASKED_LEN, Redactor};
 
 /// While a group whose leader is gone is being stopped, how often its
 /// emptiness is re-checked (a member whose parent is outside the group
@@ -199,6 +199,8 @@ struct Unit {
     /// and when to renew it next (at half of it).
     lease: Option<Duration>,
     renew_at: Option<Instant>,
+    /// The leases behind the current run's secrets, renewed together.
+    leases: Vec<crate::resolve::Lease>,
 }
 
 impl Unit {
@@ -233,6 +235,7 @@ impl Unit {
             pending: None,
             lease: None,
             renew_at: None,
+            leases: Vec::new(),
         }
     }
 
@@ -463,7 +466,7 @@ impl Supervisor<'_> {
                         self.config.path.display(),
                         humantime::format_duration(debounce)
                     ));
-                    self.reload_at = Some(Instant::now() + debounce);
+                    self.reload_at = Some(after(Instant::now(), debounce));
                 }
             }
             Event::Signal(_) => {}
@@ -518,7 +521,7 @@ impl Supervisor<'_> {
                         .ready
                         .as_ref()
                         .map_or(GROUP_RECHECK, |r| r.interval);
-                    probe.exec_next = Some(now + interval);
+                    probe.exec_next = Some(after(now, interval));
                 }
                 return;
             }
@@ -696,7 +699,7 @@ impl Supervisor<'_> {
             if let Some(probe) = self.units[i].probe.as_mut() {
                 match pid {
                     Some(pid) => probe.exec_pid = Some(pid),
-                    None => probe.exec_next = Some(now + interval),
+                    None => probe.exec_next = Some(after(now, interval)),
                 }
             }
         }
@@ -713,7 +716,7 @@ impl Supervisor<'_> {
                 consider(stop.kill_at);
             }
             if unit.leader.is_none() && unit.group.is_some() {
-                consider(now + GROUP_RECHECK);
+                consider(after(now, GROUP_RECHECK));
             }
             if unit.state == State::Backoff
                 && self.shutdown.is_none()
@@ -831,36 +834,36 @@ impl Supervisor<'_> {
         let generation = self.units[i].generation;
         self.units[i].settings_print = Some(fingerprint::settings(&plugin));
         self.units[i].secret_print = None;
-        let (secrets, lease) = match launch::secrets_and_lease(&plugin, self.host, &self.store) {
+        let secrets = match launch::secrets(&plugin, self.host, &self.store) {
             Ok(s) => s,
-            Err(reason) => return self.fail(i, reason),
+            Err(e) => return self.fail(i, e.to_string()),
         };
-        self.units[i].lease = lease.map(Duration::from_secs);
-        self.units[i].renew_at = self.units[i]
-            .lease
-            .map(|l| now + (l / 2).max(Duration::from_millis(200)));
+        self.units[i].lease = secrets.shortest_lease().map(Duration::from_secs);
+        self.units[i].renew_at = secrets
+            .shortest_lease()
+            .map(|ttl| after(now, lease::interval(ttl)));
+        let launch::Secrets {
+            values: secrets,
+            leases,
+        } = secrets;
+        self.units[i].leases = leases;
         self.units[i].secret_print = Some(fingerprint::secrets(&self.key, &secrets));
         let env = launch::environment(&plugin, std::env::vars_os(), &secrets);
-        let labelled: Vec<(&str, &crate::value::SecretValue)> = if plugin.mask_output {
+        let labelled: Vec<(String, &crate::value::SecretValue)> = if plugin.mask_output {
             plugin
                 .secret_env_refs
                 .iter()
                 .zip(&secrets)
-                .map(|(r, (_, v))| (r.text.as_str(), v))
+                .map(|(r, (_, v))| (r.text.clone(), v))
                 .collect()
         } else {
             Vec::new()
         };
-        let redactor = match Redactor::new(labelled) {
-            Ok((r, skipped)) => {
-                for label in skipped {
-                    log(&format!(
-                        "warning: {}: {label} is shorter than {MIN_MASKED_LEN} bytes, too short to mask",
-                        plugin.id
-                    ));
-                }
-                r
-            }
+        let id = plugin.id.clone();
+        let redactor = match crate::child::relay::redactor(labelled, |w| {
+            log(&format!("warning: {id}: {w}"));
+        }) {
+            Ok(r) => r,
             Err(e) => return self.fail(i, format!("cannot set up masking: {e}")),
         };
         drop(secrets);
@@ -888,9 +891,9 @@ impl Supervisor<'_> {
         let unit = &mut self.units[i];
         unit.started_at = now;
         match spawned {
-            Err(message) => {
+            Err(e) => {
                 drop(streams);
-                unit.exit = Some(Exit::SpawnError(message));
+                unit.exit = Some(Exit::SpawnError(e.to_string()));
                 unit.state = State::Running;
                 // check_groups sees no leader and no group: the run is over.
             }
@@ -925,7 +928,7 @@ impl Supervisor<'_> {
                         unit.state = State::Starting;
                         unit.probe = Some(ProbeRun {
                             cancel: Arc::clone(&cancel),
-                            deadline: now + ready.timeout,
+                            deadline: after(now, ready.timeout),
                             exec_pid: None,
                             exec_next: matches!(ready.probe, Probe::Exec(_)).then_some(now),
                         });
@@ -1077,7 +1080,7 @@ impl Supervisor<'_> {
         let immediate = signal == Signal::SIGKILL || unit.plugin.stop_timeout.is_zero();
         unit.stop = Some(Stop {
             then,
-            kill_at: now + unit.plugin.stop_timeout,
+            kill_at: after(now, unit.plugin.stop_timeout),
             killed: immediate,
         });
         unit.state = State::Stopping;
@@ -1222,7 +1225,7 @@ impl Supervisor<'_> {
                 .min(plugin.restart_delay_max)
         };
         unit.state = State::Backoff;
-        unit.backoff_until = Some(now + delay);
+        unit.backoff_until = Some(after(now, delay));
         unit.reason = Some(described.clone());
         log(&format!(
             "{id} exited ({described}); restarting in {}",
@@ -1246,7 +1249,7 @@ impl Supervisor<'_> {
 
     fn begin_shutdown(&mut self, code: u8) {
         self.shutdown = Some(Shutdown {
-            deadline: Instant::now() + self.config.supervisor.shutdown_deadline,
+            deadline: after(Instant::now(), self.config.supervisor.shutdown_deadline),
             deadline_hit: false,
             code,
             forced: None,
@@ -1391,34 +1394,41 @@ impl Supervisor<'_> {
     fn renew(&mut self, i: usize, now: Instant) {
         let plugin = self.units[i].plugin.clone();
         let id = plugin.id.clone();
-        match launch::secrets_and_lease(&plugin, self.host, &self.store) {
-            Err(reason) => {
-                self.units[i].renew_at = None;
-                log(&format!("{id}: lease not renewed: {reason}; stopping it"));
-                self.audit(&id, "renew", format!("revoked: {reason}"));
-                self.begin_stop(i, Then::Fail(format!("lease not renewed: {reason}")), now);
+        let holder = lease::Holder {
+            paths: self.host.paths.clone(),
+            consumer: id.clone(),
+            purpose: None,
+        };
+        if let Err(e) = holder.renew(&self.units[i].leases) {
+            self.units[i].renew_at = None;
+            log(&format!("{id}: lease not renewed: {e}; stopping it"));
+            self.begin_stop(i, Then::Fail(format!("lease not renewed: {e}")), now);
+            return;
+        }
+        let unit = &mut self.units[i];
+        unit.renew_at = unit
+            .lease
+            .map(|l| after(now, (l / 2).max(lease::MIN_INTERVAL)));
+        if plugin.on_secret_change != OnSecretChange::Restart {
+            return;
+        }
+        // The rotation watch (not the lease's business): a value that
+        // changed restarts the plugin with the new one.
+        match launch::secrets(&plugin, self.host, &self.store) {
+            Ok(secrets)
+                if Some(fingerprint::secrets(&self.key, &secrets.values))
+                    != self.units[i].secret_print =>
+            {
+                log(&format!(
+                    "{id}: a secret was rotated; restarting it with the new value"
+                ));
+                self.units[i].pending = Some(plugin);
+                self.begin_stop(i, Then::Restart, now);
             }
-            Ok((values, lease)) => {
-                let changed =
-                    Some(fingerprint::secrets(&self.key, &values)) != self.units[i].secret_print;
-                let unit = &mut self.units[i];
-                unit.lease = lease.map(Duration::from_secs);
-                unit.renew_at = unit
-                    .lease
-                    .map(|l| now + (l / 2).max(Duration::from_millis(200)));
-                self.audit(
-                    &id,
-                    "renew",
-                    lease.map_or_else(|| "ok".to_owned(), |t| format!("ok (lease {t}s)")),
-                );
-                if changed && plugin.on_secret_change == OnSecretChange::Restart {
-                    log(&format!(
-                        "{id}: a secret was rotated; restarting it with the new value"
-                    ));
-                    self.units[i].pending = Some(plugin);
-                    self.begin_stop(i, Then::Restart, now);
-                }
-            }
+            Ok(_) => {}
+            Err(e) => log(&format!(
+                "{id}: {e}; it keeps running with the values it was started with"
+            )),
         }
     }
 
@@ -1452,8 +1462,8 @@ impl Supervisor<'_> {
         let alive = unit.alive();
         let id = p.id.clone();
         let secrets_changed = match launch::secrets(&p, self.host, &self.store) {
-            Ok(values) => {
-                Some(fingerprint::secrets(&self.key, &values)) != self.units[i].secret_print
+            Ok(secrets) => {
+                Some(fingerprint::secrets(&self.key, &secrets.values)) != self.units[i].secret_print
             }
             Err(reason) => {
                 if alive {
@@ -1578,4 +1588,13 @@ fn probe_name(p: &Probe) -> String {
         Probe::Exec(argv) => format!("exec {}", argv.join(" ")),
         Probe::Tcp(addr) => format!("tcp {addr}"),
     }
+}
+
+/// `now + d` without overflow: durations are bounded when read (a year at
+/// most), and a deadline past what the clock holds becomes the latest one
+/// it does.
+fn after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(super::config::MAX_DURATION))
+        .unwrap_or(now)
 }

@@ -125,7 +125,7 @@ pub fn query(path: &Path) -> Result<Option<Snapshot>> {
         .read_to_string(&mut text)
         .map_err(|e| Error::io(format!("reading from {}", path.display()), e))?;
     serde_json::from_str(&text).map(Some).map_err(|e| {
-        Error::usage(format!(
+        Error::internal(format!(
             "the supervisor on {} answered something unreadable: {e}",
             path.display()
         ))

@@ -247,3 +247,20 @@ fn window_size(fd: RawFd) -> Option<nix::pty::Winsize> {
 fn set_window_size(fd: RawFd, size: &nix::pty::Winsize) {
     crate::sys::set_window_size(fd, size);
 }
+
+/// The redactor for `labelled` values (label: the handle or reference, for
+/// the warning). Each value too short to mask is passed to `warn` with the
+/// sentence to show, so every child's output is masked by the same rule.
+pub(crate) fn redactor<'a>(
+    labelled: impl IntoIterator<Item = (String, &'a crate::value::SecretValue)>,
+    warn: impl Fn(&str),
+) -> Result<Redactor> {
+    let (redactor, skipped) = Redactor::new(labelled)?;
+    for label in skipped {
+        warn(&format!(
+            "{label} is shorter than {} bytes, too short to mask; it will show in the output if printed",
+            crate::mask::MIN_MASKED_LEN
+        ));
+    }
+    Ok(redactor)
+}

@@ -1,7 +1,7 @@
 //! Running one child as a transparent parent, to the standard of tini and
 //! dumb-init: process group and terminal, signal forwarding, job control,
 //! reaping (as PID 1 or a subreaper) and the exit status. It knows nothing
-//! of secrets: `exec` hands it a prepared command.
+//! of secrets: `child::launch` hands it a prepared command.
 //!
 //! Process groups. When `secret` runs in the foreground of a terminal and is
 //! not part of a pipeline (stdin and stdout are that terminal), the child gets
@@ -28,7 +28,7 @@ use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::{Cause, Origin};
 
 use crate::error::{Error, Result};
-use crate::sys::{self, SpawnError, SpawnSpec};
+use crate::sys::{self, SpawnSpec};
 
 /// Signals passed on to the child.
 pub const FORWARDED: &[i32] = &[
@@ -132,7 +132,7 @@ pub fn start(spec: &mut SpawnSpec<'_>, shown: &str, supervision: &Supervision) -
             .map_err(|e| Error::io("becoming a subreaper", e.into()))?;
     }
     let signals = listen()?;
-    let child = sys::spawn(spec).map_err(|e| spawn_error(e, shown))?;
+    let child = super::spawn::spawn(spec, shown)?;
     if let Terminal::Handed(tty) = &terminal {
         sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), child).ok());
     }
@@ -171,20 +171,6 @@ impl Running {
                 }
             }
         }
-    }
-}
-
-/// Our error for a command that did not start.
-pub fn spawn_error(e: SpawnError, shown: &str) -> Error {
-    match e {
-        SpawnError::NotFound => Error::CommandNotFound {
-            program: shown.to_owned(),
-        },
-        SpawnError::NotExecutable(errno) => Error::CommandNotExecutable {
-            program: shown.to_owned(),
-            source: errno.into(),
-        },
-        SpawnError::System(errno) => Error::io(format!("starting {shown}"), errno.into()),
     }
 }
 
