@@ -43,6 +43,7 @@ complete -c secret -n "__fish_secret_needs_command" -f -a "lock" -d 'Drop the ca
 complete -c secret -n "__fish_secret_needs_command" -f -a "exec" -d 'Run a command with secrets in its environment'
 complete -c secret -n "__fish_secret_needs_command" -f -a "run" -d 'Run a script with the secrets its header asks for (shebang mode)'
 complete -c secret -n "__fish_secret_needs_command" -f -a "plugins" -d 'Supervise long-running plugins declared in plugins.toml'
+complete -c secret -n "__fish_secret_needs_command" -f -a "broker" -d 'A local capability broker: callers use a key without holding it'
 complete -c secret -n "__fish_secret_needs_command" -f -a "generate" -d 'Write the man pages or shell completions (for packagers)'
 complete -c secret -n "__fish_secret_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c secret -n "__fish_secret_using_subcommand init" -l backend -d 'Where values are kept' -r -f -a "file\t'The encrypted file vault (the default; works anywhere, no daemon)'
@@ -90,7 +91,8 @@ complete -c secret -n "__fish_secret_using_subcommand grants; and not __fish_see
 complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l consumer -d 'The consumer: a plugin id, or exec' -r
 complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l purpose -d 'The purpose the consumer states' -r
 complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l delivery -d 'How the value would be delivered' -r -f -a "env\t''
-file\t''"
+file\t''
+http\t'Put on the wire by `secret broker` as a request header'"
 complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
 complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -182,29 +184,66 @@ complete -c secret -n "__fish_secret_using_subcommand plugins; and __fish_seen_s
 complete -c secret -n "__fish_secret_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show the state of every plugin of a running supervisor'
 complete -c secret -n "__fish_secret_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "keeper" -d 'The helper that kills every plugin group if the supervisor dies'
 complete -c secret -n "__fish_secret_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c secret -n "__fish_secret_using_subcommand broker; and not __fish_seen_subcommand_from run check status token help" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand broker; and not __fish_seen_subcommand_from run check status token help" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
+complete -c secret -n "__fish_secret_using_subcommand broker; and not __fish_seen_subcommand_from run check status token help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand broker; and not __fish_seen_subcommand_from run check status token help" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand broker; and not __fish_seen_subcommand_from run check status token help" -f -a "run" -d 'Serve the routes of FILE until SIGTERM'
+complete -c secret -n "__fish_secret_using_subcommand broker; and not __fish_seen_subcommand_from run check status token help" -f -a "check" -d 'Validate FILE and resolve every route\'s secret'
+complete -c secret -n "__fish_secret_using_subcommand broker; and not __fish_seen_subcommand_from run check status token help" -f -a "status" -d 'Show the routes, request counts, bytes and rate limits of the broker running FILE. Exit 0, or 1 when none runs'
+complete -c secret -n "__fish_secret_using_subcommand broker; and not __fish_seen_subcommand_from run check status token help" -f -a "token" -d 'Print the caller token (created when there is none)'
+complete -c secret -n "__fish_secret_using_subcommand broker; and not __fish_seen_subcommand_from run check status token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from run" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from run" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from run" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from check" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from check" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from status" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from status" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from status" -l json -d 'Print JSON'
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from token" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from token" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from token" -l rotate -d 'Replace the token with a new one; a running broker switches to it at once'
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from token" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from token" -s V -l version -d 'Print version'
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from help" -f -a "run" -d 'Serve the routes of FILE until SIGTERM'
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from help" -f -a "check" -d 'Validate FILE and resolve every route\'s secret'
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show the routes, request counts, bytes and rate limits of the broker running FILE. Exit 0, or 1 when none runs'
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from help" -f -a "token" -d 'Print the caller token (created when there is none)'
+complete -c secret -n "__fish_secret_using_subcommand broker; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c secret -n "__fish_secret_using_subcommand generate" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
 complete -c secret -n "__fish_secret_using_subcommand generate" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "init" -d 'Create the store'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "add" -d 'Store a new secret'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "rotate" -d 'Replace a secret\'s value'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "rm" -d 'Remove a secret'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "list" -d 'List secrets: metadata only, never values'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "inspect" -d 'Show one secret\'s metadata: provider, kind, fingerprint, times, version, backend. Never the value'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "link" -d 'Make a local handle that resolves to a remote reference'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "grants" -d 'Explain what grants.toml allows'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "audit" -d 'Show or verify the audit trail'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "passwd" -d 'Change the vault passphrase'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "unlock" -d 'Cache the vault key for a while, so commands skip the passphrase'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "lock" -d 'Drop the cached vault key now'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "exec" -d 'Run a command with secrets in its environment'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "run" -d 'Run a script with the secrets its header asks for (shebang mode)'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "plugins" -d 'Supervise long-running plugins declared in plugins.toml'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "generate" -d 'Write the man pages or shell completions (for packagers)'
-complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "init" -d 'Create the store'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "add" -d 'Store a new secret'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "rotate" -d 'Replace a secret\'s value'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "rm" -d 'Remove a secret'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "list" -d 'List secrets: metadata only, never values'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "inspect" -d 'Show one secret\'s metadata: provider, kind, fingerprint, times, version, backend. Never the value'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "link" -d 'Make a local handle that resolves to a remote reference'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "grants" -d 'Explain what grants.toml allows'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "audit" -d 'Show or verify the audit trail'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "passwd" -d 'Change the vault passphrase'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "unlock" -d 'Cache the vault key for a while, so commands skip the passphrase'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "lock" -d 'Drop the cached vault key now'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "exec" -d 'Run a command with secrets in its environment'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "run" -d 'Run a script with the secrets its header asks for (shebang mode)'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "plugins" -d 'Supervise long-running plugins declared in plugins.toml'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "broker" -d 'A local capability broker: callers use a key without holding it'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "generate" -d 'Write the man pages or shell completions (for packagers)'
+complete -c secret -n "__fish_secret_using_subcommand help; and not __fish_seen_subcommand_from init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c secret -n "__fish_secret_using_subcommand help; and __fish_seen_subcommand_from grants" -f -a "check" -d 'Say whether a consumer may have a secret, and which rule decides'
 complete -c secret -n "__fish_secret_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "run" -d 'Start every enabled plugin and supervise them'
 complete -c secret -n "__fish_secret_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "check" -d 'Validate the file and resolve every plugin\'s secrets'
 complete -c secret -n "__fish_secret_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "status" -d 'Show the state of every plugin of a running supervisor'
 complete -c secret -n "__fish_secret_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "keeper" -d 'The helper that kills every plugin group if the supervisor dies'
+complete -c secret -n "__fish_secret_using_subcommand help; and __fish_seen_subcommand_from broker" -f -a "run" -d 'Serve the routes of FILE until SIGTERM'
+complete -c secret -n "__fish_secret_using_subcommand help; and __fish_seen_subcommand_from broker" -f -a "check" -d 'Validate FILE and resolve every route\'s secret'
+complete -c secret -n "__fish_secret_using_subcommand help; and __fish_seen_subcommand_from broker" -f -a "status" -d 'Show the routes, request counts, bytes and rate limits of the broker running FILE. Exit 0, or 1 when none runs'
+complete -c secret -n "__fish_secret_using_subcommand help; and __fish_seen_subcommand_from broker" -f -a "token" -d 'Print the caller token (created when there is none)'

@@ -5,6 +5,7 @@
 //! concept (see DESIGN notes in the README).
 
 pub mod audit;
+pub mod broker;
 pub mod cli;
 pub mod crypto;
 pub mod docs;
@@ -210,6 +211,15 @@ impl Context {
             Command::Exec(args) => self.exec(args),
             Command::Run(args) => self.run_script(args),
             Command::Plugins(command) => supervise::command(
+                command,
+                &supervise::Host {
+                    paths: &self.paths,
+                    scope: &self.scope,
+                    config: &self.config,
+                    open_store: &|| self.open_store(),
+                },
+            ),
+            Command::Broker(command) => broker::cmd::command(
                 command,
                 &supervise::Host {
                     paths: &self.paths,
