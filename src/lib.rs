@@ -6,6 +6,7 @@
 //! code (`error::exit`). Everything else lives in one module per concept.
 
 pub mod audit;
+pub mod broker;
 mod child;
 pub mod cli;
 mod cmd;

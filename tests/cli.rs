@@ -5,6 +5,7 @@
 mod util;
 
 mod audit;
+mod broker;
 mod docs;
 mod exec;
 mod fixtures;

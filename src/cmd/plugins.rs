@@ -22,6 +22,18 @@ pub(crate) fn plugins(ctx: &Context, command: PluginsCommand) -> Result<u8> {
     dispatch(command, &host)
 }
 
+/// Runs `secret broker …`; returns the exit code. The broker shares the
+/// supervisor's host (one unlock, one store for every route).
+pub(crate) fn broker(ctx: &Context, command: crate::cli::BrokerCommand) -> Result<u8> {
+    let host = Host {
+        paths: &ctx.paths,
+        scope: &ctx.scope,
+        config: &ctx.config,
+        open_store: &|| ctx.open_store(),
+    };
+    crate::broker::cmd::command(command, &host)
+}
+
 fn dispatch(command: PluginsCommand, host: &Host<'_>) -> Result<u8> {
     match command {
         PluginsCommand::Check { file } => {
