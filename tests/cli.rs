@@ -14,6 +14,7 @@ mod lifecycle;
 mod mask;
 mod plugins;
 mod process;
+mod recipes;
 mod remote_azure;
 mod remote_command;
 mod remote_openbao;
