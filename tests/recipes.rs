@@ -125,6 +125,22 @@ impl World {
         cmd
     }
 
+    /// A container's `argv` as PID 1: the app, started by PID 1, gets the
+    /// key and its arguments, and its exit code is the container's.
+    #[track_caller]
+    fn container_runs(&self, argv: &[String], env: &mut BTreeMap<String, String>) {
+        let out = self.run(self.as_pid1(argv, env));
+        out.success().stdout_has("app: API_KEY=");
+        out.no_leak(PASSPHRASE.as_bytes());
+        self.report()
+            .got_the_key()
+            .was_started_by_pid1()
+            .args("--serve");
+        env.insert("APP_EXIT".into(), "7".into());
+        self.run(self.as_pid1(argv, env)).code(7);
+        env.remove("APP_EXIT");
+    }
+
     fn run(&self, mut cmd: Command) -> Output {
         let _ = fs::remove_file(self.report_path());
         let out = cmd.output().expect("spawn");
@@ -497,17 +513,7 @@ fn dockerfile_entrypoint_as_pid1_passes_the_key_and_the_exit_code() {
     env.insert("SECRET_HOME".into(), world.env.home().display().to_string());
     env.insert("SECRET_PASSPHRASE".into(), PASSPHRASE.into());
 
-    let out = world.run(world.as_pid1(&argv, &env));
-    out.success().stdout_has("app: API_KEY=");
-    out.no_leak(PASSPHRASE.as_bytes());
-    world
-        .report()
-        .got_the_key()
-        .was_started_by_pid1()
-        .args("--serve");
-
-    env.insert("APP_EXIT".into(), "7".into());
-    world.run(world.as_pid1(&argv, &env)).code(7);
+    world.container_runs(&argv, &mut env);
 
     // `docker stop`: SIGTERM to PID 1 reaches the app, which dies of it.
     env.insert("APP_WAIT".into(), "1".into());
@@ -581,17 +587,7 @@ fn compose_service_as_pid1_reads_the_passphrase_from_its_secret_file() {
         world.passphrase_file().display().to_string(),
     );
 
-    let out = world.run(world.as_pid1(&argv, &env));
-    out.success().stdout_has("app: API_KEY=");
-    out.no_leak(PASSPHRASE.as_bytes());
-    world
-        .report()
-        .got_the_key()
-        .was_started_by_pid1()
-        .args("--serve");
-
-    env.insert("APP_EXIT".into(), "7".into());
-    world.run(world.as_pid1(&argv, &env)).code(7);
+    world.container_runs(&argv, &mut env);
 }
 
 // --------------------------------------------------------------- systemd
