@@ -16,6 +16,7 @@ mod limits;
 mod mask;
 mod plugins;
 mod process;
+mod recipes;
 mod remote_azure;
 mod remote_command;
 mod remote_openbao;
