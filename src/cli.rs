@@ -387,6 +387,32 @@ pub struct ChildArgs {
     #[arg(long = "file", value_name = "VAR=@HANDLE")]
     pub file: Vec<String>,
 
+    /// Give the child a placeholder for the secret; a loopback proxy puts
+    /// the value on the wire, only to the hosts its grant allows.
+    ///
+    /// VAR gets a random placeholder shaped like the value (same length,
+    /// character classes and prefix such as sk-proj- or ghp_). HTTPS_PROXY
+    /// and HTTP_PROXY (and lowercase) point at a proxy that lives as long as
+    /// the child; SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE,
+    /// NODE_EXTRA_CA_CERTS, GIT_SSL_CAINFO, PIP_CERT and AWS_CA_BUNDLE name
+    /// a bundle with a per-launch CA. On TLS connections to the grant's
+    /// allowed_hosts the proxy swaps the placeholder for the value in
+    /// headers and the query string, and the value back for the
+    /// placeholder in responses. The grant must allow delivery http and
+    /// name allowed_hosts. In env files: VAR=proxy:@ref.
+    #[arg(long = "proxy", value_name = "VAR=REF")]
+    pub proxy: Vec<String>,
+
+    /// With --proxy: what happens to connections to hosts no proxied secret
+    /// may go to: tunnelled untouched (allow), or refused (deny).
+    #[arg(
+        long = "proxy-egress",
+        value_enum,
+        default_value = "allow",
+        value_name = "POLICY"
+    )]
+    pub proxy_egress: Egress,
+
     /// Start the child with an empty environment (plus --keep and mappings).
     #[arg(short = 'i', long)]
     pub ignore_environment: bool,
@@ -493,6 +519,16 @@ impl From<BackendArg> for crate::store::Backend {
 pub enum DeliveryArg {
     Env,
     File,
+    Http,
+}
+
+/// `--proxy-egress`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Egress {
+    /// Tunnel connections to other hosts untouched.
+    Allow,
+    /// Refuse them: only the hosts of the proxied secrets are reachable.
+    Deny,
 }
 
 impl From<DeliveryArg> for crate::grants::Delivery {
@@ -500,6 +536,7 @@ impl From<DeliveryArg> for crate::grants::Delivery {
         match arg {
             DeliveryArg::Env => Self::Env,
             DeliveryArg::File => Self::File,
+            DeliveryArg::Http => Self::Http,
         }
     }
 }

@@ -22,6 +22,18 @@ pub struct Config {
     /// `[providers.NAME]`: command providers (see `remote::command`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub providers: std::collections::BTreeMap<String, crate::remote::command::ProviderConfig>,
+    /// `[proxy]`: settings of `secret exec --proxy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyConfig>,
+}
+
+/// `[proxy]` in `config.toml`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Extra roots (PEM) the proxy trusts for real upstreams, besides the
+    /// system's: a private CA, or a test's.
+    pub upstream_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Config {

@@ -157,15 +157,7 @@ impl Grants {
             if !matches_ref(&g.secret_ref, req.secret) || g.consumer != req.consumer {
                 continue;
             }
-            let purpose_ok = match (&g.purposes, req.purpose) {
-                (None, _) => true,
-                (Some(list), Some(p)) => list.iter().any(|x| x == p),
-                (Some(_), None) => false,
-            };
-            let delivery_ok = g
-                .delivery
-                .as_ref()
-                .is_none_or(|d| d.contains(&req.delivery));
+            let (purpose_ok, delivery_ok) = fits(g, req);
             if purpose_ok && delivery_ok {
                 return Decision::Allowed(g.clone());
             }
@@ -204,6 +196,22 @@ impl Grants {
         }
     }
 
+    /// The first grant that allows `req` and names `allowed_hosts` (what
+    /// `exec --proxy` needs), else the first that allows it at all.
+    #[must_use]
+    pub fn decide_hosts(&self, req: &Request<'_>) -> Decision {
+        let with_hosts = self.grants.iter().flatten().find(|g| {
+            matches_ref(&g.secret_ref, req.secret)
+                && g.consumer == req.consumer
+                && fits(g, req) == (true, true)
+                && g.allowed_hosts.as_ref().is_some_and(|h| !h.is_empty())
+        });
+        match with_hosts {
+            Some(g) => Decision::Allowed(g.clone()),
+            None => self.decide(req),
+        }
+    }
+
     /// The `[[grants]]` entry that would allow `req`, for hints.
     #[must_use]
     pub fn suggestion(req: &Request<'_>) -> String {
@@ -216,6 +224,20 @@ impl Grants {
         }
         s
     }
+}
+
+/// Whether `g`'s purposes and deliveries fit `req`: (purpose, delivery).
+fn fits(g: &Grant, req: &Request<'_>) -> (bool, bool) {
+    let purpose_ok = match (&g.purposes, req.purpose) {
+        (None, _) => true,
+        (Some(list), Some(p)) => list.iter().any(|x| x == p),
+        (Some(_), None) => false,
+    };
+    let delivery_ok = g
+        .delivery
+        .as_ref()
+        .is_none_or(|d| d.contains(&req.delivery));
+    (purpose_ok, delivery_ok)
 }
 
 /// `"*"`, `"prefix/*"` (anything under the prefix) or exact.

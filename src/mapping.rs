@@ -19,6 +19,9 @@ pub struct Mapping {
     pub var: String,
     pub reference: Reference,
     pub origin: String,
+    /// `--proxy`, `VAR=proxy:@ref`, `# secret-proxy:`: the child gets a
+    /// placeholder and the value goes only on the wire (`broker::proxy`).
+    pub proxy: bool,
 }
 
 /// Says whether `scheme://…` is a remote reference.
@@ -27,6 +30,25 @@ pub type Schemes<'a> = &'a dyn Fn(&str) -> bool;
 /// Parses `--env VAR=REF`.
 pub fn parse_env_arg(arg: &str, remote: Schemes<'_>) -> Result<Mapping> {
     parse_mapping(arg, "--env", remote)
+}
+
+/// Parses `--proxy VAR=REF` (a handle or remote reference).
+pub fn parse_proxy_arg(arg: &str, remote: Schemes<'_>) -> Result<Mapping> {
+    proxied(parse_mapping(arg, "--proxy", remote)?)
+}
+
+fn proxied(mut mapping: Mapping) -> Result<Mapping> {
+    mapping.proxy = true;
+    match mapping.reference {
+        Reference::Handle(_) | Reference::Remote(_) => Ok(mapping),
+        _ => Err(Error::usage_hint(
+            format!(
+                "{}: {}: a proxied value must be a handle or a remote reference",
+                mapping.origin, mapping.var
+            ),
+            format!("write {}=@name", mapping.var),
+        )),
+    }
 }
 
 /// Parses `--file VAR=@handle`.
@@ -58,6 +80,7 @@ fn parse_mapping(text: &str, origin: &str, remote: Schemes<'_>) -> Result<Mappin
         var: var.to_owned(),
         reference,
         origin: origin.to_owned(),
+        proxy: false,
     })
 }
 
@@ -75,7 +98,14 @@ pub fn parse_env_file(path: &Path, remote: Schemes<'_>) -> Result<Vec<Mapping>> 
         }
         let line = line.strip_prefix("export ").map_or(line, str::trim_start);
         let origin = format!("{}:{}", path.display(), i + 1);
-        let mapping = parse_mapping(line, &origin, remote)?;
+        let mapping = match line.split_once('=') {
+            Some((var, rest)) if rest.starts_with("proxy:") => proxied(parse_mapping(
+                &format!("{var}={}", &rest[6..]),
+                &origin,
+                remote,
+            )?)?,
+            _ => parse_mapping(line, &origin, remote)?,
+        };
         if let Reference::Literal(_) = mapping.reference {
             return Err(Error::usage_hint(
                 format!(
@@ -101,8 +131,9 @@ pub fn parse_env_file(path: &Path, remote: Schemes<'_>) -> Result<Vec<Mapping>> 
     Ok(out)
 }
 
-/// Reads the `# secret: VAR=@ref` and `# secret-file: VAR=@ref` lines of a
-/// script's header: the comment block after the `#!` line (blank lines
+/// Reads the `# secret: VAR=@ref`, `# secret-file: VAR=@ref` and
+/// `# secret-proxy: VAR=@ref` lines of a script's header (proxied ones
+/// come with the env mappings, marked `proxy`): the comment block after the `#!` line (blank lines
 /// allowed), up to the first line of code. Returns (env, file) mappings.
 pub fn parse_script_header(
     path: &Path,
@@ -122,7 +153,9 @@ pub fn parse_script_header(
         };
         let comment = comment.trim();
         let origin = format!("{}:{}", path.display(), i + 1);
-        if let Some(rest) = comment.strip_prefix("secret-file:") {
+        if let Some(rest) = comment.strip_prefix("secret-proxy:") {
+            env.push(proxied(parse_mapping(rest.trim(), &origin, remote)?)?);
+        } else if let Some(rest) = comment.strip_prefix("secret-file:") {
             let mapping = parse_mapping(rest.trim(), &origin, remote)?;
             files.push(parse_file_arg_mapping(mapping)?);
         } else if let Some(rest) = comment.strip_prefix("secret:") {

@@ -143,6 +143,30 @@ impl Redactor {
         Ok((Self::with(set), skipped))
     }
 
+    /// A redactor that replaces each pattern by its own replacement rather
+    /// than a marker (`exec --proxy` puts a placeholder where a value
+    /// was). Patterns under [`MIN_MASKED_LEN`] bytes are left out.
+    ///
+    /// # Errors
+    ///
+    /// When the automaton cannot be built.
+    pub fn replacing(pairs: Vec<(Zeroizing<Vec<u8>>, Vec<u8>)>) -> Result<Self> {
+        let mut markers = Vec::new();
+        let mut found = Vec::new();
+        for (pattern, replacement) in pairs {
+            if pattern.len() >= MIN_MASKED_LEN {
+                found.push((pattern, markers.len()));
+                markers.push(replacement);
+            }
+        }
+        let set = if found.is_empty() {
+            None
+        } else {
+            Some(Arc::new(PatternSet::new(found, markers)?))
+        };
+        Ok(Self::with(set))
+    }
+
     /// A redactor for another stream of the same child: the same values,
     /// nothing held back. The patterns are shared, not copied.
     #[must_use]

@@ -20,16 +20,25 @@
 //! - `upstream`: TLS client connections, pooled, with timeouts (no route
 //!   or secret knowledge, for reuse by an intercepting proxy);
 //! - `status`: counters, the status snapshot, the audit writer and
-//!   summaries.
+//!   summaries;
+//! - `proxy`, `intercept`, `ca`, `placeholder`, `substitute`: `secret
+//!   exec --proxy` (the child holds placeholders; a loopback proxy swaps
+//!   them for values on TLS connections to the granted hosts), over the
+//!   same `upstream` client.
 //!
 //! It does not own the store, grants or audit format: it uses them as
 //! consumer `broker`, delivery `http`.
 
+pub mod ca;
 pub mod cmd;
 pub mod config;
+pub mod intercept;
 pub mod limit;
+pub mod placeholder;
+pub mod proxy;
 pub mod route;
 pub mod serve;
 pub mod status;
+pub mod substitute;
 pub mod token;
 pub mod upstream;

@@ -73,12 +73,19 @@ pub fn create(path: &Path) -> Result<Token> {
     if let Some(dir) = path.parent() {
         fsio::ensure_private_dir(dir)?;
     }
-    let bytes = Zeroizing::new(crate::crypto::random::<32>()?);
-    let token = Zeroizing::new(base64ct::Base64UrlUnpadded::encode_string(&*bytes));
-    let mut line = Zeroizing::new(token.as_bytes().to_vec());
+    let token = generate()?;
+    let mut line = Zeroizing::new(token.0.as_bytes().to_vec());
     line.push(b'\n');
     fsio::write_atomic(path, &line)?;
-    Ok(Token(token))
+    Ok(token)
+}
+
+/// A fresh token, in memory only (`exec --proxy` puts one in its proxy URL).
+pub fn generate() -> Result<Token> {
+    let bytes = Zeroizing::new(crate::crypto::random::<32>()?);
+    Ok(Token(Zeroizing::new(
+        base64ct::Base64UrlUnpadded::encode_string(&*bytes),
+    )))
 }
 
 /// The token at `path`, created when there is none.

@@ -159,14 +159,14 @@ impl Upstream {
                 let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
                     .await
                     .map_err(handshake)?;
-                tokio::spawn(conn);
+                tokio::spawn(conn.with_upgrades());
                 Ok(sender)
             }
             None => {
                 let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
                     .await
                     .map_err(handshake)?;
-                tokio::spawn(conn);
+                tokio::spawn(conn.with_upgrades());
                 Ok(sender)
             }
         }

@@ -56,6 +56,17 @@ fn launch(
     for arg in &child.file {
         files.push(mapping::parse_file_arg(arg, &ctx.schemes())?);
     }
+    let (mut proxied, mappings): (Vec<Mapping>, Vec<Mapping>) =
+        mappings.into_iter().partition(|m| m.proxy);
+    for arg in &child.proxy {
+        proxied.push(mapping::parse_proxy_arg(arg, &ctx.schemes())?);
+    }
+    if !proxied.is_empty() && child.replace {
+        return Err(Error::usage_hint(
+            "--proxy cannot be used with --exec",
+            "the proxy lives in secret for as long as the child runs; drop --exec",
+        ));
+    }
     let requests = resolve::requests(
         mapping::sources(&mappings)
             .into_iter()
@@ -64,6 +75,11 @@ fn launch(
                 mapping::sources(&files)
                     .into_iter()
                     .map(|s| (s, Delivery::File)),
+            )
+            .chain(
+                mapping::sources(&proxied)
+                    .into_iter()
+                    .map(|s| (s, Delivery::Http)),
             ),
     );
     let grants = Grants::load(&ctx.paths)?;
@@ -86,13 +102,33 @@ fn launch(
         |events| ctx.record(events),
     )?;
     drop(store);
+    let answered = crate::broker::proxy::answered(&resolutions);
     let resolved = resolve::all(resolutions)?;
     let values = resolved.values;
+    // The proxy keeps its own copies of the proxied values while it runs.
+    let proxy = if proxied.is_empty() {
+        None
+    } else {
+        Some(crate::broker::proxy::start(&crate::broker::proxy::Plan {
+            mappings: &proxied,
+            answered: &answered,
+            values: &values,
+            grants: &grants,
+            consumer: &child.consumer,
+            purpose: child.purpose.as_deref(),
+            egress_deny: child.proxy_egress == crate::cli::Egress::Deny,
+            paths: &ctx.paths,
+            config: &ctx.config,
+        })?)
+    };
 
     // Every value goes into the child's environment, its in-memory files
     // or the redactor, then is dropped before the child starts.
     let mut memfiles = Vec::new();
     let mut vars = mapping::expand(&mappings, &values)?;
+    if let Some(p) = &proxy {
+        vars.extend(p.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     for m in &files {
         let Some(source) = m.reference.sources().into_iter().next() else {
             continue;
@@ -121,7 +157,7 @@ fn launch(
         consumer: child.consumer.clone(),
         purpose: child.purpose.clone(),
     };
-    crate::child::launch(crate::child::Launch {
+    let code = crate::child::launch(crate::child::Launch {
         command,
         env,
         files: memfiles,
@@ -132,5 +168,8 @@ fn launch(
         },
         redactor,
         leases: lease::Watch::new(holder, resolved.leases, child.stop_timeout),
-    })
+    });
+    // The proxy lives exactly as long as the child.
+    drop(proxy);
+    code
 }

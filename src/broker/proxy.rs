@@ -1,0 +1,355 @@
+//! `secret exec --proxy VAR=REF`, from resolved values to a running proxy
+//! and the variables the child gets: `VAR` = a shaped placeholder,
+//! `HTTPS_PROXY`/`HTTP_PROXY` (and lowercase) = the loopback proxy with its
+//! credentials, and the trust bundle (the roots the child would have
+//! trusted, plus the launch's CA) in every variable common clients read.
+//! `NO_PROXY` is left as the user set it.
+//!
+//! Which hosts each value may go to comes from the grant that allowed it
+//! (delivery `http`, `allowed_hosts`); a proxied value whose grant names
+//! no hosts stops the launch with the line to add.
+//!
+//! The bundle is a 0600 file in the private runtime directory, removed
+//! when the proxy stops, rather than a memfd: `/dev/fd/N` names the
+//! descriptor of whoever opens it, so a grandchild started with its
+//! descriptors closed (Python's `subprocess` does that) could not read it.
+//! It holds certificates only, never a key.
+//!
+//! The proxy runs on a 2-worker tokio runtime inside `secret` for exactly
+//! as long as the child: `Running` stops it when dropped. The values stay
+//! in `secret`'s memory meanwhile (that is what swapping them in takes).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use super::ca::Authority;
+use super::intercept::{PROXY_USER, Proxy};
+use super::placeholder;
+use super::status::Audit;
+use super::substitute::{Proxied, Table};
+use super::token;
+use crate::audit::Event;
+use crate::child::env::Var;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::grants::{self, Decision, Delivery, Grants};
+use crate::handle::Source;
+use crate::mapping::Mapping;
+use crate::paths::Paths;
+use crate::resolve::Resolution;
+use crate::value::SecretValue;
+
+/// The variables that name the trust bundle, for the clients that read
+/// them: OpenSSL (curl, git, Ruby, PHP), Python `requests` and `pip`,
+/// curl, Node, git, the AWS SDKs and CLI.
+pub const CA_VARIABLES: &[&str] = &[
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
+    "PIP_CERT",
+    "AWS_CA_BUNDLE",
+];
+
+/// Where distributions keep the system's roots as one PEM file.
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The largest trust bundle read (a system bundle is about 200 KiB).
+const MAX_BUNDLE: u64 = 16 << 20;
+
+/// What a launch asks of the proxy.
+pub struct Plan<'a> {
+    /// The `--proxy` mappings (and `proxy:` lines).
+    pub mappings: &'a [Mapping],
+    /// For each source, the name its grant is looked up by (see
+    /// [`answered`]).
+    pub answered: &'a [(Source, String)],
+    pub values: &'a BTreeMap<Source, SecretValue>,
+    pub grants: &'a Grants,
+    pub consumer: &'a str,
+    pub purpose: Option<&'a str>,
+    pub egress_deny: bool,
+    pub paths: &'a Paths,
+    pub config: &'a Config,
+}
+
+/// The name each resolution's grant is decided by: the handle that
+/// answered in scope, or the remote reference.
+#[must_use]
+pub fn answered(resolutions: &[Resolution]) -> Vec<(Source, String)> {
+    resolutions
+        .iter()
+        .filter_map(|r| {
+            r.answered
+                .as_ref()
+                .map(|a| (r.source.clone(), a.grant_key().to_owned()))
+        })
+        .collect()
+}
+
+/// A running proxy; dropping it stops the proxy and removes the bundle.
+pub struct Running {
+    runtime: Option<tokio::runtime::Runtime>,
+    proxy: Option<Arc<Proxy>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    bundle: PathBuf,
+    /// The child's variables, taken once by the caller.
+    pub vars: Vec<Var>,
+}
+
+/// The allowed hosts of the grant that lets `consumer` have `secret` for
+/// delivery `http` (the first such grant that names hosts); an error with
+/// the line to add when none does.
+fn allowed_hosts(plan: &Plan<'_>, secret: &str, label: &str) -> Result<Vec<String>> {
+    let request = grants::Request {
+        secret,
+        consumer: plan.consumer,
+        purpose: plan.purpose,
+        delivery: Delivery::Http,
+    };
+    match plan.grants.decide_hosts(&request) {
+        Decision::Allowed(g) => match g.allowed_hosts {
+            Some(hosts) if !hosts.is_empty() => Ok(hosts),
+            _ => Err(Error::Denied {
+                message: format!(
+                    "--proxy {label}: {}:{} lets consumer \"{}\" have it but names no allowed_hosts, so the proxy would not know where the value may go",
+                    plan.grants.path().display(),
+                    g.line,
+                    plan.consumer
+                ),
+                hint: format!(
+                    "add the hosts the value is for to that grant, as in:\nallowed_hosts = [\"api.openai.com\"]\n(or a grant of its own:\n{}\ndelivery = [\"http\"]\nallowed_hosts = [\"api.openai.com\"])",
+                    Grants::suggestion(&request)
+                ),
+            }),
+        },
+        Decision::Denied(why) => Err(Error::Denied {
+            message: format!("--proxy {label}: {why}"),
+            hint: format!(
+                "add to {}:\n{}\ndelivery = [\"http\"]\nallowed_hosts = [\"api.openai.com\"]",
+                plan.grants.path().display(),
+                Grants::suggestion(&request)
+            ),
+        }),
+    }
+}
+
+/// Shapes the placeholders, makes the CA and the bundle, and starts the
+/// proxy.
+pub fn start(plan: &Plan<'_>) -> Result<Running> {
+    let mut secrets = Vec::new();
+    let mut vars: Vec<Var> = Vec::new();
+    for m in plan.mappings {
+        let Some(source) = m.reference.sources().into_iter().next() else {
+            continue;
+        };
+        let label = source.to_string();
+        let value = crate::mapping::lookup(plan.values, &source)?;
+        let key = plan
+            .answered
+            .iter()
+            .find(|(s, _)| *s == source)
+            .map_or_else(|| source.grant_key().to_owned(), |(_, k)| k.clone());
+        let allowed = allowed_hosts(plan, &key, &label)?;
+        // One placeholder per value, however many variables carry it.
+        let placeholder = match secrets.iter().find(|p: &&Proxied| p.label == label) {
+            Some(p) => p.placeholder.clone(),
+            None => {
+                let placeholder = placeholder::shape(&label, value)?;
+                secrets.push(Proxied {
+                    label: label.clone(),
+                    handle: source.handle().map(|_| key.clone()),
+                    placeholder: placeholder.clone(),
+                    value: SecretValue::new(value.expose().to_vec()),
+                    allowed_hosts: allowed,
+                });
+                placeholder
+            }
+        };
+        vars.push((m.var.clone(), Zeroizing::new(placeholder)));
+    }
+    let table = Table::new(secrets)?;
+    let ca = Authority::new(&table.hosts())?;
+    let bundle = write_bundle(plan.paths, ca.pem())?;
+    let token = token::generate()?;
+
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| Error::io("starting the proxy on 127.0.0.1", e))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| Error::io("starting the proxy", e))?
+        .port();
+    let url = Zeroizing::new(format!(
+        "http://{PROXY_USER}:{}@127.0.0.1:{port}",
+        token.as_str()
+    ));
+    for name in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
+        vars.push((name.to_owned(), Zeroizing::new(url.as_bytes().to_vec())));
+    }
+    for name in CA_VARIABLES {
+        vars.push((
+            (*name).to_owned(),
+            Zeroizing::new(bundle.path.as_os_str().as_encoded_bytes().to_vec()),
+        ));
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("secret-proxy")
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::io("starting the proxy's runtime", e))?;
+    let (audit, writer) = Audit::start(plan.paths);
+    let proxy = Arc::new(Proxy::new(
+        table,
+        ca,
+        token,
+        plan.egress_deny,
+        plan.config
+            .proxy
+            .as_ref()
+            .and_then(|p| p.upstream_ca_file.clone()),
+        audit,
+        plan.consumer.to_owned(),
+    ));
+    {
+        let _guard = runtime.enter();
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| Error::io("starting the proxy", e))?;
+        runtime.spawn(super::intercept::serve(listener, Arc::clone(&proxy)));
+    }
+    let running = Running {
+        runtime: Some(runtime),
+        proxy: Some(proxy),
+        writer: Some(writer),
+        bundle: bundle.keep(),
+        vars,
+    };
+    Ok(running)
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+        if let Some(proxy) = self.proxy.take() {
+            let c = &proxy.counts;
+            let load =
+                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            proxy.audit.record(vec![Event {
+                action: "proxy-stop",
+                consumer: proxy.consumer.clone(),
+                outcome: format!(
+                    "{} requests with values swapped in, {} connections intercepted, {} tunnelled, {} refused, {} bytes",
+                    load(&c.substituted),
+                    load(&c.intercepted),
+                    load(&c.tunnelled),
+                    load(&c.refused),
+                    load(&c.bytes),
+                ),
+                ..Event::default()
+            }]);
+            // Every task is gone with the runtime: this was the last
+            // reference, and dropping it ends the audit writer.
+            if Arc::try_unwrap(proxy).is_ok()
+                && let Some(writer) = self.writer.take()
+            {
+                let _ = writer.join();
+            }
+        }
+        let _ = std::fs::remove_file(&self.bundle);
+    }
+}
+
+/// The bundle file, removed if the launch fails before the proxy runs.
+struct Bundle {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Bundle {
+    fn keep(mut self) -> PathBuf {
+        self.kept = true;
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The roots the child would have trusted (its `SSL_CERT_FILE`, else the
+/// system's bundle) followed by the launch's CA, in a new 0600 file.
+fn write_bundle(paths: &Paths, ca_pem: &str) -> Result<Bundle> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut roots = Vec::new();
+    let inherited = std::env::var_os("SSL_CERT_FILE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let candidates = inherited
+        .into_iter()
+        .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from));
+    for path in candidates {
+        if let Ok(file) = std::fs::File::open(&path)
+            && file.take(MAX_BUNDLE).read_to_end(&mut roots).is_ok()
+            && !roots.is_empty()
+        {
+            break;
+        }
+        roots.clear();
+    }
+    if roots.is_empty() {
+        eprintln!(
+            "secret: warning: no system CA bundle found (looked in SSL_CERT_FILE and {}); the child will trust only the proxy's CA",
+            SYSTEM_BUNDLES.join(", ")
+        );
+    }
+    let dir = crate::supervise::status::runtime_dir(paths);
+    crate::fsio::ensure_private_dir(&dir)?;
+    let suffix: [u8; 6] = crate::crypto::random()?;
+    let name = format!(
+        "proxy-ca-{}-{}.pem",
+        std::process::id(),
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let bundle = Bundle {
+        path: dir.join(name),
+        kept: false,
+    };
+    let io = |e| Error::io(format!("writing {}", bundle.path.display()), e);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&bundle.path)
+        .map_err(io)?;
+    if !roots.ends_with(b"\n") && !roots.is_empty() {
+        roots.push(b'\n');
+    }
+    roots.extend_from_slice(b"# secret exec --proxy: this launch's CA\n");
+    roots.extend_from_slice(ca_pem.as_bytes());
+    file.write_all(&roots).map_err(io)?;
+    Ok(bundle)
+}
