@@ -15,7 +15,8 @@ use clap::{Args, Parser, Subcommand};
 /// handles and sets the values only in the child's environment.
 ///
 /// Exit codes: 0 success; 1 failure; 2 usage error. `secret exec` returns the
-/// command's own code, 128+N when a signal N ended it, 125 when secret itself
+/// command's own code; when a signal N killed it, secret dies of N too (a
+/// shell reports 128+N; as PID 1, secret exits 128+N); 125 when secret itself
 /// failed (the command did not run), 126 when the command cannot be executed
 /// and 127 when it is not found.
 #[derive(Debug, Parser)]
@@ -364,15 +365,18 @@ pub struct RunArgs {
     #[command(flatten)]
     pub child: ChildArgs,
 
-    /// The interpreter (bash, python3, …).
-    pub interpreter: OsString,
-
-    /// The script, whose header names its secrets.
-    pub script: PathBuf,
-
-    /// Arguments for the script.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<OsString>,
+    /// The interpreter (bash, python3, …), the script whose header names its
+    /// secrets, then the script's arguments.
+    ///
+    /// secret's own options go before INTERPRETER: everything after it
+    /// reaches the script byte for byte (--help, -i, a lone -- …).
+    #[arg(
+        required = true,
+        num_args = 2..,
+        trailing_var_arg = true,
+        value_name = "INTERPRETER SCRIPT [ARGS]"
+    )]
+    pub command: Vec<OsString>,
 }
 
 /// Options shared by `exec` and `run`: the child's environment, files and
@@ -402,7 +406,9 @@ pub struct ChildArgs {
     /// Replace secret with the command (no supervision, no masking).
     ///
     /// Zero overhead after the launch, but nobody forwards signals, reaps
-    /// zombies or kills the child if secret's parent dies.
+    /// zombies or kills the child if secret's parent dies. Refused with
+    /// --mask, and when CI is set unless --no-mask is given, since nothing
+    /// would be left to mask the output.
     #[arg(long = "exec")]
     pub replace: bool,
 

@@ -41,6 +41,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     // Until parsing succeeds, guess whether this is a launch (whose own
     // failures exit 125).
     let mut launch = cli::looks_like_launch(&args);
+    sys::record_inherited_dispositions();
     sys::harden();
     sys::close_on_exec_inherited();
     let outcome = cli::Cli::try_parse_from(&args)

@@ -9,6 +9,7 @@
 
 use std::ffi::{CStr, CString, c_char};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::errno::Errno;
 use nix::libc;
@@ -146,17 +147,10 @@ fn child_setup_and_exec(
                 libc::raise(sig as libc::c_int);
             }
         }
-        // Default dispositions and an empty mask: the command starts as if
-        // launched by a shell (we ignore SIGPIPE; signal-hook's handlers
-        // would be reset by exec anyway).
-        for sig in 1..32 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&raw mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut());
+        // The dispositions `secret` inherited and an empty mask: the
+        // command starts as if launched by our parent (see
+        // `record_inherited_dispositions`).
+        inherited_dispositions();
         for (target, fd) in spec.stdio.iter().enumerate() {
             if let Some(fd) = fd
                 && libc::dup2(*fd, target as libc::c_int) < 0
@@ -229,17 +223,105 @@ pub fn exec_in_place(candidates: &[CString], argv: &[CString], envp: &[&CStr]) -
     }
 }
 
-/// Restores default dispositions for the signals we may have touched.
+/// Gives every signal the disposition `secret` inherited, for `--exec`.
 fn reset_signals() {
-    for sig in [
-        Signal::SIGPIPE,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-        Signal::SIGTTOU,
-    ] {
-        // SAFETY: installing SIG_DFL runs no handler code.
-        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    // SAFETY: installing SIG_DFL or SIG_IGN runs no handler code.
+    unsafe { inherited_dispositions() };
+}
+
+/// Signals 1-31 that were ignored when `secret` started, bit N for signal N.
+static IGNORED_AT_START: AtomicU32 = AtomicU32::new(0);
+
+/// Notes which signals our parent left ignored (`nohup`, `trap '' INT`, the
+/// background jobs of a non-interactive shell), before any handler of ours
+/// is installed: such a signal stays ignored in every child and is never
+/// forwarded, as if the child had been started by our parent directly.
+/// SIGPIPE is the exception: the Rust runtime ignores it before `main`, so
+/// whether our parent did is lost; children get the default (what nearly
+/// every parent gives), so a `cmd | head` pipeline ends as it would
+/// without `secret`.
+pub fn record_inherited_dispositions() {
+    let mut ignored = 0u32;
+    for sig in 1..32 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == libc::SIGPIPE {
+            continue;
+        }
+        // SAFETY: sigaction with a null new action only reads the current
+        // one into `old`, a live, zeroed struct sigaction.
+        let ignored_now = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &raw mut old) == 0
+                && old.sa_sigaction == libc::SIG_IGN
+        };
+        if ignored_now {
+            ignored |= 1 << sig;
+        }
     }
+    IGNORED_AT_START.store(ignored, Ordering::Relaxed);
+}
+
+/// Whether signal `sig` was ignored when `secret` started.
+#[must_use]
+pub fn ignored_at_start(sig: i32) -> bool {
+    (1..32).contains(&sig) && IGNORED_AT_START.load(Ordering::Relaxed) & (1 << sig) != 0
+}
+
+/// Sets signals 1-31 to SIG_IGN if they were ignored at our start, else
+/// SIG_DFL, and empties the signal mask.
+///
+/// # Safety
+///
+/// Async-signal-safe (an atomic load, signal, sigprocmask), so callable
+/// between fork and exec.
+unsafe fn inherited_dispositions() {
+    let ignored = IGNORED_AT_START.load(Ordering::Relaxed);
+    // SAFETY: installing SIG_DFL or SIG_IGN runs no handler code; the
+    // signal set is a live local.
+    unsafe {
+        for sig in 1..32 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                let action = if ignored & (1 << sig) != 0 {
+                    libc::SIG_IGN
+                } else {
+                    libc::SIG_DFL
+                };
+                libc::signal(sig, action);
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut());
+    }
+}
+
+/// Gives `signals` back the disposition we inherited (SIG_DFL unless they
+/// were ignored): once the child is gone, a Ctrl-C or `kill` that reaches
+/// us while we still relay its background writers' output acts on us as
+/// on any process.
+pub fn restore_inherited(signals: &[i32]) {
+    for &sig in signals {
+        if !ignored_at_start(sig) && sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: installing SIG_DFL runs no handler code.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}
+
+/// Dies of `sig` as our child did, so that our parent sees "killed by
+/// `sig`" (a shell's loop, `xargs` and `find -exec` stop on that, not on
+/// an exit code): its default disposition, unblocked, raised on ourselves
+/// (what sudo and GNU timeout do). Returns only if `sig` does not kill by
+/// default.
+pub fn die_of(sig: Signal) {
+    // SAFETY: installing SIG_DFL runs no handler code.
+    let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    let _ = nix::sys::signal::raise(sig);
+    // A pending signal is delivered before raise returns; should it still
+    // be blocked in another way, give it a moment.
+    std::thread::sleep(std::time::Duration::from_millis(10));
 }
 
 /// Marks every descriptor above 2 close-on-exec, so that nothing this

@@ -21,5 +21,6 @@ mod remote_azure;
 mod remote_command;
 mod remote_openbao;
 mod scopes;
+mod terminal;
 mod unlock;
 mod vault;
