@@ -20,18 +20,19 @@
 //!   Python's `base64.encodebytes` write it, and of 64 as `openssl base64`
 //!   and PEM do; each with `\n` and with `\r\n`) when it is that long;
 //! - lowercase and uppercase hex;
-//! - URL percent-encoding in uppercase hex, for each usual set of bytes
-//!   left as they are: RFC 3986's unreserved characters (also in lowercase
-//!   hex), those and `/` (Python's `quote`), JavaScript's
-//!   `encodeURIComponent` and `encodeURI`; and form encoding, with `+` for a
-//!   space (Python's `quote_plus`, Go's `QueryEscape`, the WHATWG set of
-//!   `URLSearchParams`);
-//! - JSON string escaping: `\"`, `\\`, `\b \f \n \r \t` and `\u00xx` for
+//! - URL percent-encoding as RFC 3986 has it (unreserved characters as they
+//!   are, every other byte `%XX`), in uppercase and lowercase hex;
+//! - for a text (UTF-8) value, the other usual sets of bytes left as they
+//!   are, in uppercase hex: RFC 3986's and `/` (Python's `quote`),
+//!   JavaScript's `encodeURIComponent` and `encodeURI`; form encoding, with
+//!   `+` for a space (Python's `quote_plus`, Go's `QueryEscape`, the WHATWG
+//!   set of `URLSearchParams`); and JSON string escaping: `\"`, `\\`, `\b \f \n \r \t` and `\u00xx` for
 //!   other control bytes (`JSON.stringify`, serde_json, `json.dumps` with
 //!   `ensure_ascii=False`); that with `/` as `\/` (PHP), with every
 //!   non-ASCII character as `\uxxxx` (Python's `json.dumps`; UTF-8 values
 //!   only), both (PHP's `json_encode`), and with `<`, `>`, `&` as `\u003c`,
-//!   `\u003e`, `\u0026` (Go's `encoding/json`);
+//!   `\u003e`, `\u0026` (Go's `encoding/json`). Binary values are printed in
+//!   hex or base64, not in these;
 //! - the value inside a larger base64 blob: base64 works on 3-byte groups,
 //!   so a value that starts at offset 1 or 2 (mod 3) of the encoded data, or
 //!   that is followed by more data, is not a substring of its own encoding.
@@ -48,11 +49,13 @@
 //! not masked.
 //!
 //! Values over [`MAX_ENCODED_LEN`] (64 KiB: certificates, key files, not API
-//! keys) are masked in their raw forms only (raw, the other line ending, the
-//! lines). Their encodings would make some twenty times their length in
-//! patterns, and the automaton for those costs seconds and gigabytes to
-//! build for a 1 MiB value, against 70 ms and a tenth of the memory for the
-//! raw form alone. Identical patterns are kept once.
+//! keys) are masked as they are and in the other line ending only. Their
+//! encodings would make some thirty times their length in patterns, and the
+//! automaton for those costs seconds and gigabytes to build for a 1 MiB
+//! value, against about 0.1 s for the raw form alone (0.2 s with the other
+//! line ending; its lines alone, many short patterns, would add over a
+//! second). At 64 KiB, every form of a binary value builds in about 0.35 s.
+//! Identical patterns are kept once.
 //!
 //! Matching: at each position, the longest form that starts there (of equal
 //! forms, the first secret's) begins a masked span. Forms overlap (two
@@ -599,8 +602,9 @@ fn build(patterns: &[Zeroizing<Vec<u8>>]) -> Result<AhoCorasick> {
 /// Every form of `value` to mask, each once.
 fn encodings(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     let mut forms = vec![Zeroizing::new(value.to_vec())];
-    forms.extend(line_forms(value));
+    forms.extend(other_line_ending(value));
     if value.len() <= MAX_ENCODED_LEN {
+        forms.extend(lines(value));
         for alphabet in [STANDARD, URL_SAFE] {
             forms.push(base64(value, alphabet, true));
             forms.push(base64(value, alphabet, false));
@@ -619,21 +623,26 @@ fn encodings(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
         }
         forms.push(hex(value, LOWER));
         forms.push(hex(value, UPPER));
+        forms.push(percent(value, is_unreserved, false, UPPER));
         forms.push(percent(value, is_unreserved, false, LOWER));
-        for (keep, plus) in PERCENT_SETS {
-            forms.push(percent(value, keep, plus, UPPER));
+        // Text escapings: for text only (JSON cannot carry other bytes, and
+        // binary keys are printed in hex or base64), which also keeps a
+        // 64 KiB binary value's patterns to some 25 times its length.
+        if let Ok(text) = std::str::from_utf8(value) {
+            for (keep, plus) in PERCENT_SETS {
+                forms.push(percent(value, keep, plus, UPPER));
+            }
+            forms.extend(json_forms(text));
         }
-        forms.extend(json_forms(value));
     }
     forms.sort_unstable_by(|a, b| a.cmp(b));
     forms.dedup();
     forms
 }
 
-/// The forms of a value with line breaks, as laid out by other means than
-/// its own bytes: every `\n` as `\r\n`, every `\r\n` as `\n`, and each line
-/// alone (blanks around it trimmed, at least [`MIN_MASKED_LEN`] bytes left).
-fn line_forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+/// A value with line breaks in the other line ending: every `\n` as
+/// `\r\n`, and every `\r\n` as `\n` (when that differs from the value).
+fn other_line_ending(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     let mut forms = Vec::new();
     if !value.contains(&b'\n') {
         return forms;
@@ -651,13 +660,21 @@ fn line_forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     }
     forms.push(crlf);
     forms.push(lf);
-    for line in value.split(|&b| b == b'\n') {
-        let line = line.trim_ascii();
-        if line.len() >= MIN_MASKED_LEN {
-            forms.push(Zeroizing::new(line.to_vec()));
-        }
-    }
     forms
+}
+
+/// Each line of a value with line breaks alone, blanks around it trimmed,
+/// when at least [`MIN_MASKED_LEN`] bytes are left.
+fn lines(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    if !value.contains(&b'\n') {
+        return Vec::new();
+    }
+    value
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(|line| line.len() >= MIN_MASKED_LEN)
+        .map(|line| Zeroizing::new(line.to_vec()))
+        .collect()
 }
 
 fn base64(data: &[u8], alphabet: &[u8; 64], pad: bool) -> Zeroizing<Vec<u8>> {
@@ -730,10 +747,9 @@ fn is_uri_component(b: u8) -> bool {
 /// Which bytes a percent-encoding leaves as they are.
 type Keep = fn(u8) -> bool;
 
-/// The bytes left as they are by each percent-encoding masked in uppercase
-/// hex, and whether a space is `+`.
-const PERCENT_SETS: [(Keep, bool); 6] = [
-    (is_unreserved, false),
+/// The bytes left as they are by each percent-encoding of text masked (in
+/// uppercase hex), and whether a space is `+`.
+const PERCENT_SETS: [(Keep, bool); 5] = [
     // Python's quote(): safe="/".
     (|b| is_unreserved(b) || b == b'/', false),
     (is_uri_component, false),
@@ -770,13 +786,13 @@ fn percent(
 }
 
 /// The JSON string escapings of `value` (see the module documentation).
-fn json_forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
-    let text = std::str::from_utf8(value).ok();
+fn json_forms(text: &str) -> Vec<Zeroizing<Vec<u8>>> {
+    let value = text.as_bytes();
     let mut forms = Vec::with_capacity(5);
     for (slash, html) in [(false, false), (true, false), (false, true)] {
         forms.push(json(value, slash, html));
     }
-    if let Some(text) = text.filter(|t| !t.is_ascii()) {
+    if !text.is_ascii() {
         for slash in [false, true] {
             let mut out = Zeroizing::new(Vec::with_capacity(6 * value.len()));
             let mut units = [0u16; 2];
@@ -1422,14 +1438,11 @@ mod tests {
 
     #[test]
     fn lines_of_blanks_and_short_lines_are_not_patterns() {
-        let forms = line_forms(b"{\n    \n  \"k\": \"v1234\",\n}\n");
-        let lines: Vec<String> = forms.iter().map(|f| show(f)).collect();
-        assert!(lines.contains(&"\"k\": \"v1234\",".to_owned()), "{lines:?}");
-        assert!(
-            lines.iter().all(|l| l.trim().len() >= MIN_MASKED_LEN),
-            "{lines:?}"
-        );
-        assert!(line_forms(b"one line").is_empty());
+        let forms = lines(b"{\n    \n  \"k\": \"v1234\",\n}\n");
+        let shown: Vec<String> = forms.iter().map(|f| show(f)).collect();
+        assert_eq!(shown, ["\"k\": \"v1234\","]);
+        assert!(lines(b"one line").is_empty());
+        assert!(other_line_ending(b"one line").is_empty());
     }
 
     /// Known answers from Python 3.11 and Node 20 for a value with every
@@ -1489,10 +1502,14 @@ mod tests {
             let out = at_once(&mut r, format!("[{form}]").as_bytes());
             assert_eq!(show(&out), "[<secret:@k>]", "{name}");
         }
-        // Not valid UTF-8: no \u form of it, the byte forms still.
-        let forms = encodings(b"ab/\xff\xfecd");
-        assert!(forms.iter().any(|f| f.as_slice() == b"ab\\/\xff\xfecd"));
-        assert!(!forms.iter().any(|f| f.starts_with(b"ab/\\u")));
+        // Not text: hex, base64 and RFC 3986 forms only.
+        let forms = encodings(b"a b/\xff\xfecd");
+        assert!(forms.iter().any(|f| f.as_slice() == b"a%20b%2F%FF%FEcd"));
+        assert!(
+            !forms
+                .iter()
+                .any(|f| f.starts_with(b"a+") || f.starts_with(b"a%20b/"))
+        );
     }
 
     #[test]
