@@ -1393,3 +1393,54 @@ secret_env_refs = { TOKEN = "@a_token" }
     );
     assert!(trail.contains("revoked"), "{trail}");
 }
+
+/// One rule for `SECRET_*`, as for `secret exec`: secret's own control
+/// variables never reach a plugin, even asked for by `pass_env`; other
+/// `SECRET_*` names pass like any variable.
+#[test]
+fn a_plugin_gets_no_control_variable_and_keeps_other_secret_names() {
+    let env = world()
+        .var("SECRET_KEY_BASE", "rails-keeps-this")
+        .var("SECRET_SCOPE", "team")
+        .var("SECRET_BACKEND", "file");
+    let file = plugins_file(
+        &env,
+        r#"
+[[plugins]]
+id = "a"
+command = "{probe}"
+args = ["sleep", "{root}/a.ready"]
+inherit_env = "all"
+pass_env = ["SECRET_*"]
+secret_env_refs = { TOKEN = "@a_token" }
+"#,
+    );
+    let mut sup = Sup::start(&env, &file);
+    let pid = read_pid(&path(&env, "a.ready"));
+    sup.cleanup.push(pid);
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let vars: Vec<String> = environ
+        .split(|&b| b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert!(
+        vars.iter().any(|v| v == "SECRET_KEY_BASE=rails-keeps-this"),
+        "{vars:?}"
+    );
+    assert!(contains(&environ, A_VALUE));
+    for control in [
+        "SECRET_PASSPHRASE",
+        "SECRET_HOME",
+        "SECRET_SCOPE",
+        "SECRET_BACKEND",
+        "SECRET_TEST_FAST_KDF",
+    ] {
+        assert!(
+            !vars.iter().any(|v| v.starts_with(&format!("{control}="))),
+            "{control} reached the plugin: {vars:?}"
+        );
+    }
+    sup.signal(Signal::SIGTERM);
+    assert_eq!(sup.wait(), 0);
+    sup.no_leak(A_VALUE);
+}
