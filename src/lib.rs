@@ -7,7 +7,7 @@
 
 pub mod audit;
 mod child;
-pub mod cli;
+mod cli;
 mod cmd;
 pub mod config;
 pub mod crypto;
@@ -21,10 +21,10 @@ pub mod mask;
 pub mod passphrase;
 pub mod paths;
 pub mod remote;
-pub mod resolve;
-pub mod show;
+mod resolve;
+mod show;
 pub mod store;
-pub mod supervise;
+mod supervise;
 mod sys;
 pub mod unlock;
 pub mod value;

@@ -15,22 +15,22 @@ use crate::value::SecretValue;
 
 /// One `VAR=REF` mapping and where it was written, for messages.
 #[derive(Debug)]
-pub struct Mapping {
+pub(crate) struct Mapping {
     pub var: String,
     pub reference: Reference,
     pub origin: String,
 }
 
 /// Says whether `scheme://…` is a remote reference.
-pub type Schemes<'a> = &'a dyn Fn(&str) -> bool;
+pub(crate) type Schemes<'a> = &'a dyn Fn(&str) -> bool;
 
 /// Parses `--env VAR=REF`.
-pub fn parse_env_arg(arg: &str, remote: Schemes<'_>) -> Result<Mapping> {
+pub(crate) fn parse_env_arg(arg: &str, remote: Schemes<'_>) -> Result<Mapping> {
     parse_mapping(arg, "--env", remote)
 }
 
 /// Parses `--file VAR=@handle`.
-pub fn parse_file_arg(arg: &str, remote: Schemes<'_>) -> Result<Mapping> {
+pub(crate) fn parse_file_arg(arg: &str, remote: Schemes<'_>) -> Result<Mapping> {
     parse_file_arg_mapping(parse_mapping(arg, "--file", remote)?)
 }
 
@@ -64,7 +64,7 @@ fn parse_mapping(text: &str, origin: &str, remote: Schemes<'_>) -> Result<Mappin
 /// Parses an env file: `VAR=@handle` (or template) lines, `#` comments and
 /// blank lines (an optional leading `export ` is allowed). Literal values are
 /// refused: the file is meant to be safe to commit.
-pub fn parse_env_file(path: &Path, remote: Schemes<'_>) -> Result<Vec<Mapping>> {
+pub(crate) fn parse_env_file(path: &Path, remote: Schemes<'_>) -> Result<Vec<Mapping>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("reading env file {}", path.display()), e))?;
     let mut out: Vec<Mapping> = Vec::new();
@@ -104,7 +104,7 @@ pub fn parse_env_file(path: &Path, remote: Schemes<'_>) -> Result<Vec<Mapping>> 
 /// Reads the `# secret: VAR=@ref` and `# secret-file: VAR=@ref` lines of a
 /// script's header: the comment block after the `#!` line (blank lines
 /// allowed), up to the first line of code. Returns (env, file) mappings.
-pub fn parse_script_header(
+pub(crate) fn parse_script_header(
     path: &Path,
     remote: Schemes<'_>,
 ) -> Result<(Vec<Mapping>, Vec<Mapping>)> {
@@ -154,7 +154,7 @@ fn parse_file_arg_mapping(mapping: Mapping) -> Result<Mapping> {
 
 /// The distinct sources the mappings refer to, in first-use order.
 #[must_use]
-pub fn sources<'a>(mappings: impl IntoIterator<Item = &'a Mapping>) -> Vec<Source> {
+pub(crate) fn sources<'a>(mappings: impl IntoIterator<Item = &'a Mapping>) -> Vec<Source> {
     let mut out: Vec<Source> = Vec::new();
     for s in mappings.into_iter().flat_map(|m| m.reference.sources()) {
         if !out.contains(&s) {

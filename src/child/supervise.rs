@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::sys::{self, SpawnSpec};
 
 /// Signals passed on to the child.
-pub const FORWARDED: &[i32] = &[
+pub(crate) const FORWARDED: &[i32] = &[
     sig::SIGHUP,
     sig::SIGINT,
     sig::SIGQUIT,
@@ -63,7 +63,7 @@ enum Terminal {
 }
 
 /// What the caller decided about supervision.
-pub struct Supervision {
+pub(crate) struct Supervision {
     /// Reap every orphan (PR_SET_CHILD_SUBREAPER); implied as PID 1.
     pub subreaper: bool,
 }
@@ -87,7 +87,7 @@ fn terminal_mode() -> Terminal {
 }
 
 /// Parses `TERM`, `SIGTERM` or `15` (any case).
-pub fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
+pub(crate) fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
     let upper = text.to_ascii_uppercase();
     let named = if upper.starts_with("SIG") {
         upper
@@ -104,13 +104,13 @@ pub fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
 }
 
 /// Registers for the signals we forward (before the fork, so none is lost).
-pub fn listen() -> Result<SignalsInfo<WithOrigin>> {
+pub(crate) fn listen() -> Result<SignalsInfo<WithOrigin>> {
     SignalsInfo::<WithOrigin>::new(FORWARDED.iter().copied().chain([sig::SIGCHLD]))
         .map_err(|e| Error::io("installing signal handlers", e))
 }
 
 /// A started child, to be supervised.
-pub struct Running {
+pub(crate) struct Running {
     child: Pid,
     terminal: Terminal,
     signals: SignalsInfo<WithOrigin>,
@@ -118,7 +118,7 @@ pub struct Running {
 
 /// Spawns the child described by `spec` (whose `new_group` this sets).
 /// The caller drops every secret buffer before calling `supervise`.
-pub fn start(spec: &mut SpawnSpec<'_>, shown: &str, supervision: &Supervision) -> Result<Running> {
+pub(crate) fn start(spec: &mut SpawnSpec<'_>, shown: &str, supervision: &Supervision) -> Result<Running> {
     // With a pseudo-terminal of its own the child is in a session of its
     // own: our terminal stays ours (in raw mode, relaying keys).
     let terminal = if spec.controlling_tty.is_some() {
@@ -145,7 +145,7 @@ pub fn start(spec: &mut SpawnSpec<'_>, shown: &str, supervision: &Supervision) -
 
 impl Running {
     #[must_use]
-    pub fn pid(&self) -> Pid {
+    pub(crate) fn pid(&self) -> Pid {
         self.child
     }
 
@@ -153,7 +153,7 @@ impl Running {
     /// exit with. `on_winch`, when given, handles SIGWINCH instead of
     /// forwarding it (a pseudo-terminal is resized, and the kernel tells the
     /// child).
-    pub fn supervise(mut self, on_winch: Option<&dyn Fn()>) -> u8 {
+    pub(crate) fn supervise(mut self, on_winch: Option<&dyn Fn()>) -> u8 {
         let mut skip_cont = false;
         loop {
             for origin in self.signals.wait() {

@@ -26,14 +26,14 @@
 //! The choices made where PLUGINS.md is silent, and the deviations, are
 //! in `docs/supervisor.md`.
 
-pub mod config;
-pub mod diag;
-pub mod fingerprint;
-pub mod keeper;
-pub mod launch;
-pub mod output;
-pub mod run;
-pub mod status;
+pub(crate) mod config;
+pub(crate) mod diag;
+pub(crate) mod fingerprint;
+pub(crate) mod keeper;
+pub(crate) mod launch;
+pub(crate) mod output;
+pub(crate) mod run;
+pub(crate) mod status;
 
 use std::cell::{OnceCell, RefCell};
 use std::path::PathBuf;
@@ -48,7 +48,7 @@ use crate::store::{Backend, Store};
 use config::Config;
 
 /// What the supervisor needs from the rest of `secret`.
-pub struct Host<'a> {
+pub(crate) struct Host<'a> {
     pub paths: &'a Paths,
     pub scope: &'a Scope,
     pub config: &'a crate::config::Config,
@@ -65,7 +65,7 @@ impl Host<'_> {
 
 /// The file named, else the configuration directory's `plugins.toml`.
 #[must_use]
-pub fn default_path(paths: &Paths) -> PathBuf {
+pub(crate) fn default_path(paths: &Paths) -> PathBuf {
     paths.config_dir.join("plugins.toml")
 }
 
@@ -83,7 +83,7 @@ fn stamp(path: &std::path::Path) -> Stamp {
 /// The store, unlocked once and lent to every resolution (re-read first if
 /// its file changed since: a rotation reaches the next spawn without a
 /// second unlock), and the grants file, parsed again only when it changed.
-pub struct SharedStore {
+pub(crate) struct SharedStore {
     store: OnceCell<RefCell<Box<dyn Store>>>,
     /// The vault file's stamp when the store was last read.
     seen: RefCell<Stamp>,
@@ -95,7 +95,7 @@ pub struct SharedStore {
 impl SharedStore {
     /// Opens the store now when `config` needs it (some enabled plugin names
     /// a local handle); else leaves it closed.
-    pub fn open_for(config: &Config, host: &Host<'_>) -> Result<Self> {
+    pub(crate) fn open_for(config: &Config, host: &Host<'_>) -> Result<Self> {
         let shared = Self {
             store: OnceCell::new(),
             seen: RefCell::new(None),
@@ -114,7 +114,7 @@ impl SharedStore {
     }
 
     /// Opens (unlocks) the store unless it is open.
-    pub fn open(&self, host: &Host<'_>) -> Result<()> {
+    pub(crate) fn open(&self, host: &Host<'_>) -> Result<()> {
         if self.store.get().is_none() {
             *self.seen.borrow_mut() = stamp(&self.vault_file);
             let store = (host.open_store)()?;
@@ -125,7 +125,7 @@ impl SharedStore {
 
     /// grants.toml as it is now: parsed again only when the file changed
     /// (a grant withdrawn or added applies at the next spawn).
-    pub fn grants(&self, paths: &Paths) -> Result<Rc<Grants>> {
+    pub(crate) fn grants(&self, paths: &Paths) -> Result<Rc<Grants>> {
         let now = stamp(&paths.config_dir.join("grants.toml"));
         if let Some((seen, grants)) = self.grants.borrow().as_ref()
             && *seen == now
@@ -141,7 +141,7 @@ impl SharedStore {
     /// since, so a rotation reaches the next spawn without a second
     /// unlock), or with `None` when `needed` is false. A store that is
     /// needed but was never opened is an internal error.
-    pub fn with<T>(&self, needed: bool, f: impl FnOnce(Option<&dyn Store>) -> T) -> Result<T> {
+    pub(crate) fn with<T>(&self, needed: bool, f: impl FnOnce(Option<&dyn Store>) -> T) -> Result<T> {
         if !needed {
             return Ok(f(None));
         }

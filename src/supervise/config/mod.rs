@@ -27,7 +27,7 @@ mod graph;
 mod parse;
 mod validate;
 
-pub const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 1;
 
 const TOP_KEYS: &[&str] = &["version", "supervisor", "defaults", "plugins"];
 const SUPERVISOR_KEYS: &[&str] = &[
@@ -38,7 +38,7 @@ const SUPERVISOR_KEYS: &[&str] = &[
     "reload_debounce",
 ];
 /// Every key a `[[plugins]]` entry accepts.
-pub const PLUGIN_KEYS: &[&str] = &[
+pub(crate) const PLUGIN_KEYS: &[&str] = &[
     "id",
     "enabled",
     "command",
@@ -65,7 +65,7 @@ pub const PLUGIN_KEYS: &[&str] = &[
     "mask_output",
 ];
 /// Keys `[defaults]` does not accept: a secret is never granted implicitly.
-pub const PER_PLUGIN_ONLY: &[&str] = &[
+pub(crate) const PER_PLUGIN_ONLY: &[&str] = &[
     "id",
     "command",
     "args",
@@ -83,26 +83,26 @@ const READY_KEYS: &[&str] = &[
 ];
 const PROBE_KEYS: &[&str] = &["log_line", "notify_fd", "exec", "tcp"];
 /// Signals a plugin may be stopped with.
-pub const STOP_SIGNALS: &[&str] = &["HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "KILL"];
+pub(crate) const STOP_SIGNALS: &[&str] = &["HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "KILL"];
 /// The shortest `restart_delay`.
-pub const MIN_RESTART_DELAY: Duration = Duration::from_millis(100);
+pub(crate) const MIN_RESTART_DELAY: Duration = Duration::from_millis(100);
 /// `inherit_env = "minimal"`: these names (and `LC_*`).
-pub const MINIMAL_ENV: &[&str] = &[
+pub(crate) const MINIMAL_ENV: &[&str] = &[
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_*", "TERM", "TZ", "TMPDIR",
 ];
 
-pub use crate::config::MAX_DURATION;
+pub(crate) use crate::config::MAX_DURATION;
 
 /// `[supervisor] on_plugin_failed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnFailed {
+pub(crate) enum OnFailed {
     Continue,
     Shutdown,
 }
 
 /// `[supervisor] color`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Color {
+pub(crate) enum Color {
     Auto,
     Always,
     Never,
@@ -110,7 +110,7 @@ pub enum Color {
 
 /// `inherit_env`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InheritEnv {
+pub(crate) enum InheritEnv {
     Minimal,
     All,
     None,
@@ -118,7 +118,7 @@ pub enum InheritEnv {
 
 /// `restart`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Restart {
+pub(crate) enum Restart {
     No,
     OnFailure,
     Always,
@@ -126,14 +126,14 @@ pub enum Restart {
 
 /// `on_secret_change`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnSecretChange {
+pub(crate) enum OnSecretChange {
     Restart,
     Ignore,
 }
 
 /// `output`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Output {
+pub(crate) enum Output {
     Prefix,
     Raw,
     Discard,
@@ -141,7 +141,7 @@ pub enum Output {
 
 /// A `depends_on` condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Condition {
+pub(crate) enum Condition {
     Started,
     Ready,
     Completed,
@@ -149,7 +149,7 @@ pub enum Condition {
 
 impl Condition {
     #[must_use]
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Started => "started",
             Self::Ready => "ready",
@@ -160,7 +160,7 @@ impl Condition {
 
 /// `crash_loop = { max, window }`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CrashLoop {
+pub(crate) struct CrashLoop {
     /// 0: no limit.
     pub max: u32,
     pub window: Duration,
@@ -170,7 +170,7 @@ pub struct CrashLoop {
 
 /// The readiness probe.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Probe {
+pub(crate) enum Probe {
     LogLine(String),
     NotifyFd(i32),
     Exec(Vec<String>),
@@ -179,7 +179,7 @@ pub enum Probe {
 
 /// `ready = { … }`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ready {
+pub(crate) struct Ready {
     pub probe: Probe,
     pub timeout: Duration,
     pub interval: Duration,
@@ -187,7 +187,7 @@ pub struct Ready {
 
 /// One `secret_env_refs` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SecretRef {
+pub(crate) struct SecretRef {
     pub var: String,
     /// As written (`@name` or a remote reference): never a value.
     pub text: String,
@@ -196,7 +196,7 @@ pub struct SecretRef {
 
 /// `[supervisor]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     pub on_plugin_failed: OnFailed,
     pub shutdown_deadline: Duration,
     pub color: Color,
@@ -219,7 +219,7 @@ impl Default for Supervisor {
 /// One plugin, with `[defaults]` and the built-in defaults applied and
 /// every path absolute.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Plugin {
+pub(crate) struct Plugin {
     pub id: String,
     /// 1-based line of its `id` (or its table), for messages.
     pub line: usize,
@@ -255,7 +255,7 @@ pub struct Plugin {
 
 /// A valid `plugins.toml`.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub(crate) struct Config {
     pub path: PathBuf,
     /// The directory relative paths resolve against.
     pub dir: PathBuf,
@@ -265,7 +265,7 @@ pub struct Config {
 
 /// Why a file was refused: every problem found, in file order.
 #[derive(Debug)]
-pub struct Invalid {
+pub(crate) struct Invalid {
     pub path: PathBuf,
     /// The file's text, for positions (empty when it could not be read).
     pub text: String,
@@ -275,7 +275,7 @@ pub struct Invalid {
 impl Invalid {
     /// One line per problem.
     #[must_use]
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         self.diags
             .iter()
             .map(|d| d.render(&self.path, &self.text))
@@ -286,7 +286,7 @@ impl Invalid {
 impl Config {
     /// Reads and validates `path`. `remote` says whether `scheme://…` is a
     /// remote reference.
-    pub fn load(path: &Path, remote: &dyn Fn(&str) -> bool) -> Result<Self, Invalid> {
+    pub(crate) fn load(path: &Path, remote: &dyn Fn(&str) -> bool) -> Result<Self, Invalid> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) => {
@@ -310,7 +310,7 @@ impl Config {
 
     /// Validates `text` as the file at `path`, relative paths resolving
     /// against `dir`.
-    pub fn parse(
+    pub(crate) fn parse(
         text: &str,
         path: &Path,
         dir: &Path,

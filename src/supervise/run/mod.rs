@@ -47,7 +47,7 @@ mod state;
 mod stop;
 
 use state::Next;
-pub use state::State;
+pub(crate) use state::State;
 
 /// While a group whose leader is gone is being stopped, how often its
 /// emptiness is re-checked (a member whose parent is outside the group
@@ -275,7 +275,7 @@ struct Supervisor<'h> {
 
 /// Runs the supervisor until every plugin is terminal or a shutdown
 /// completes; returns the exit code.
-pub fn run(config: Config, host: &Host<'_>) -> Result<u8> {
+pub(crate) fn run(config: Config, host: &Host<'_>) -> Result<u8> {
     // First make sure no other supervisor runs this file, then unlock (a
     // passphrase prompt may still be interrupted the ordinary way), then
     // take over the signals.

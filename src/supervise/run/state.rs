@@ -11,7 +11,7 @@ use super::super::config::{Plugin, Restart};
 
 /// A plugin's state, as `status` would show it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     Disabled,
     Waiting,
     Starting,
@@ -26,12 +26,12 @@ pub enum State {
 impl State {
     /// No further transition happens without a reload.
     #[must_use]
-    pub fn terminal(self) -> bool {
+    pub(crate) fn terminal(self) -> bool {
         matches!(self, Self::Disabled | Self::Exited | Self::Failed)
     }
 
     #[must_use]
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Disabled => "disabled",
             Self::Waiting => "waiting",
@@ -48,7 +48,7 @@ impl State {
 
 /// A plugin's recent failures, for backoff and the crash-loop limit.
 #[derive(Debug, Default)]
-pub struct History {
+pub(super) struct History {
     /// Failures in a row (reset by a run that lasted `stable_after`).
     pub consecutive: u32,
     /// When each failure inside the crash-loop window happened.
@@ -57,7 +57,7 @@ pub struct History {
 
 /// What a run that ended by itself leads to.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Next {
+pub(super) enum Next {
     /// `exited`: no restart (the policy says so).
     Exited,
     /// `failed`: this many failures inside the crash-loop window.
@@ -73,7 +73,7 @@ pub enum Next {
 /// then `restart` decides. After a failure the delay is
 /// `restart_delay × 2^(k-1)` capped at `restart_delay_max`; after a success
 /// it is `restart_delay`.
-pub fn after_exit(
+pub(super) fn after_exit(
     plugin: &Plugin,
     history: &mut History,
     success: bool,
