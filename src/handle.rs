@@ -172,11 +172,6 @@ pub enum Part {
 }
 
 impl Reference {
-    /// Parses with no remote schemes known.
-    pub fn parse(text: &str) -> Result<Self, Invalid> {
-        Self::parse_with(text, &|_| false)
-    }
-
     /// Parses; `remote(scheme)` says whether `scheme://…` is a remote
     /// reference (anything else, like `https://…`, is a literal).
     pub fn parse_with(text: &str, remote: &dyn Fn(&str) -> bool) -> Result<Self, Invalid> {
@@ -255,6 +250,13 @@ pub fn is_env_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Reference {
+        /// Parses with no remote schemes known.
+        fn parse(text: &str) -> Result<Self, Invalid> {
+            Self::parse_with(text, &|_| false)
+        }
+    }
 
     #[test]
     fn accepts_the_documented_alphabet() {

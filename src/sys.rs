@@ -201,7 +201,11 @@ fn child_setup_and_exec(
 }
 
 /// Replaces this process with the command (`secret exec --exec`).
-pub(crate) fn exec_in_place(candidates: &[CString], argv: &[CString], envp: &[&CStr]) -> SpawnError {
+pub(crate) fn exec_in_place(
+    candidates: &[CString],
+    argv: &[CString],
+    envp: &[&CStr],
+) -> SpawnError {
     let argv: Vec<*const c_char> = argv
         .iter()
         .map(|a| a.as_ptr())

@@ -118,7 +118,11 @@ pub(crate) struct Running {
 
 /// Spawns the child described by `spec` (whose `new_group` this sets).
 /// The caller drops every secret buffer before calling `supervise`.
-pub(crate) fn start(spec: &mut SpawnSpec<'_>, shown: &str, supervision: &Supervision) -> Result<Running> {
+pub(crate) fn start(
+    spec: &mut SpawnSpec<'_>,
+    shown: &str,
+    supervision: &Supervision,
+) -> Result<Running> {
     // With a pseudo-terminal of its own the child is in a session of its
     // own: our terminal stays ours (in raw mode, relaying keys).
     let terminal = if spec.controlling_tty.is_some() {

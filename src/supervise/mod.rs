@@ -141,7 +141,11 @@ impl SharedStore {
     /// since, so a rotation reaches the next spawn without a second
     /// unlock), or with `None` when `needed` is false. A store that is
     /// needed but was never opened is an internal error.
-    pub(crate) fn with<T>(&self, needed: bool, f: impl FnOnce(Option<&dyn Store>) -> T) -> Result<T> {
+    pub(crate) fn with<T>(
+        &self,
+        needed: bool,
+        f: impl FnOnce(Option<&dyn Store>) -> T,
+    ) -> Result<T> {
         if !needed {
             return Ok(f(None));
         }

@@ -45,7 +45,13 @@ pub(crate) struct Style {
 impl Style {
     /// The label for `prefix`, padded to `width`, coloured when `color`.
     #[must_use]
-    pub(crate) fn new(prefix: &str, width: usize, index: usize, color: bool, timestamps: bool) -> Self {
+    pub(crate) fn new(
+        prefix: &str,
+        width: usize,
+        index: usize,
+        color: bool,
+        timestamps: bool,
+    ) -> Self {
         let label = if color {
             let code = PALETTE[index % PALETTE.len()];
             format!("\x1b[{code}m{prefix:<width$} |\x1b[0m ")
