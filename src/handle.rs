@@ -107,7 +107,7 @@ pub fn scheme(text: &str) -> Option<&str> {
 
 /// What the right-hand side of an `--env VAR=…` mapping means.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Reference {
+pub enum ValueSpec {
     /// `@name`: resolved from the store.
     Handle(Handle),
     /// Anything else: passed through as is (`@@x` stands for the literal `@x`).
@@ -171,7 +171,7 @@ pub enum Part {
     Handle(Handle),
 }
 
-impl Reference {
+impl ValueSpec {
     /// Parses; `remote(scheme)` says whether `scheme://…` is a remote
     /// reference (anything else, like `https://…`, is a literal).
     pub fn parse_with(text: &str, remote: &dyn Fn(&str) -> bool) -> Result<Self, Invalid> {
@@ -251,7 +251,7 @@ pub fn is_env_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    impl Reference {
+    impl ValueSpec {
         /// Parses with no remote schemes known.
         fn parse(text: &str) -> Result<Self, Invalid> {
             Self::parse_with(text, &|_| false)
@@ -295,23 +295,23 @@ mod tests {
     #[test]
     fn references_distinguish_handles_and_literals() {
         assert_eq!(
-            Reference::parse("@k").expect("handle"),
-            Reference::Handle(Handle::from_name("k").expect("k"))
+            ValueSpec::parse("@k").expect("handle"),
+            ValueSpec::Handle(Handle::from_name("k").expect("k"))
         );
         assert_eq!(
-            Reference::parse("@@k").expect("escaped"),
-            Reference::Literal("@k".into())
+            ValueSpec::parse("@@k").expect("escaped"),
+            ValueSpec::Literal("@k".into())
         );
         assert_eq!(
-            Reference::parse("plain").expect("literal"),
-            Reference::Literal("plain".into())
+            ValueSpec::parse("plain").expect("literal"),
+            ValueSpec::Literal("plain".into())
         );
     }
 
     #[test]
     fn templates_embed_handles() {
-        let t = Reference::parse("postgres://app:{{@db_pw}}@db/{{@name}}?x={y}").expect("template");
-        let Reference::Template(parts) = &t else {
+        let t = ValueSpec::parse("postgres://app:{{@db_pw}}@db/{{@name}}?x={y}").expect("template");
+        let ValueSpec::Template(parts) = &t else {
             panic!("{t:?}")
         };
         assert_eq!(parts.len(), 5);
@@ -319,18 +319,18 @@ mod tests {
         assert_eq!(names, ["@db_pw", "@name"]);
         let remote = |s: &str| s == "vault";
         assert_eq!(
-            Reference::parse_with("vault://secret/x#k", &remote).expect("remote"),
-            Reference::Remote("vault://secret/x#k".into())
+            ValueSpec::parse_with("vault://secret/x#k", &remote).expect("remote"),
+            ValueSpec::Remote("vault://secret/x#k".into())
         );
         assert_eq!(
-            Reference::parse_with("https://api.example.com", &remote).expect("literal"),
-            Reference::Literal("https://api.example.com".into())
+            ValueSpec::parse_with("https://api.example.com", &remote).expect("literal"),
+            ValueSpec::Literal("https://api.example.com".into())
         );
-        assert!(Reference::parse("a {{@x").is_err());
-        assert!(Reference::parse("{{@bad name}}").is_err());
+        assert!(ValueSpec::parse("a {{@x").is_err());
+        assert!(ValueSpec::parse("{{@bad name}}").is_err());
         assert_eq!(
-            Reference::parse("{plain}").expect("literal"),
-            Reference::Literal("{plain}".into())
+            ValueSpec::parse("{plain}").expect("literal"),
+            ValueSpec::Literal("{plain}".into())
         );
     }
 

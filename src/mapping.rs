@@ -10,14 +10,14 @@ use zeroize::Zeroizing;
 
 use crate::child::env::Var;
 use crate::error::{Error, Result};
-use crate::handle::{Part, Reference, Source, is_env_name};
+use crate::handle::{Part, Source, ValueSpec, is_env_name};
 use crate::value::SecretValue;
 
 /// One `VAR=REF` mapping and where it was written, for messages.
 #[derive(Debug)]
 pub(crate) struct Mapping {
     pub var: String,
-    pub reference: Reference,
+    pub reference: ValueSpec,
     pub origin: String,
 }
 
@@ -50,7 +50,7 @@ fn parse_mapping(text: &str, origin: &str, remote: Schemes<'_>) -> Result<Mappin
             var.escape_default()
         )));
     }
-    let reference = Reference::parse_with(reference, remote).map_err(|e| Error::Usage {
+    let reference = ValueSpec::parse_with(reference, remote).map_err(|e| Error::Usage {
         message: format!("{origin}: {var}: {}", e.message),
         hint: e.hint,
     })?;
@@ -76,7 +76,7 @@ pub(crate) fn parse_env_file(path: &Path, remote: Schemes<'_>) -> Result<Vec<Map
         let line = line.strip_prefix("export ").map_or(line, str::trim_start);
         let origin = format!("{}:{}", path.display(), i + 1);
         let mapping = parse_mapping(line, &origin, remote)?;
-        if let Reference::Literal(_) = mapping.reference {
+        if let ValueSpec::Literal(_) = mapping.reference {
             return Err(Error::usage_hint(
                 format!(
                     "{origin}: {} has a literal value; env files hold only references",
@@ -127,7 +127,7 @@ pub(crate) fn parse_script_header(
             files.push(parse_file_arg_mapping(mapping)?);
         } else if let Some(rest) = comment.strip_prefix("secret:") {
             let mapping = parse_mapping(rest.trim(), &origin, remote)?;
-            if let Reference::Literal(_) = mapping.reference {
+            if let ValueSpec::Literal(_) = mapping.reference {
                 return Err(Error::usage(format!(
                     "{origin}: {} has a literal value; `# secret:` lines hold references such as {}=@name",
                     mapping.var, mapping.var
@@ -141,7 +141,7 @@ pub(crate) fn parse_script_header(
 
 fn parse_file_arg_mapping(mapping: Mapping) -> Result<Mapping> {
     match mapping.reference {
-        Reference::Handle(_) | Reference::Remote(_) => Ok(mapping),
+        ValueSpec::Handle(_) | ValueSpec::Remote(_) => Ok(mapping),
         _ => Err(Error::usage_hint(
             format!(
                 "{}: {}: a file's value must be a handle",
@@ -174,16 +174,16 @@ pub(crate) fn expand(
         .iter()
         .map(|m| {
             let value = match &m.reference {
-                Reference::Literal(s) => Zeroizing::new(s.as_bytes().to_vec()),
-                Reference::Handle(h) => {
+                ValueSpec::Literal(s) => Zeroizing::new(s.as_bytes().to_vec()),
+                ValueSpec::Handle(h) => {
                     Zeroizing::new(lookup(values, &Source::Local(h.clone()))?.expose().to_vec())
                 }
-                Reference::Remote(r) => Zeroizing::new(
+                ValueSpec::Remote(r) => Zeroizing::new(
                     lookup(values, &Source::Remote(r.clone()))?
                         .expose()
                         .to_vec(),
                 ),
-                Reference::Template(parts) => {
+                ValueSpec::Template(parts) => {
                     let mut out = Zeroizing::new(Vec::new());
                     for part in parts {
                         match part {

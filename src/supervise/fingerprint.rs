@@ -99,13 +99,14 @@ pub(crate) fn secrets(key: &Key, values: &[(String, SecretValue)]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervise::config::Config;
+    use crate::supervise::config::PluginsFile;
     use std::path::Path;
 
     fn plugin(extra: &str) -> Plugin {
         let text = format!("[[plugins]]\nid = \"a\"\ncommand = \"x\"\n{extra}\n");
         let dir = std::env::temp_dir();
-        let mut c = Config::parse(&text, Path::new("p.toml"), &dir, &|_| false).expect("valid");
+        let mut c =
+            PluginsFile::parse(&text, Path::new("p.toml"), &dir, &|_| false).expect("valid");
         c.plugins.remove(0)
     }
 

@@ -45,7 +45,7 @@ use crate::paths::Paths;
 use crate::resolve::Scope;
 use crate::store::{Backend, Store};
 
-use config::Config;
+use config::PluginsFile;
 
 /// What the supervisor needs from the rest of `secret`.
 pub(crate) struct Host<'a> {
@@ -95,7 +95,7 @@ pub(crate) struct SharedStore {
 impl SharedStore {
     /// Opens the store now when `config` needs it (some enabled plugin names
     /// a local handle); else leaves it closed.
-    pub(crate) fn open_for(config: &Config, host: &Host<'_>) -> Result<Self> {
+    pub(crate) fn open_for(config: &PluginsFile, host: &Host<'_>) -> Result<Self> {
         let shared = Self {
             store: OnceCell::new(),
             seen: RefCell::new(None),

@@ -20,7 +20,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::diag::{Diag, suggestion};
 use crate::child::env::CONTROL_VARIABLES;
-use crate::handle::{Reference, Source, is_env_name};
+use crate::handle::{Source, ValueSpec, is_env_name};
 
 /// The only format version this build reads.
 mod graph;
@@ -255,7 +255,7 @@ pub(crate) struct Plugin {
 
 /// A valid `plugins.toml`.
 #[derive(Clone, Debug)]
-pub(crate) struct Config {
+pub(crate) struct PluginsFile {
     pub path: PathBuf,
     /// The directory relative paths resolve against.
     pub dir: PathBuf,
@@ -283,7 +283,7 @@ impl Invalid {
     }
 }
 
-impl Config {
+impl PluginsFile {
     /// Reads and validates `path`. `remote` says whether `scheme://…` is a
     /// remote reference.
     pub(crate) fn load(path: &Path, remote: &dyn Fn(&str) -> bool) -> Result<Self, Invalid> {
@@ -428,7 +428,7 @@ mod tests {
 
     /// Every problem `text` has, as printed.
     fn problems(text: &str) -> Vec<String> {
-        match Config::parse(text, Path::new("p.toml"), Path::new("/srv"), &|s| {
+        match PluginsFile::parse(text, Path::new("p.toml"), Path::new("/srv"), &|s| {
             s == "vault"
         }) {
             Ok(_) => Vec::new(),
@@ -521,14 +521,14 @@ mod tests {
 
     #[test]
     fn defaults_apply_and_a_valid_file_resolves() {
-        let c = Config::parse(
+        let c = PluginsFile::parse(
             &format!("[defaults]\nrestart_delay = \"2s\"\n{A}remote_ref = 1\n"),
             Path::new("p.toml"),
             Path::new("/srv"),
             &|_| false,
         );
         assert!(c.is_err(), "unknown key in a plugin");
-        let c = Config::parse(
+        let c = PluginsFile::parse(
             &format!("[defaults]\nrestart_delay = \"2s\"\n{A}secret_env_refs = {{ T = \"vault://kv/x#k\" }}\n"),
             Path::new("p.toml"),
             Path::new("/srv"),

@@ -45,7 +45,7 @@ impl Parser<'_> {
         }
     }
 
-    pub(super) fn document(&mut self, doc: &DeTable<'_>, path: &Path) -> Config {
+    pub(super) fn document(&mut self, doc: &DeTable<'_>, path: &Path) -> PluginsFile {
         self.unknown_keys(doc, TOP_KEYS, "the top level");
         if let Some(v) = doc.get("version")
             && let Some(n) = self.integer("version", v, 0..i64::MAX)
@@ -107,7 +107,7 @@ impl Parser<'_> {
             }
         }
         self.relations(&entries, &plugins);
-        Config {
+        PluginsFile {
             path: path.to_owned(),
             dir: self.dir.to_owned(),
             supervisor,
@@ -508,18 +508,18 @@ impl Parser<'_> {
             };
             // Never echo the text unless it is a reference: a value pasted
             // here by mistake is likely the secret itself.
-            match Reference::parse_with(text, self.remote) {
-                Ok(Reference::Handle(h)) => out.push(SecretRef {
+            match ValueSpec::parse_with(text, self.remote) {
+                Ok(ValueSpec::Handle(h)) => out.push(SecretRef {
                     var: var.to_owned(),
                     text: text.to_owned(),
                     source: Source::Local(h),
                 }),
-                Ok(Reference::Remote(r)) => out.push(SecretRef {
+                Ok(ValueSpec::Remote(r)) => out.push(SecretRef {
                     var: var.to_owned(),
                     text: text.to_owned(),
                     source: Source::Remote(r),
                 }),
-                Ok(Reference::Template(_)) => {
+                Ok(ValueSpec::Template(_)) => {
                     self.error(
                         value.span(),
                         format!("{vpath}: templates are not supported here; give a single reference such as \"@name\""),
@@ -530,7 +530,7 @@ impl Parser<'_> {
                     self.error(value.span(), format!("{vpath}: {e}"));
                     ok = false;
                 }
-                Ok(Reference::Literal(_)) | Err(_) => {
+                Ok(ValueSpec::Literal(_)) | Err(_) => {
                     self.error(
                         value.span(),
                         format!(

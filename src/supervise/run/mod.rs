@@ -29,7 +29,9 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use signal_hook::consts::signal as sig;
 
-use super::config::{Color, Condition, Config, OnFailed, OnSecretChange, Plugin, Probe, Restart};
+use super::config::{
+    Color, Condition, OnFailed, OnSecretChange, Plugin, PluginsFile, Probe, Restart,
+};
 use super::fingerprint;
 use super::keeper::Keeper;
 use super::launch::{self, Wiring};
@@ -58,7 +60,7 @@ const GROUP_RECHECK: Duration = Duration::from_millis(50);
 const KEEPER_RESTARTS: u32 = 3;
 
 /// What wakes the loop.
-enum Event {
+enum Wake {
     Signal(i32),
     /// Plugin `index`'s run `generation` passed its readiness probe.
     Ready(usize, u64),
@@ -258,13 +260,13 @@ struct Shutdown {
 struct Supervisor<'h> {
     host: &'h Host<'h>,
     store: SharedStore,
-    config: Config,
+    config: PluginsFile,
     units: Vec<Unit>,
     shutdown: Option<Shutdown>,
     /// When a debounced reload is due.
     reload_at: Option<Instant>,
     key: fingerprint::Key,
-    tx: Sender<Event>,
+    tx: Sender<Wake>,
     quit: Arc<OwnedFd>,
     relays: Vec<JoinHandle<()>>,
     keeper: Option<Keeper>,
@@ -275,7 +277,7 @@ struct Supervisor<'h> {
 
 /// Runs the supervisor until every plugin is terminal or a shutdown
 /// completes; returns the exit code.
-pub(crate) fn run(config: Config, host: &Host<'_>) -> Result<u8> {
+pub(crate) fn run(config: PluginsFile, host: &Host<'_>) -> Result<u8> {
     // First make sure no other supervisor runs this file, then unlock (a
     // passphrase prompt may still be interrupted the ordinary way), then
     // take over the signals.
@@ -284,7 +286,7 @@ pub(crate) fn run(config: Config, host: &Host<'_>) -> Result<u8> {
     let status_tx = tx.clone();
     let _server = match status::serve(&socket, move || {
         let (reply, answer) = std::sync::mpsc::channel();
-        status_tx.send(Event::Status(reply)).ok()?;
+        status_tx.send(Wake::Status(reply)).ok()?;
         answer.recv_timeout(Duration::from_secs(2)).ok()
     }) {
         Ok(server) => Some(server),
@@ -303,7 +305,7 @@ pub(crate) fn run(config: Config, host: &Host<'_>) -> Result<u8> {
     let signal_tx = tx.clone();
     std::thread::spawn(move || {
         for s in signals.forever() {
-            if signal_tx.send(Event::Signal(s)).is_err() {
+            if signal_tx.send(Wake::Signal(s)).is_err() {
                 break;
             }
         }
@@ -350,7 +352,7 @@ pub(crate) fn run(config: Config, host: &Host<'_>) -> Result<u8> {
 
 /// Whether prefixes are coloured: `auto` = stdout is a terminal and
 /// NO_COLOR is unset or empty.
-fn use_color(config: &Config) -> bool {
+fn use_color(config: &PluginsFile) -> bool {
     match config.supervisor.color {
         Color::Always => true,
         Color::Never => false,
@@ -363,7 +365,7 @@ fn use_color(config: &Config) -> bool {
 }
 
 /// The widest enabled prefix, so the `|` line up.
-fn prefix_width(config: &Config) -> usize {
+fn prefix_width(config: &PluginsFile) -> usize {
     config
         .plugins
         .iter()
@@ -386,7 +388,7 @@ fn group_empty(pgid: Pid) -> bool {
 }
 
 impl Supervisor<'_> {
-    fn event_loop(&mut self, rx: &Receiver<Event>) -> u8 {
+    fn event_loop(&mut self, rx: &Receiver<Wake>) -> u8 {
         self.step(Instant::now());
         loop {
             if let Some(code) = self.finished() {
@@ -411,10 +413,10 @@ impl Supervisor<'_> {
         }
     }
 
-    fn handle(&mut self, event: Event) {
+    fn handle(&mut self, event: Wake) {
         match event {
-            Event::Signal(sig::SIGCHLD) => self.reap(),
-            Event::Signal(s @ (sig::SIGTERM | sig::SIGINT)) => {
+            Wake::Signal(sig::SIGCHLD) => self.reap(),
+            Wake::Signal(s @ (sig::SIGTERM | sig::SIGINT)) => {
                 let name = Signal::try_from(s).map_or("signal", Signal::as_str);
                 if self.shutdown.is_none() {
                     log(&format!(
@@ -431,7 +433,7 @@ impl Supervisor<'_> {
                     self.kill_all();
                 }
             }
-            Event::Signal(sig::SIGHUP) => {
+            Wake::Signal(sig::SIGHUP) => {
                 if self.shutdown.is_some() {
                     log("SIGHUP received while shutting down: not reloading");
                 } else if self.reload_at.is_none() {
@@ -444,9 +446,9 @@ impl Supervisor<'_> {
                     self.reload_at = Some(after(Instant::now(), debounce));
                 }
             }
-            Event::Signal(_) => {}
-            Event::Ready(i, generation) => self.mark_ready(i, generation),
-            Event::Status(reply) => {
+            Wake::Signal(_) => {}
+            Wake::Ready(i, generation) => self.mark_ready(i, generation),
+            Wake::Status(reply) => {
                 let _ = reply.send(self.snapshot());
             }
         }

@@ -59,7 +59,7 @@ impl Supervisor<'_> {
         Some(Box::new(move |line: &[u8]| {
             if !done && regex.is_match(line) {
                 done = true;
-                let _ = tx.send(Event::Ready(i, generation));
+                let _ = tx.send(Wake::Ready(i, generation));
             }
         }))
     }
@@ -72,7 +72,7 @@ impl Supervisor<'_> {
                 match nix::unistd::read(&read, &mut buf) {
                     Ok(0) => return,
                     Ok(n) if buf[..n].contains(&b'\n') => {
-                        let _ = tx.send(Event::Ready(i, generation));
+                        let _ = tx.send(Wake::Ready(i, generation));
                         return;
                     }
                     Ok(_) | Err(Errno::EINTR) => {}
@@ -102,7 +102,7 @@ impl Supervisor<'_> {
                     .iter()
                     .any(|a| std::net::TcpStream::connect_timeout(a, interval).is_ok())
                 {
-                    let _ = tx.send(Event::Ready(i, generation));
+                    let _ = tx.send(Wake::Ready(i, generation));
                     return;
                 }
                 std::thread::sleep(interval);

@@ -12,7 +12,7 @@ impl Supervisor<'_> {
     /// plugin as it is.
     pub(super) fn reload(&mut self, now: Instant) {
         let host = self.host;
-        let new = match Config::load(&self.config.path, &|s| host.is_remote(s)) {
+        let new = match PluginsFile::load(&self.config.path, &|s| host.is_remote(s)) {
             Ok(c) => c,
             Err(invalid) => {
                 for line in invalid.lines() {

@@ -124,13 +124,13 @@ pub(super) fn after_exit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervise::config::Config;
+    use crate::supervise::config::PluginsFile;
     use std::path::Path;
 
     fn plugin(extra: &str) -> Plugin {
         let text = format!("[[plugins]]\nid = \"a\"\ncommand = \"x\"\n{extra}\n");
-        let mut c =
-            Config::parse(&text, Path::new("p.toml"), Path::new("/"), &|_| false).expect("valid");
+        let mut c = PluginsFile::parse(&text, Path::new("p.toml"), Path::new("/"), &|_| false)
+            .expect("valid");
         c.plugins.remove(0)
     }
 
