@@ -300,3 +300,93 @@ pub(crate) fn tools_present(what: &str, tools: &[&str], install: &str) -> bool {
     );
     false
 }
+
+// ---- Process tests: the probe, waiting on events, cleaning up. ----
+
+/// The probe program (`examples/probe`): prints its environment, records
+/// the signals it gets one per line, writes its pid when ready, exits as
+/// told.
+pub(crate) fn probe() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_secret"));
+    bin.parent()
+        .expect("target dir")
+        .join("examples")
+        .join("probe")
+}
+
+/// Waits (at most 10 s) until `done`, polling every 10 ms; fails naming
+/// `what` otherwise.
+#[track_caller]
+pub(crate) fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The pid a probe wrote to `path` once ready (waits for it).
+#[track_caller]
+pub(crate) fn read_pid(path: impl AsRef<Path>) -> nix::unistd::Pid {
+    let path = path.as_ref();
+    // The probe writes it whole (a temporary file renamed into place).
+    wait_for(&format!("{} to be written", path.display()), || {
+        path.exists()
+    });
+    nix::unistd::Pid::from_raw(
+        fs::read_to_string(path)
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("a pid"),
+    )
+}
+
+/// The lines of a probe's signal record once it has at least `n` (waits
+/// for them): a count checked on an event, not after a sleep.
+#[track_caller]
+pub(crate) fn wait_lines(path: impl AsRef<Path>, n: usize) -> Vec<String> {
+    let path = path.as_ref();
+    let read = || fs::read_to_string(path).unwrap_or_default();
+    wait_for(&format!("{n} lines in {}", path.display()), || {
+        read().lines().count() >= n
+    });
+    read().lines().map(str::to_owned).collect()
+}
+
+/// Whether `pid` runs (a zombie is as good as gone: it runs no code).
+pub(crate) fn alive(pid: nix::unistd::Pid) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+/// The parent of `pid`.
+pub(crate) fn parent_of(pid: nix::unistd::Pid) -> nix::unistd::Pid {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let ppid = stat
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .expect("ppid");
+    nix::unistd::Pid::from_raw(ppid)
+}
+
+/// Kills a process when the test ends, whether it passed or not.
+pub(crate) struct KillOnDrop(pub(crate) nix::unistd::Pid);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGKILL);
+    }
+}
