@@ -1380,13 +1380,7 @@ secret_env_refs = { TOKEN = "@a_token" }
         "{vars:?}"
     );
     assert!(contains(&environ, A_VALUE));
-    for control in [
-        "SECRET_PASSPHRASE",
-        "SECRET_HOME",
-        "SECRET_SCOPE",
-        "SECRET_BACKEND",
-        "SECRET_TEST_FAST_KDF",
-    ] {
+    for control in crate::util::CONTROL_VARIABLES {
         assert!(
             !vars.iter().any(|v| v.starts_with(&format!("{control}="))),
             "{control} reached the plugin: {vars:?}"

@@ -9,6 +9,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// secret's own control variables, as a test's world sets them: no child
+/// may see one.
+pub(crate) const CONTROL_VARIABLES: &[&str] = &[
+    "SECRET_PASSPHRASE",
+    "SECRET_HOME",
+    "SECRET_SCOPE",
+    "SECRET_BACKEND",
+    "SECRET_TEST_FAST_KDF",
+];
+
 /// The passphrase every test vault is created with.
 pub(crate) const PASSPHRASE: &str = "correct horse battery staple";
 
