@@ -492,6 +492,9 @@ secret_env_refs = { TOKEN = "@b_token" }
     let a = read_pid(path(&env, "a.ready"));
     sup.cleanup.push(a);
     sup.wait_stderr("plugin b failed: secret reference @b_token could not be resolved: denied");
+    // The error keeps its hint: the grant that would allow it.
+    sup.wait_stderr("  hint: if it should, add to ");
+    sup.wait_stderr("consumer = \"b\"");
     assert!(!Path::new(&path(&env, "b.ready")).exists(), "b never ran");
     assert!(alive(a));
     sup.signal(Signal::SIGINT);

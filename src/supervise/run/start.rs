@@ -54,7 +54,7 @@ impl Supervisor<'_> {
         self.units[i].secret_print = None;
         let secrets = match launch::secrets(&plugin, self.host, &self.store) {
             Ok(s) => s,
-            Err(e) => return self.fail(i, e.to_string()),
+            Err(e) => return self.fail_with(i, &e),
         };
         self.units[i].lease = secrets.shortest_lease().map(Duration::from_secs);
         self.units[i].renew_at = secrets
@@ -87,7 +87,7 @@ impl Supervisor<'_> {
         drop(secrets);
         let streams = match Streams::new(plugin.output) {
             Ok(s) => s,
-            Err(e) => return self.fail(i, e.to_string()),
+            Err(e) => return self.fail_with(i, &e),
         };
         let mut wiring = Wiring {
             stdio: streams.stdio(),
@@ -111,6 +111,9 @@ impl Supervisor<'_> {
         match spawned {
             Err(e) => {
                 drop(streams);
+                for line in e.hint().iter().flat_map(|h| h.lines()) {
+                    log(&format!("{}: hint: {line}", unit.plugin.id));
+                }
                 unit.exit = Some(Exit::SpawnError(e.to_string()));
                 unit.state = State::Running;
                 // check_groups sees no leader and no group: the run is over.

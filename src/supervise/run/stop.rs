@@ -156,10 +156,23 @@ impl Supervisor<'_> {
 
     /// Unit `i` is `failed` (terminal).
     pub(super) fn fail(&mut self, i: usize, reason: String) {
+        self.fail_hinted(i, reason, None);
+    }
+
+    /// Unit `i` is `failed` because of `e`: its message is the reason, and
+    /// its hint (the fix) is logged under it, as `secret` prints errors.
+    pub(super) fn fail_with(&mut self, i: usize, e: &Error) {
+        self.fail_hinted(i, e.to_string(), e.hint());
+    }
+
+    fn fail_hinted(&mut self, i: usize, reason: String, hint: Option<String>) {
         let unit = &mut self.units[i];
         unit.state = State::Failed;
         unit.backoff_until = None;
         log(&format!("plugin {} failed: {reason}", unit.plugin.id));
+        for line in hint.iter().flat_map(|h| h.lines()) {
+            log(&format!("  hint: {line}"));
+        }
         unit.reason = Some(reason);
         if self.config.supervisor.on_plugin_failed == OnFailed::Shutdown && self.shutdown.is_none()
         {
