@@ -10,6 +10,7 @@ mod docs;
 mod exec;
 mod fixtures;
 mod grants;
+mod holes;
 mod keychain;
 mod lifecycle;
 mod limits;
