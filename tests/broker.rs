@@ -65,6 +65,15 @@ impl Upstream {
     }
 }
 
+/// An upstream, a world and a broker serving it (`None`: tools missing).
+fn started(extra: &str) -> Option<(Upstream, Env, PathBuf, Broker)> {
+    let upstream = Upstream::start()?;
+    let env = world("127.0.0.1");
+    let file = broker_file(&env, &upstream, extra);
+    let broker = Broker::start(&env, &file);
+    Some((upstream, env, file, broker))
+}
+
 /// A world with @openai_api_key granted to the broker for 127.0.0.1.
 fn world(allowed_host: &str) -> Env {
     let env = Env::with_vault();
@@ -269,12 +278,9 @@ fn audit(env: &Env) -> String {
 
 #[test]
 fn the_caller_uses_the_key_and_every_other_request_is_refused() {
-    let Some(upstream) = Upstream::start() else {
+    let Some((upstream, env, file, broker)) = started("") else {
         return;
     };
-    let env = world("127.0.0.1");
-    let file = broker_file(&env, &upstream, "");
-    let broker = Broker::start(&env, &file);
 
     let (status, text) = broker.curl(&[
         "-H",
@@ -413,12 +419,9 @@ fn the_caller_uses_the_key_and_every_other_request_is_refused() {
 
 #[test]
 fn over_the_rate_limit_is_429_with_retry_after() {
-    let Some(upstream) = Upstream::start() else {
+    let Some((_upstream, env, _file, broker)) = started("rate_limit = \"2/m\"\n") else {
         return;
     };
-    let env = world("127.0.0.1");
-    let file = broker_file(&env, &upstream, "rate_limit = \"2/m\"\n");
-    let broker = Broker::start(&env, &file);
     let url = broker.url("/proxy/echo/v1/models/a");
     assert_eq!(broker.curl(&[&url]).0, 200);
     assert_eq!(broker.curl(&[&url]).0, 200);
@@ -472,12 +475,9 @@ fn rest(upstream: &Upstream, mut curl: Child, events: &Receiver<String>) -> Stri
 
 #[test]
 fn a_streamed_event_arrives_before_the_upstream_has_finished() {
-    let Some(upstream) = Upstream::start() else {
+    let Some((upstream, env, _file, broker)) = started("") else {
         return;
     };
-    let env = world("127.0.0.1");
-    let file = broker_file(&env, &upstream, "");
-    let broker = Broker::start(&env, &file);
     let (curl, events) = stream(&broker);
     // The upstream is still holding its response open: nothing more yet.
     assert!(
@@ -493,12 +493,9 @@ fn a_streamed_event_arrives_before_the_upstream_has_finished() {
 
 #[test]
 fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
-    let Some(upstream) = Upstream::start() else {
+    let Some((upstream, env, _file, broker)) = started("") else {
         return;
     };
-    let env = world("127.0.0.1");
-    let file = broker_file(&env, &upstream, "");
-    let broker = Broker::start(&env, &file);
     let (curl, events) = stream(&broker);
     broker.signal(nix::sys::signal::Signal::SIGTERM);
     wait_line(&broker.lines, "draining", &broker.stderr);
@@ -575,12 +572,9 @@ print("sha256", hashlib.sha256(seen.encode()).hexdigest())
 
 #[test]
 fn sighup_and_token_rotation_reach_the_running_broker() {
-    let Some(upstream) = Upstream::start() else {
+    let Some((_upstream, env, file, mut broker)) = started("") else {
         return;
     };
-    let env = world("127.0.0.1");
-    let file = broker_file(&env, &upstream, "");
-    let mut broker = Broker::start(&env, &file);
     let url = broker.url("/proxy/echo/v1/models/a");
     env.secret(["rotate", "@openai_api_key", "--stdin"])
         .stdin(ROTATED.as_bytes())
