@@ -14,6 +14,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::route::PathRule;
 use crate::handle::{Reference, Source};
+use crate::supervise::config::Invalid;
 use crate::supervise::diag::{Diag, suggestion};
 
 const TOP_KEYS: &[&str] = &["listen", "routes"];
@@ -118,24 +119,6 @@ pub struct Route {
     pub rate_limit: Option<Rate>,
     pub max_request_body: u64,
     pub ca_file: Option<PathBuf>,
-}
-
-/// Why a file was refused: every problem, in file order.
-#[derive(Debug)]
-pub struct Invalid {
-    pub path: PathBuf,
-    pub text: String,
-    pub diags: Vec<Diag>,
-}
-
-impl Invalid {
-    #[must_use]
-    pub fn lines(&self) -> Vec<String> {
-        self.diags
-            .iter()
-            .map(|d| d.render(&self.path, &self.text))
-            .collect()
-    }
 }
 
 impl Config {
