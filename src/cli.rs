@@ -196,6 +196,15 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Plugins(PluginsCommand),
 
+    /// A local capability broker: callers use a key without holding it.
+    ///
+    /// Routes /proxy/NAME/PATH to the route's upstream with its credential
+    /// header added, after checking the caller token, the path and method
+    /// allowlists and the rate limit. The file is FILE, else broker.toml in
+    /// the configuration directory. See docs/broker.md.
+    #[command(subcommand)]
+    Broker(BrokerCommand),
+
     /// Write the man pages or shell completions (for packagers).
     #[command(hide = true)]
     Generate {
@@ -297,6 +306,57 @@ pub(crate) enum PluginsCommand {
     /// The helper that kills every plugin group if the supervisor dies.
     #[command(hide = true)]
     Keeper,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BrokerCommand {
+    /// Serve the routes of FILE until SIGTERM.
+    ///
+    /// The store is unlocked once and each route's secret resolved as
+    /// consumer "broker" (delivery "http"). Serves a Unix socket (0600, in
+    /// a 0700 runtime directory) and, with `listen`, a loopback TCP port.
+    /// SIGHUP reloads FILE, the secrets and the caller token; SIGTERM or
+    /// SIGINT drains requests in flight (10s at most) and exits 0. Exit 2
+    /// for an invalid file, 1 when a secret does not resolve or is denied.
+    Run {
+        /// The broker file (default: broker.toml in the configuration
+        /// directory).
+        file: Option<PathBuf>,
+    },
+    /// Validate FILE and resolve every route's secret.
+    ///
+    /// Prints what each route would do (never a value). Exit 0 when valid
+    /// and every secret resolves, 1 when one does not, 2 when the file is
+    /// invalid (every problem listed as FILE:LINE:COL: key: message).
+    Check {
+        /// The broker file (default: broker.toml in the configuration
+        /// directory).
+        file: Option<PathBuf>,
+    },
+    /// Show the routes, request counts, bytes and rate limits of the broker
+    /// running FILE. Exit 0, or 1 when none runs.
+    Status {
+        /// The broker file (default: broker.toml in the configuration
+        /// directory).
+        file: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the caller token (created when there is none).
+    ///
+    /// The token is in broker.token beside FILE (mode 0600). TCP callers
+    /// send it as `Authorization: Bearer TOKEN` (an OpenAI SDK's api_key)
+    /// or `X-Broker-Token: TOKEN`.
+    Token {
+        /// The broker file (default: broker.toml in the configuration
+        /// directory).
+        file: Option<PathBuf>,
+        /// Replace the token with a new one; a running broker switches to
+        /// it at once.
+        #[arg(long)]
+        rotate: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -61,6 +61,71 @@ fn parse_mapping(text: &str, origin: &str, remote: Schemes<'_>) -> Result<Mappin
     })
 }
 
+/// Variables whose text decides what runs or what a program loads: the
+/// search path, the dynamic loader's hooks, shells' and interpreters'
+/// start-up hooks and option variables, git's ssh command. A file (env
+/// file, script header) may set them only to a plain reference, never to
+/// a literal or a template whose literal text could point the launch at
+/// another program (`PATH=/evil:{{@k}}`, `LD_PRELOAD={{@k}}`).
+fn is_hook_var(var: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "PATH",
+        "BASH_ENV",
+        "ENV",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PROMPT_COMMAND",
+        "IFS",
+        "CDPATH",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+        "PYTHONINSPECT",
+        "PYTHONUSERBASE",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PERL5OPT",
+        "PERL5LIB",
+        "PERLLIB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_EXEC_PATH",
+        "GIT_ASKPASS",
+        "SSH_ASKPASS",
+        "EDITOR",
+        "VISUAL",
+        "PAGER",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "GCONV_PATH",
+        "LOCPATH",
+        "HOSTALIASES",
+        "MALLOC_CONF",
+    ];
+    EXACT.contains(&var) || var.starts_with("LD_") || var.starts_with("DYLD_")
+}
+
+/// Refuses a literal or template for a hook variable read from a file.
+fn check_hook(mapping: &Mapping) -> Result<()> {
+    match mapping.reference {
+        ValueSpec::Handle(_) | ValueSpec::Remote(_) => Ok(()),
+        _ if is_hook_var(&mapping.var) => Err(Error::usage_hint(
+            format!(
+                "{}: {} decides what runs or what gets loaded; in a file it may only be a plain reference, not a literal or a template",
+                mapping.origin, mapping.var
+            ),
+            format!(
+                "write {}=@name, or set {} on the command line (--env) or in the environment if you mean it",
+                mapping.var, mapping.var
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Parses an env file: `VAR=@handle` (or template) lines, `#` comments and
 /// blank lines (an optional leading `export ` is allowed). Literal values are
 /// refused: the file is meant to be safe to commit.
@@ -76,6 +141,7 @@ pub(crate) fn parse_env_file(path: &Path, remote: Schemes<'_>) -> Result<Vec<Map
         let line = line.strip_prefix("export ").map_or(line, str::trim_start);
         let origin = format!("{}:{}", path.display(), i + 1);
         let mapping = parse_mapping(line, &origin, remote)?;
+        check_hook(&mapping)?;
         if let ValueSpec::Literal(_) = mapping.reference {
             return Err(Error::usage_hint(
                 format!(
@@ -127,6 +193,7 @@ pub(crate) fn parse_script_header(
             files.push(parse_file_arg_mapping(mapping)?);
         } else if let Some(rest) = comment.strip_prefix("secret:") {
             let mapping = parse_mapping(rest.trim(), &origin, remote)?;
+            check_hook(&mapping)?;
             if let ValueSpec::Literal(_) = mapping.reference {
                 return Err(Error::usage(format!(
                     "{origin}: {} has a literal value; `# secret:` lines hold references such as {}=@name",
@@ -252,6 +319,26 @@ mod tests {
         );
         std::fs::write(&path, "1A=@a\n").expect("write");
         assert!(parse_env_file(&path, NONE).is_err());
+    }
+
+    #[test]
+    fn files_cannot_point_hook_variables_elsewhere() {
+        let dir = crate::fsio::private_tempdir();
+        let path = dir.path().join("refs.env");
+        for line in [
+            "PATH=/evil:{{@k}}",
+            "LD_PRELOAD={{@k}}",
+            "DYLD_INSERT_LIBRARIES=x{{@k}}",
+            "BASH_ENV={{@k}}",
+            "NODE_OPTIONS=--require {{@k}}",
+            "GIT_SSH_COMMAND=@@evil",
+        ] {
+            std::fs::write(&path, format!("{line}\n")).expect("write");
+            let err = parse_env_file(&path, NONE).expect_err(line).to_string();
+            assert!(err.contains("decides what runs"), "{line}: {err}");
+        }
+        std::fs::write(&path, "PATH=@path\nLD_LIBRARY_PATH=@libs\nURL=x{{@k}}\n").expect("write");
+        assert_eq!(parse_env_file(&path, NONE).expect("plain refs").len(), 3);
     }
 
     fn names(env: &[Zeroizing<Vec<u8>>]) -> Vec<String> {

@@ -39,6 +39,19 @@ impl Scope {
         Ok(Self(text.split('/').map(str::to_owned).collect()))
     }
 
+    /// `handle` inside the narrowest scope (itself without a scope): where
+    /// `add` puts a new secret.
+    pub(crate) fn narrowest(&self, handle: &Handle) -> Result<Handle> {
+        if self.0.is_empty() {
+            return Ok(handle.clone());
+        }
+        Ok(Handle::from_name(&format!(
+            "{}/{}",
+            self.0.join("/"),
+            handle.name()
+        ))?)
+    }
+
     /// The names to try for `handle`, narrowest first.
     #[must_use]
     pub(crate) fn candidates(&self, handle: &Handle) -> Vec<Handle> {
@@ -223,7 +236,24 @@ pub(crate) fn resolve(
                     Ok((answered, meta, ttl)) => {
                         r.answered = Some(Source::Local(answered.clone()));
                         r.lease = lease(Source::Local(answered.clone()), &request.deliveries, ttl);
-                        match link_target(store, &meta) {
+                        // A link needs a grant for its target too: a
+                        // grant on @x must not reach whatever @x points at.
+                        match link_target(store, &meta).and_then(|target| {
+                            if let Some(target) = &target {
+                                crate::handle::check_remote_path(target)?;
+                                let target_ttl = asker.check(target, &request.deliveries)?;
+                                let ttl = match (ttl, target_ttl) {
+                                    (Some(a), Some(b)) => Some(a.min(b)),
+                                    (a, b) => a.or(b),
+                                };
+                                r.lease = lease(
+                                    Source::Local(answered.clone()),
+                                    &request.deliveries,
+                                    ttl,
+                                );
+                            }
+                            Ok(target)
+                        }) {
                             Ok(Some(target)) => {
                                 r.reference = Some(target.clone());
                                 remote.push((out.len(), target));

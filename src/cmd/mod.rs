@@ -56,6 +56,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
         Command::Exec(args) => exec::exec(&ctx, args),
         Command::Run(args) => exec::run(&ctx, args),
         Command::Plugins(command) => plugins::plugins(&ctx, command),
+        Command::Broker(command) => plugins::broker(&ctx, command),
         Command::Generate { .. } => Ok(0),
     }
 }

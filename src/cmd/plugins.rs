@@ -22,6 +22,18 @@ pub(crate) fn plugins(ctx: &Context, command: PluginsCommand) -> Result<u8> {
     dispatch(command, &host)
 }
 
+/// Runs `secret broker …`; returns the exit code. The broker shares the
+/// supervisor's host (one unlock, one store for every route).
+pub(crate) fn broker(ctx: &Context, command: crate::cli::BrokerCommand) -> Result<u8> {
+    let host = Host {
+        paths: &ctx.paths,
+        scope: &ctx.scope,
+        config: &ctx.config,
+        open_store: &|| ctx.open_store(),
+    };
+    crate::broker::cmd::command(command, &host)
+}
+
 fn dispatch(command: PluginsCommand, host: &Host<'_>) -> Result<u8> {
     match command {
         PluginsCommand::Check { file } => {
@@ -68,18 +80,7 @@ fn load(file: Option<PathBuf>, host: &Host<'_>) -> Result<Option<PluginsFile>> {
     match PluginsFile::load(&path, &|s| crate::remote::is_scheme(s, host.config)) {
         Ok(config) => Ok(Some(config)),
         Err(invalid) => {
-            let mut text = String::new();
-            for line in invalid.lines() {
-                text.push_str(&line);
-                text.push('\n');
-            }
-            let n = invalid.diags.len();
-            text.push_str(&format!(
-                "secret: {n} problem{} in {}; nothing was started\n",
-                if n == 1 { "" } else { "s" },
-                path.display()
-            ));
-            let _ = std::io::stderr().write_all(text.as_bytes());
+            let _ = std::io::stderr().write_all(invalid.report().as_bytes());
             Ok(None)
         }
     }

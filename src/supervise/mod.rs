@@ -113,6 +113,18 @@ impl SharedStore {
         Ok(shared)
     }
 
+    /// A store not opened yet (for `secret broker`, which opens it with
+    /// `open` when a route names a local handle).
+    #[must_use]
+    pub(crate) fn closed(paths: &Paths) -> Self {
+        Self {
+            store: OnceCell::new(),
+            seen: RefCell::new(None),
+            vault_file: paths.vault_file(),
+            grants: RefCell::new(None),
+        }
+    }
+
     /// Opens (unlocks) the store unless it is open.
     pub(crate) fn open(&self, host: &Host<'_>) -> Result<()> {
         if self.store.get().is_none() {

@@ -281,6 +281,24 @@ impl Invalid {
             .map(|d| d.render(&self.path, &self.text))
             .collect()
     }
+
+    /// Every problem, one per line, then `secret: N problems in FILE;
+    /// nothing was started` (for `plugins` and `broker`).
+    #[must_use]
+    pub(crate) fn report(&self) -> String {
+        let mut text = String::new();
+        for line in self.lines() {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        let n = self.diags.len();
+        text.push_str(&format!(
+            "secret: {n} problem{} in {}; nothing was started\n",
+            if n == 1 { "" } else { "s" },
+            self.path.display()
+        ));
+        text
+    }
 }
 
 impl PluginsFile {
