@@ -93,6 +93,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<u8> {
+    unlock::isolate_children()?;
     let sources = Sources {
         fd: cli.passphrase_fd,
         new_fd: None,
