@@ -156,7 +156,7 @@ impl Vault {
             None => Keys::from_root(unlock(&path, &contents, &ask()?)?),
         };
         verify_commitment(&path, &bytes, &keys.commit)?;
-        check_generation(paths, &contents);
+        check_generation(paths, &contents, &keys);
         Ok(Self {
             path,
             paths: paths.clone(),
@@ -263,7 +263,7 @@ impl Store for Vault {
                 "it was replaced by another vault since it was unlocked",
             ));
         }
-        check_generation(&self.paths, &contents);
+        check_generation(&self.paths, &contents, &self.keys);
         self.contents = contents;
         Ok(())
     }
@@ -676,14 +676,28 @@ fn decode_passphrase_slot(body: &[u8]) -> Result<PassphraseSlot, String> {
 }
 
 /// Warns when the vault's generation is lower than one seen before: the file
-/// may have been replaced by an older copy (a rollback).
-fn check_generation(paths: &Paths, contents: &Contents) {
+/// may have been replaced by an older copy (a rollback). A writer that
+/// committed between our read and our look at the record is not one: the
+/// file is read again, and only a file that is still older (and authentic)
+/// draws the warning.
+fn check_generation(paths: &Paths, contents: &Contents, keys: &Keys) {
     let seen = seen_generation(paths, &contents.vault_id);
     if seen > contents.generation {
+        let path = paths.vault_file();
+        let on_disk = read_vault(&path).ok().and_then(|bytes| {
+            verify_commitment(&path, &bytes, &keys.commit).ok()?;
+            decode(&bytes)
+                .ok()
+                .filter(|c| c.vault_id == contents.vault_id)
+                .map(|c| c.generation)
+        });
+        let now = on_disk.unwrap_or(contents.generation);
+        if now >= seen {
+            return;
+        }
         eprintln!(
-            "secret: warning: the vault at {} is at generation {}, but generation {seen} was seen before: it may be an older copy (rolled back), so removed or rotated secrets may have come back",
-            paths.vault_file().display(),
-            contents.generation
+            "secret: warning: the vault at {} is at generation {now}, but generation {seen} was seen before: it may be an older copy (rolled back), so removed or rotated secrets may have come back",
+            path.display(),
         );
     } else if seen < contents.generation
         && let Ok(_lock) = fsio::lock_exclusive(&paths.lock_file())
