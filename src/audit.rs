@@ -64,13 +64,17 @@ pub fn append(paths: &Paths, events: &[Event]) -> Result<()> {
     let path = paths.audit_file();
     let io =
         |e: std::io::Error| Error::io(format!("writing the audit trail {}", path.display()), e);
-    let file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io)?;
+    let file = fsio::open_trusted(
+        &path,
+        "the audit trail",
+        fsio::Readers::OwnerOnly,
+        OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600),
+    )?
+    .ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?;
     let mut file = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io(e.into()))?;
     let (mut seq, mut prev, ends_cleanly) = tail(&mut file).map_err(io)?;
     let mut out = Vec::new();

@@ -67,3 +67,118 @@ fn a_real_rollback_still_warns() {
         .success()
         .stderr_has("older copy");
 }
+
+/// Runs `cmd`, killing it if it has not finished within `limit`; returns
+/// its stderr and whether it finished in time.
+fn run_within(cmd: crate::util::Cmd, limit: std::time::Duration) -> (bool, String) {
+    use std::io::Read;
+    let mut cmd = cmd.into_command();
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn secret");
+    let start = std::time::Instant::now();
+    let finished = loop {
+        if child.try_wait().expect("wait").is_some() {
+            break true;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
+    (finished, err)
+}
+
+#[test]
+fn a_fifo_at_the_vault_fails_fast() {
+    let env = Env::with_vault();
+    std::fs::remove_file(env.vault()).expect("rm vault");
+    nix::unistd::mkfifo(
+        &env.vault(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .expect("mkfifo");
+    for args in [
+        &["exec", "--env", "K=@k", "--", "true"][..],
+        &["list"],
+        &["lock"],
+    ] {
+        let (finished, err) = run_within(env.secret(args), std::time::Duration::from_secs(1));
+        assert!(finished, "secret {args:?} hung on a FIFO vault");
+        assert!(
+            err.contains("a FIFO, not a regular file"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_huge_sparse_vault_is_refused_without_reading_it() {
+    let env = Env::with_vault();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(env.vault())
+        .expect("open");
+    file.set_len(6 << 30).expect("sparse 6 GiB");
+    let (finished, err) = run_within(env.secret(["list"]), std::time::Duration::from_secs(2));
+    assert!(finished, "secret read a 6 GiB vault");
+    assert!(err.contains("over the limit"), "{err}");
+}
+
+#[test]
+fn a_symlinked_vault_is_refused_and_never_forked() {
+    let env = Env::with_vault();
+    env.add("@k", b"sk-linked-value");
+    let elsewhere = env.root().join("real.secret");
+    std::fs::rename(env.vault(), &elsewhere).expect("move");
+    std::os::unix::fs::symlink(&elsewhere, env.vault()).expect("symlink");
+    let before = std::fs::read(&elsewhere).expect("read");
+    env.secret(["list"])
+        .run()
+        .code(1)
+        .stderr_has("symbolic link");
+    env.secret(["rotate", "@k", "--stdin"])
+        .stdin(b"sk-new-value")
+        .run()
+        .code(1)
+        .stderr_has("symbolic link");
+    env.secret(["init"]).run().code(1);
+    assert!(
+        env.vault().symlink_metadata().expect("link").is_symlink(),
+        "the link was replaced"
+    );
+    assert_eq!(
+        std::fs::read(&elsewhere).expect("read"),
+        before,
+        "the target changed"
+    );
+}
+
+#[test]
+fn the_audit_trail_is_never_followed_through_a_symlink() {
+    let env = Env::with_vault();
+    let trail = env.home().join("audit.jsonl");
+    let elsewhere = env.root().join("elsewhere.jsonl");
+    std::fs::rename(&trail, &elsewhere).expect("move");
+    std::os::unix::fs::symlink(&elsewhere, &trail).expect("symlink");
+    let before = std::fs::read(&elsewhere).expect("read");
+    env.secret(["add", "@k", "--stdin"])
+        .stdin(b"sk-some-value")
+        .run()
+        .code(1)
+        .stderr_has("symbolic link");
+    env.secret(["audit"])
+        .run()
+        .code(1)
+        .stderr_has("symbolic link");
+    assert_eq!(std::fs::read(&elsewhere).expect("read"), before);
+}

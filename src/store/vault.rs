@@ -102,7 +102,8 @@ impl Vault {
         fsio::ensure_private_dir(&paths.data_dir)?;
         let _lock = fsio::lock_exclusive(&paths.lock_file())?;
         let path = paths.vault_file();
-        if path.exists() {
+        // Anything there, even a dangling link, is not ours to replace.
+        if path.symlink_metadata().is_ok() {
             return Err(Error::AlreadyInitialized { path });
         }
         let root = Key::generate()?;
@@ -369,10 +370,15 @@ fn value_aad(vault_id: &[u8; 16], name: &str, version: u64) -> Vec<u8> {
     aad
 }
 
+/// The largest vault file read (100,000 entries take about 20 MiB).
+pub const MAX_VAULT_LEN: u64 = 256 << 20;
+
 fn read_vault(path: &Path) -> Result<Vec<u8>> {
-    let bytes = fsio::read_private(path)?.ok_or_else(|| Error::NotInitialized {
-        path: path.to_owned(),
-    })?;
+    let bytes =
+        fsio::read_private_file(path, "the vault", MAX_VAULT_LEN, fsio::Readers::OwnerOnly)?
+            .ok_or_else(|| Error::NotInitialized {
+                path: path.to_owned(),
+            })?;
     // A newer format is not damage: say so before decoding.
     if bytes.starts_with(MAGIC)
         && let Some(v) = bytes.get(MAGIC.len()..MAGIC.len() + 2)
@@ -714,7 +720,14 @@ fn seen_generation(paths: &Paths, vault_id: &[u8; 16]) -> u64 {
 }
 
 fn read_generation(paths: &Paths) -> Option<([u8; 16], u64)> {
-    let text = std::fs::read_to_string(paths.generation_file()).ok()?;
+    let bytes = fsio::read_private_file(
+        &paths.generation_file(),
+        "the generation record",
+        256,
+        fsio::Readers::OwnerOnly,
+    )
+    .ok()??;
+    let text = String::from_utf8(bytes).ok()?;
     let (id, generation) = text.trim().split_once(' ')?;
     let id: [u8; 16] = (0..16)
         .map(|i| u8::from_str_radix(id.get(2 * i..2 * i + 2)?, 16).ok())
