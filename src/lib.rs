@@ -466,10 +466,8 @@ impl Context {
 
     fn audit(&self, handle: Option<String>, json: bool, verify: bool) -> Result<u8> {
         if verify {
-            let (count, head) = audit::verify(&self.paths)?;
-            return print(&format!(
-                "audit trail intact: {count} records; last record hash {head}\n"
-            ));
+            let _store = self.open_store()?; // its key checks each line's mac
+            return print(&audit::verify(&self.paths)?.to_string());
         }
         let handle = handle.map(|h| Handle::parse(&h)).transpose()?;
         let records = audit::read(&self.paths)?;

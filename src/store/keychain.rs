@@ -75,6 +75,7 @@ impl Keychain {
         item(&root_user(&store_id))?
             .set_secret(root.as_bytes())
             .map_err(|e| keychain_error("storing the root key", &e))?;
+        crate::audit::use_key(&root);
         let keys = Keys::from_root(root);
         let mut meta = MetaFile {
             version: 1,
@@ -99,6 +100,7 @@ impl Keychain {
             hint: "it was changed by another program; restore it or run `secret init` in a new SECRET_HOME".into(),
         })?;
         let keys = Keys::from_root(Key::from_bytes(Zeroizing::new(root)));
+        crate::audit::use_key(&keys.root);
         let meta = verify(&path, &bytes, &keys)?;
         Ok(Self {
             paths: paths.clone(),

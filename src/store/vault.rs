@@ -115,6 +115,7 @@ impl Vault {
             slots: vec![Slot::Passphrase(slot)],
             entries: Vec::new(),
         };
+        crate::audit::use_key(&root);
         let keys = Keys::from_root(root);
         fsio::write_atomic(&path, &encode(&contents, &keys.commit))?;
         record_generation(paths, &contents);
@@ -157,6 +158,7 @@ impl Vault {
             None => Keys::from_root(unlock(&path, &contents, &ask()?)?),
         };
         verify_commitment(&path, &bytes, &keys.commit)?;
+        crate::audit::use_key(&keys.root);
         check_generation(paths, &contents, &keys);
         Ok(Self {
             path,
@@ -182,7 +184,7 @@ impl Vault {
     /// the same cost parameters. Values are untouched.
     pub fn change_passphrase(&mut self, new: &SecretValue) -> Result<()> {
         let root = Key::from_bytes(Zeroizing::new(*self.keys.root.as_bytes()));
-        self.modify(|contents, _| {
+        self.modify("passwd", None, |contents, _| {
             let params = contents
                 .slots
                 .iter()
@@ -199,8 +201,17 @@ impl Vault {
     }
 
     /// Runs `change` on the newest contents under the writers' lock, then
-    /// writes the result atomically with the next generation number.
-    fn modify<T>(&mut self, change: impl FnOnce(&mut Contents, &Keys) -> Result<T>) -> Result<T> {
+    /// writes the result atomically with the next generation number. The
+    /// change is audited *before* it is committed (`action` on `handle`,
+    /// outcome "committing (generation N)"), so a command killed after the
+    /// rename cannot leave a change without its record; the command adds
+    /// the outcome after. If the record cannot be written, nothing changes.
+    fn modify<T>(
+        &mut self,
+        action: &'static str,
+        handle: Option<&Handle>,
+        change: impl FnOnce(&mut Contents, &Keys) -> Result<T>,
+    ) -> Result<T> {
         let _lock = fsio::lock_exclusive(&self.paths.lock_file())?;
         let bytes = read_vault(&self.path)?;
         verify_commitment(&self.path, &bytes, &self.keys.commit)?;
@@ -224,7 +235,18 @@ impl Vault {
             });
         }
         contents.generation += 1;
-        fsio::write_atomic(&self.path, &encode(&contents, &self.keys.commit))?;
+        let encoded = encode(&contents, &self.keys.commit);
+        crate::audit::append(
+            &self.paths,
+            &[crate::audit::Event {
+                action,
+                handle: handle.map(|h| h.name().to_owned()),
+                consumer: "cli".into(),
+                outcome: format!("committing (generation {})", contents.generation),
+                ..crate::audit::Event::default()
+            }],
+        )?;
+        fsio::write_atomic(&self.path, &encoded)?;
         record_generation(&self.paths, &contents);
         self.contents = contents;
         Ok(out)
@@ -296,7 +318,7 @@ impl Store for Vault {
         kind: &str,
     ) -> Result<EntryMeta> {
         check_value(value)?;
-        self.modify(|contents, keys| {
+        self.modify("add", Some(handle), |contents, keys| {
             let at = match find(&contents.entries, handle) {
                 Ok(_) => {
                     return Err(Error::SecretExists {
@@ -327,7 +349,7 @@ impl Store for Vault {
 
     fn rotate(&mut self, handle: &Handle, value: &SecretValue) -> Result<EntryMeta> {
         check_value(value)?;
-        self.modify(|contents, keys| {
+        self.modify("rotate", Some(handle), |contents, keys| {
             let i = find(&contents.entries, handle)?;
             let vault_id = contents.vault_id;
             let entry = &mut contents.entries[i];
@@ -339,7 +361,7 @@ impl Store for Vault {
     }
 
     fn remove(&mut self, handle: &Handle) -> Result<EntryMeta> {
-        self.modify(|contents, _| {
+        self.modify("rm", Some(handle), |contents, _| {
             let i = find(&contents.entries, handle)?;
             Ok(contents.entries.remove(i).meta())
         })
