@@ -182,3 +182,91 @@ fn the_audit_trail_is_never_followed_through_a_symlink() {
         .stderr_has("symbolic link");
     assert_eq!(std::fs::read(&elsewhere).expect("read"), before);
 }
+
+/// Appends `text` to config.toml (mode 0600).
+fn configure(env: &Env, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = env.home().join("config.toml");
+    let mut config = std::fs::read_to_string(&path).unwrap_or_default();
+    config.push_str(text);
+    std::fs::write(&path, config).expect("write config.toml");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+#[test]
+fn aws_ids_the_cli_would_load_are_refused() {
+    let env = Env::with_vault();
+    for id in [
+        "file:///etc/hostname",
+        "fileb:///etc/hostname",
+        "http://example.com/x",
+        "https://example.com/x#k",
+    ] {
+        env.secret(["exec", "-e", &format!("K=aws-sm://{id}"), "--", "true"])
+            .run()
+            .code(125)
+            .no_panic()
+            .stderr_has("AWS CLI would read");
+    }
+}
+
+#[test]
+fn a_providers_crlf_is_stripped_like_stdins() {
+    let env = Env::with_vault();
+    configure(
+        &env,
+        "[providers.crlf]\ncommand = [\"/bin/sh\", \"-c\", \"printf 'line-one\\\\r\\\\n'\", \"sh\", \"{path}\"]\n\
+         [providers.crlf1]\ncommand = [\"/bin/sh\", \"-c\", \"printf 'first\\\\r\\\\nsecond\\\\r\\\\n'\", \"sh\", \"{path}\"]\nfirst_line = true\n",
+    );
+    for (reference, want) in [("crlf://x", "line-one"), ("crlf1://x", "first")] {
+        let out = env
+            .secret([
+                "exec",
+                "-e",
+                &format!("K={reference}"),
+                "--",
+                "sh",
+                "-c",
+                "printf %s \"$K\"",
+            ])
+            .run();
+        out.success();
+        assert_eq!(out.stdout(), want, "{reference}");
+    }
+}
+
+#[test]
+fn an_absurd_provider_timeout_is_a_clear_error() {
+    let env = Env::with_vault();
+    configure(
+        &env,
+        "[providers.slow]\ncommand = [\"/bin/echo\", \"{path}\"]\ntimeout = \"500000000000y\"\n\
+         [providers.long]\ncommand = [\"/bin/echo\", \"{path}\"]\ntimeout = \"2h\"\n",
+    );
+    env.secret(["exec", "-e", "K=slow://x", "--", "true"])
+        .run()
+        .no_panic()
+        .code(125)
+        .stderr_has("timeout");
+    env.secret(["exec", "-e", "K=long://x", "--", "true"])
+        .run()
+        .no_panic()
+        .code(125)
+        .stderr_has("at most 1h");
+}
+
+#[test]
+fn control_characters_in_a_reference_are_printed_escaped() {
+    let env = Env::with_vault();
+    let evil = "pass://a\u{1b}]0;pwned\u{7}\u{1b}[2J";
+    let out = env
+        .secret(["exec", "-e", &format!("K={evil}"), "--", "true"])
+        .run();
+    out.code(125).no_panic();
+    let err = out.stderr();
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\u{7}'),
+        "raw control characters: {err:?}"
+    );
+    assert!(err.contains("\\u{1b}"), "{err:?}");
+}
