@@ -167,7 +167,9 @@ impl Error {
                 "restore the newer copy; or, if you restored this one on purpose, accept it by removing {}",
                 record.display()
             )),
-            Self::NewerFormat { .. } => Some("upgrade secret; the vault itself is fine".into()),
+            Self::NewerFormat { .. } => Some(
+                "if a newer secret wrote it, upgrade secret; if not, the file is damaged (this build cannot check a newer format): restore it from a backup".into(),
+            ),
             Self::Passphrase { hint, .. } | Self::Keychain { hint, .. } => Some(hint.clone()),
             Self::Io { .. } => None,
             Self::Remote { hint, .. } | Self::Denied { hint, .. } => Some(hint.clone()),

@@ -146,7 +146,10 @@ impl Vault {
         ask: impl FnOnce() -> Result<SecretValue>,
     ) -> Result<Self> {
         let path = paths.vault_file();
-        let bytes = read_vault(&path)?;
+        let bytes = read_vault_bytes(&path)?;
+        if let Some(version) = newer_version(&bytes) {
+            return Err(classify_newer(&path, &bytes, version, use_cache, ask));
+        }
         let contents = decode(&bytes).map_err(|reason| Error::damaged(&path, reason))?;
         let cached = use_cache
             .then(|| crate::unlock::cached(&contents.vault_id))
@@ -395,25 +398,72 @@ fn value_aad(vault_id: &[u8; 16], name: &str, version: u64) -> Vec<u8> {
 /// The largest vault file read (100,000 entries take about 20 MiB).
 pub const MAX_VAULT_LEN: u64 = 256 << 20;
 
+fn read_vault_bytes(path: &Path) -> Result<Vec<u8>> {
+    fsio::read_private_file(path, "the vault", MAX_VAULT_LEN, fsio::Readers::OwnerOnly)?.ok_or_else(
+        || Error::NotInitialized {
+            path: path.to_owned(),
+        },
+    )
+}
+
+/// Reads the vault; a newer format is reported before decoding.
 fn read_vault(path: &Path) -> Result<Vec<u8>> {
-    let bytes =
-        fsio::read_private_file(path, "the vault", MAX_VAULT_LEN, fsio::Readers::OwnerOnly)?
-            .ok_or_else(|| Error::NotInitialized {
-                path: path.to_owned(),
-            })?;
-    // A newer format is not damage: say so before decoding.
-    if bytes.starts_with(MAGIC)
-        && let Some(v) = bytes.get(MAGIC.len()..MAGIC.len() + 2)
-    {
-        let version = u16::from_be_bytes([v[0], v[1]]);
-        if version > FORMAT_VERSION {
-            return Err(Error::NewerFormat {
-                path: path.to_owned(),
-                version,
-            });
-        }
+    let bytes = read_vault_bytes(path)?;
+    match newer_version(&bytes) {
+        Some(version) => Err(Error::NewerFormat {
+            path: path.to_owned(),
+            version,
+        }),
+        None => Ok(bytes),
     }
-    Ok(bytes)
+}
+
+/// The format version, when it is newer than this build's.
+fn newer_version(bytes: &[u8]) -> Option<u16> {
+    if !bytes.starts_with(MAGIC) {
+        return None;
+    }
+    let v = bytes.get(MAGIC.len()..MAGIC.len() + 2)?;
+    let version = u16::from_be_bytes([v[0], v[1]]);
+    (version > FORMAT_VERSION).then_some(version)
+}
+
+/// A file that says it is a newer format may be one, or a vault of this
+/// format whose version bytes were damaged. A newer format's commitment
+/// cannot be checked by this build; but if the file, read as this format,
+/// unlocks and its commitment verifies, it is damage, and is called so.
+fn classify_newer(
+    path: &Path,
+    bytes: &[u8],
+    version: u16,
+    use_cache: bool,
+    ask: impl FnOnce() -> Result<SecretValue>,
+) -> Error {
+    let newer = Error::NewerFormat {
+        path: path.to_owned(),
+        version,
+    };
+    let mut patched = bytes.to_vec();
+    patched[MAGIC.len()..MAGIC.len() + 2].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
+    let Ok(contents) = decode(&patched) else {
+        return newer;
+    };
+    let key = use_cache
+        .then(|| crate::unlock::cached(&contents.vault_id))
+        .flatten()
+        .or_else(|| {
+            let passphrase = ask().ok()?;
+            unlock(path, &contents, &passphrase).ok()
+        });
+    match key.map(Keys::from_root) {
+        Some(keys) if verify_commitment(path, &patched, &keys.commit).is_ok() => Error::damaged(
+            path,
+            format!(
+                "it has format version {version}, newer than this build reads, yet everything else is an intact version-{FORMAT_VERSION} vault whose commitment checks out as version {FORMAT_VERSION}: its version bytes were changed"
+            ),
+        ),
+        _ => newer,
+    }
 }
 
 impl PassphraseSlot {
@@ -466,12 +516,36 @@ impl PassphraseSlot {
     }
 }
 
+/// Refuses to run a key derivation far above what `secret` creates,
+/// unless `SECRET_ALLOW_EXPENSIVE_KDF=1` says the user means it.
+fn check_cost(path: &Path, params: KdfParams) -> Result<()> {
+    if !params.is_expensive()
+        || std::env::var_os("SECRET_ALLOW_EXPENSIVE_KDF").is_some_and(|v| v == "1")
+    {
+        return Ok(());
+    }
+    let d = KdfParams::DEFAULT;
+    Err(Error::UnsafeFile {
+        path: path.to_owned(),
+        problem: format!(
+            "its passphrase slot asks for Argon2id with {} MiB and {} passes, more than {}x what secret creates ({} MiB, {} passes): one attempt could take minutes and that much memory",
+            params.m_kib / 1024,
+            params.t,
+            KdfParams::EXPENSIVE_FACTOR,
+            d.m_kib / 1024,
+            d.t
+        ),
+        fix: "if you set this cost on purpose, allow it with SECRET_ALLOW_EXPENSIVE_KDF=1; otherwise the header was altered: restore the vault from a backup".into(),
+    })
+}
+
 /// Unwraps the vault key from the first passphrase slot that opens.
 fn unlock(path: &Path, header: &Contents, passphrase: &SecretValue) -> Result<Key> {
     let mut saw_slot = false;
     for slot in &header.slots {
         if let Slot::Passphrase(p) = slot {
             saw_slot = true;
+            check_cost(path, p.params)?;
             if let Some(key) = p.unwrap_key(&header.vault_id, passphrase)? {
                 return Ok(key);
             }
