@@ -96,7 +96,12 @@ pub struct Vault {
 
 impl Vault {
     /// Creates a new, empty vault protected by `passphrase`. Fails, changing
-    /// nothing, if one exists.
+    /// nothing, if anything is at the vault's path. Atomic: the file appears
+    /// whole (temp file, fsync, rename) or not at all, so it is the commit
+    /// point of `init`: write config.toml and grants.toml first, call this
+    /// last, and an `init` killed before it leaves no vault, so the next
+    /// `init` simply runs again. Its record ("init", "committing") is in the
+    /// trail before the vault exists.
     pub fn create(paths: &Paths, passphrase: &SecretValue, params: KdfParams) -> Result<()> {
         params.check_for_create()?;
         fsio::ensure_private_dir(&paths.data_dir)?;
@@ -117,7 +122,17 @@ impl Vault {
         };
         crate::audit::use_key(&root);
         let keys = Keys::from_root(root);
-        fsio::write_atomic(&path, &encode(&contents, &keys.commit))?;
+        let encoded = encode(&contents, &keys.commit);
+        crate::audit::append(
+            paths,
+            &[crate::audit::Event {
+                action: "init",
+                consumer: "cli".into(),
+                outcome: "committing (generation 1)".into(),
+                ..crate::audit::Event::default()
+            }],
+        )?;
+        fsio::write_atomic(&path, &encoded)?;
         record_generation(paths, &contents);
         Ok(())
     }
