@@ -22,5 +22,6 @@ mod remote_azure;
 mod remote_command;
 mod remote_openbao;
 mod scopes;
+mod security;
 mod unlock;
 mod vault;
