@@ -7,8 +7,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::store::Backend;
-
 /// Keep API keys out of files, history, logs and prompts: hand each one only
 /// to the process that needs it.
 ///
@@ -27,7 +25,7 @@ use crate::store::Backend;
     propagate_version = true,
     max_term_width = 100
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Read the vault passphrase from file descriptor N.
     ///
     /// Takes precedence over SECRET_PASSPHRASE and the terminal prompt. The
@@ -45,7 +43,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create the store.
     ///
     /// The file vault asks for a new passphrase (or takes SECRET_PASSPHRASE or
@@ -54,8 +52,8 @@ pub enum Command {
     /// $XDG_CONFIG_HOME/secret and $XDG_DATA_HOME/secret.
     Init {
         /// Where values are kept.
-        #[arg(long, value_enum, env = "SECRET_BACKEND", default_value_t = Backend::File)]
-        backend: Backend,
+        #[arg(long, value_enum, env = "SECRET_BACKEND", default_value_t = BackendArg::File)]
+        backend: BackendArg,
     },
 
     /// Store a new secret.
@@ -198,6 +196,15 @@ pub enum Command {
     #[command(subcommand)]
     Plugins(PluginsCommand),
 
+    /// A local capability broker: callers use a key without holding it.
+    ///
+    /// Routes /proxy/NAME/PATH to the route's upstream with its credential
+    /// header added, after checking the caller token, the path and method
+    /// allowlists and the rate limit. The file is FILE, else broker.toml in
+    /// the configuration directory. See docs/broker.md.
+    #[command(subcommand)]
+    Broker(BrokerCommand),
+
     /// Write the man pages or shell completions (for packagers).
     #[command(hide = true)]
     Generate {
@@ -209,7 +216,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     /// Set VAR in the child: to the secret behind @handle, or to a literal.
     ///
     /// Write @@ for a literal value starting with @. Repeatable; a later
@@ -238,7 +245,7 @@ pub struct ExecArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum GrantsCommand {
+pub(crate) enum GrantsCommand {
     /// Say whether a consumer may have a secret, and which rule decides.
     ///
     /// Exit 0 when allowed, 1 when denied. Scopes apply as in exec.
@@ -253,12 +260,12 @@ pub enum GrantsCommand {
         purpose: Option<String>,
         /// How the value would be delivered.
         #[arg(long, value_enum, default_value = "env")]
-        delivery: crate::grants::Delivery,
+        delivery: DeliveryArg,
     },
 }
 
 #[derive(Debug, Subcommand)]
-pub enum PluginsCommand {
+pub(crate) enum PluginsCommand {
     /// Start every enabled plugin and supervise them.
     ///
     /// The store is unlocked once; each plugin's secret_env_refs are
@@ -301,8 +308,59 @@ pub enum PluginsCommand {
     Keeper,
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum BrokerCommand {
+    /// Serve the routes of FILE until SIGTERM.
+    ///
+    /// The store is unlocked once and each route's secret resolved as
+    /// consumer "broker" (delivery "http"). Serves a Unix socket (0600, in
+    /// a 0700 runtime directory) and, with `listen`, a loopback TCP port.
+    /// SIGHUP reloads FILE, the secrets and the caller token; SIGTERM or
+    /// SIGINT drains requests in flight (10s at most) and exits 0. Exit 2
+    /// for an invalid file, 1 when a secret does not resolve or is denied.
+    Run {
+        /// The broker file (default: broker.toml in the configuration
+        /// directory).
+        file: Option<PathBuf>,
+    },
+    /// Validate FILE and resolve every route's secret.
+    ///
+    /// Prints what each route would do (never a value). Exit 0 when valid
+    /// and every secret resolves, 1 when one does not, 2 when the file is
+    /// invalid (every problem listed as FILE:LINE:COL: key: message).
+    Check {
+        /// The broker file (default: broker.toml in the configuration
+        /// directory).
+        file: Option<PathBuf>,
+    },
+    /// Show the routes, request counts, bytes and rate limits of the broker
+    /// running FILE. Exit 0, or 1 when none runs.
+    Status {
+        /// The broker file (default: broker.toml in the configuration
+        /// directory).
+        file: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the caller token (created when there is none).
+    ///
+    /// The token is in broker.token beside FILE (mode 0600). TCP callers
+    /// send it as `Authorization: Bearer TOKEN` (an OpenAI SDK's api_key)
+    /// or `X-Broker-Token: TOKEN`.
+    Token {
+        /// The broker file (default: broker.toml in the configuration
+        /// directory).
+        file: Option<PathBuf>,
+        /// Replace the token with a new one; a running broker switches to
+        /// it at once.
+        #[arg(long)]
+        rotate: bool,
+    },
+}
+
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
     pub child: ChildArgs,
 
@@ -320,7 +378,7 @@ pub struct RunArgs {
 /// Options shared by `exec` and `run`: the child's environment, files and
 /// supervision.
 #[derive(Debug, Args)]
-pub struct ChildArgs {
+pub(crate) struct ChildArgs {
     /// Give the child VAR=/dev/fd/N, an in-memory file holding the secret.
     ///
     /// The file is a sealed memfd: never on disk, readable only through the
@@ -376,18 +434,18 @@ pub struct ChildArgs {
 
     /// After a withdrawn grant's stop signal (TERM), how long the child has
     /// before SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
     pub stop_timeout: std::time::Duration,
 
     /// The signal the child gets if secret is killed.
-    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = crate::process::parse_signal)]
+    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = crate::child::supervise::parse_signal)]
     pub death_signal: nix::sys::signal::Signal,
 }
 
 impl ChildArgs {
     /// `--mask`, `--no-mask`, else whether `CI` is set to a true value.
     #[must_use]
-    pub fn mask_wanted(&self) -> bool {
+    pub(crate) fn mask_wanted(&self) -> bool {
         if self.mask || self.no_mask {
             return self.mask;
         }
@@ -404,4 +462,75 @@ pub enum Generated {
     Man,
     /// bash, zsh and fish completions.
     Completions,
+}
+
+/// `--backend`: the clap face of `store::Backend`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum BackendArg {
+    /// The encrypted file vault (the default; works anywhere, no daemon).
+    File,
+    /// The OS keychain (Secret Service on Linux).
+    Keychain,
+}
+
+impl std::fmt::Display for BackendArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        crate::store::Backend::from(*self).fmt(f)
+    }
+}
+
+impl From<BackendArg> for crate::store::Backend {
+    fn from(arg: BackendArg) -> Self {
+        match arg {
+            BackendArg::File => Self::File,
+            BackendArg::Keychain => Self::Keychain,
+        }
+    }
+}
+
+/// `--delivery`: the clap face of `grants::Delivery`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DeliveryArg {
+    Env,
+    File,
+}
+
+impl From<DeliveryArg> for crate::grants::Delivery {
+    fn from(arg: DeliveryArg) -> Self {
+        match arg {
+            DeliveryArg::Env => Self::Env,
+            DeliveryArg::File => Self::File,
+        }
+    }
+}
+
+/// Before parsing succeeds, whether `args` look like a launch (`exec` or
+/// `run` before `--` and before any `plugins`, whose own `run` is not one).
+#[must_use]
+pub(crate) fn looks_like_launch(args: &[OsString]) -> bool {
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .find(|a| *a == "exec" || *a == "run" || *a == "plugins")
+        .is_some_and(|a| a != "plugins")
+}
+
+impl Command {
+    /// Whether this command launches a child (its own failures exit 125).
+    #[must_use]
+    pub(crate) fn is_launch(&self) -> bool {
+        matches!(self, Self::Exec(_) | Self::Run(_))
+    }
+}
+
+/// Parses a duration such as `10s` or `2m`, at most `config::MAX_DURATION`.
+pub(crate) fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d > crate::config::MAX_DURATION {
+        return Err(format!(
+            "{text} is longer than the maximum of {}",
+            humantime::format_duration(crate::config::MAX_DURATION)
+        ));
+    }
+    Ok(d)
 }

@@ -24,6 +24,17 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+    /// The command line did not parse, or asked for `--help`/`--version`:
+    /// clap has printed what there is to say.
+    CommandLine {
+        /// Help or version was printed (exit 0).
+        informational: bool,
+    },
+    /// Something failed inside `secret` that the user's input did not cause
+    /// ("encryption failed", "the store is not open").
+    Internal {
+        message: String,
+    },
     NotInitialized {
         path: PathBuf,
     },
@@ -66,6 +77,13 @@ pub enum Error {
         mode: u32,
         fix: String,
     },
+    /// A file `secret` must trust is not what it should be: not a regular
+    /// file, a symbolic link, someone else's, too large.
+    UnsafeFile {
+        path: PathBuf,
+        problem: String,
+        fix: String,
+    },
     /// No passphrase could be had, or the one given is unusable.
     Passphrase {
         message: String,
@@ -91,6 +109,11 @@ pub enum Error {
         line: usize,
         reason: String,
     },
+    /// Some of a plugin's secret references did not resolve: each named,
+    /// with why.
+    Unresolved {
+        problems: Vec<(String, Error)>,
+    },
     CommandNotFound {
         program: String,
     },
@@ -115,6 +138,12 @@ impl Error {
         }
     }
 
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::Internal {
+            message: message.into(),
+        }
+    }
+
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         Self::Io {
             context: context.into(),
@@ -134,6 +163,8 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::Usage { hint, .. } => hint.clone(),
+            Self::CommandLine { .. } => None,
+            Self::Internal { .. } => Some("this is a bug in secret; please report it".into()),
             Self::NotInitialized { .. } => Some(
                 "create one with: secret init (or point SECRET_HOME at an existing one)".into(),
             ),
@@ -153,12 +184,16 @@ impl Error {
                 "restore it from a backup; secret will not use a store that fails its checks"
                     .into(),
             ),
-            Self::InsecurePermissions { fix, .. } => Some(fix.clone()),
+            Self::InsecurePermissions { fix, .. } | Self::UnsafeFile { fix, .. } => {
+                Some(fix.clone())
+            }
             Self::RolledBack { record, .. } => Some(format!(
                 "restore the newer copy; or, if you restored this one on purpose, accept it by removing {}",
                 record.display()
             )),
-            Self::NewerFormat { .. } => Some("upgrade secret; the vault itself is fine".into()),
+            Self::NewerFormat { .. } => Some(
+                "if a newer secret wrote it, upgrade secret; if not, the file is damaged (this build cannot check a newer format): restore it from a backup".into(),
+            ),
             Self::Passphrase { hint, .. } | Self::Keychain { hint, .. } => Some(hint.clone()),
             Self::Io { .. } => None,
             Self::Remote { hint, .. } | Self::Denied { hint, .. } => Some(hint.clone()),
@@ -166,6 +201,7 @@ impl Error {
                 "compare with a copy kept elsewhere; the trail was changed after it was written"
                     .into(),
             ),
+            Self::Unresolved { problems } => problems.iter().find_map(|(_, e)| e.hint()),
             Self::CommandNotFound { .. } => {
                 Some("check the spelling, or give the full path of the program".into())
             }
@@ -180,10 +216,13 @@ impl Error {
     #[must_use]
     pub fn exit_code(&self, exec: bool) -> u8 {
         match self {
+            Self::CommandLine {
+                informational: true,
+            } => 0,
             Self::CommandNotFound { .. } => EXIT_NOT_FOUND,
             Self::CommandNotExecutable { .. } => EXIT_NOT_EXECUTABLE,
             _ if exec => EXIT_EXEC_FAILED,
-            Self::Usage { .. } => 2,
+            Self::Usage { .. } | Self::CommandLine { .. } => 2,
             _ => 1,
         }
     }
@@ -192,7 +231,8 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Usage { message, .. } => f.write_str(message),
+            Self::Usage { message, .. } | Self::Internal { message } => f.write_str(message),
+            Self::CommandLine { .. } => f.write_str("invalid command line"),
             Self::NotInitialized { path } => write!(f, "no store at {}", path.display()),
             Self::AlreadyInitialized { path } => {
                 write!(
@@ -226,6 +266,9 @@ impl fmt::Display for Error {
                 "{} has format version {version}, newer than this build reads",
                 path.display()
             ),
+            Self::UnsafeFile { path, problem, .. } => {
+                write!(f, "{}: {problem}; refusing to use it", path.display())
+            }
             Self::InsecurePermissions { path, mode, .. } => write!(
                 f,
                 "{} can be accessed by group or others (mode {mode:04o}); refusing to use it",
@@ -242,6 +285,15 @@ impl fmt::Display for Error {
             Self::AuditBroken { path, line, reason } => {
                 write!(f, "audit trail {} line {line}: {reason}", path.display())
             }
+            Self::Unresolved { problems } => {
+                for (i, (reference, e)) in problems.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "secret reference {reference} could not be resolved: {e}")?;
+                }
+                Ok(())
+            }
             Self::CommandNotFound { program } => write!(f, "command not found: {program}"),
             Self::CommandNotExecutable { program, source } => {
                 write!(f, "cannot execute {program}: {source}")
@@ -252,7 +304,39 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl From<crate::handle::Invalid> for Error {
+    fn from(e: crate::handle::Invalid) -> Self {
+        Self::Usage {
+            message: e.message,
+            hint: e.hint,
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The one place an outcome becomes an exit code: prints the error and its
+/// hint (a broken pipe exits quietly, as does a command line clap has
+/// already answered). `launch` is true for `secret exec`/`run`.
+#[must_use]
+pub fn exit(outcome: Result<u8>, launch: bool) -> std::process::ExitCode {
+    use std::io::Write;
+    let e = match outcome {
+        Ok(code) => return std::process::ExitCode::from(code),
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
+            return std::process::ExitCode::SUCCESS;
+        }
+        Err(e) => e,
+    };
+    if !matches!(e, Error::CommandLine { .. }) {
+        let mut msg = format!("secret: {e}\n");
+        if let Some(hint) = e.hint() {
+            msg.push_str(&format!("  hint: {hint}\n"));
+        }
+        let _ = io::stderr().write_all(msg.as_bytes());
+    }
+    std::process::ExitCode::from(e.exit_code(launch))
+}
 
 #[cfg(test)]
 mod tests {
@@ -267,6 +351,16 @@ mod tests {
         assert_eq!(missing.exit_code(false), 1);
         assert_eq!(Error::usage("x").exit_code(false), 2);
         assert_eq!(Error::usage("x").exit_code(true), 125);
+        assert_eq!(Error::internal("x").exit_code(false), 1);
+        assert_eq!(Error::internal("x").exit_code(true), 125);
+        let help = Error::CommandLine {
+            informational: true,
+        };
+        assert_eq!(help.exit_code(true), 0);
+        let bad = Error::CommandLine {
+            informational: false,
+        };
+        assert_eq!((bad.exit_code(false), bad.exit_code(true)), (2, 125));
         let nf = Error::CommandNotFound {
             program: "x".into(),
         };

@@ -24,6 +24,8 @@ pub const DEFAULT_FILE: &str = r#"# Who may have which secret. Deny by default: 
 # purposes   = ["llm.chat"]       # optional: then --purpose must be one of these
 # delivery   = ["env", "file"]    # optional: env variables, in-memory files
 # ttl_secs   = 300                # optional: the lease length
+# allowed_hosts = ["api.openai.com"]  # optional: where a value may be sent
+#                                 # over the network ("*.domain" allowed)
 
 # secret exec may have every handle.
 [[grants]]
@@ -31,12 +33,18 @@ secret_ref = "*"
 consumer = "exec"
 "#;
 
+/// The longest lease (`ttl_secs`), `config::MAX_DURATION`. Bounded when
+/// read, so no renewal deadline can overflow.
+pub const MAX_TTL_SECS: u64 = crate::config::MAX_DURATION.as_secs();
+
 /// How a value reaches its consumer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Delivery {
     Env,
     File,
+    /// Put on the wire by `secret broker` as a request header.
+    Http,
 }
 
 impl fmt::Display for Delivery {
@@ -44,6 +52,7 @@ impl fmt::Display for Delivery {
         f.write_str(match self {
             Self::Env => "env",
             Self::File => "file",
+            Self::Http => "http",
         })
     }
 }
@@ -59,6 +68,8 @@ struct RawGrant {
     delivery: Option<Vec<Delivery>>,
     #[serde(default)]
     ttl_secs: Option<u64>,
+    #[serde(default)]
+    allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +87,9 @@ pub struct Grant {
     pub purposes: Option<Vec<String>>,
     pub delivery: Option<Vec<Delivery>>,
     pub ttl_secs: Option<u64>,
+    /// The hosts a value may be sent to over the network (`http`
+    /// delivery): exact names or `*.domain`; `None` does not restrict.
+    pub allowed_hosts: Option<Vec<String>>,
     /// 1-based line of the entry in the file.
     pub line: usize,
 }
@@ -206,6 +220,9 @@ impl Grants {
 
 /// `"*"`, `"prefix/*"` (anything under the prefix) or exact.
 fn matches_ref(pattern: &str, secret: &str) -> bool {
+    // `secret_ref = "@db"` means what `"db"` means: handles are written
+    // with their "@" everywhere else, so a grant may be too.
+    let pattern = pattern.strip_prefix('@').unwrap_or(pattern);
     if pattern == "*" {
         return true;
     }
@@ -213,6 +230,35 @@ fn matches_ref(pattern: &str, secret: &str) -> bool {
         Some(prefix) => secret.starts_with(prefix),
         None => pattern == secret.strip_prefix('@').unwrap_or(secret),
     }
+}
+
+/// Whether `host` is one of `patterns`: an exact name (any case), or
+/// `*.domain` for any name under `domain` (not `domain` itself).
+#[must_use]
+pub fn host_allowed(patterns: &[String], host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    patterns.iter().any(|p| match p.strip_prefix("*.") {
+        Some(domain) => host
+            .len()
+            .checked_sub(domain.len() + 1)
+            .and_then(|cut| host.get(cut..))
+            .is_some_and(|tail| tail.starts_with('.') && tail[1..].eq_ignore_ascii_case(domain)),
+        None => p.eq_ignore_ascii_case(host),
+    })
+}
+
+/// A host name (letters, digits, `-`, `.`; or an IP address) optionally
+/// led by `*.`.
+fn is_host_pattern(p: &str) -> bool {
+    let name = p.strip_prefix("*.").unwrap_or(p);
+    !name.is_empty()
+        && name.len() <= 253
+        && (name.parse::<std::net::IpAddr>().is_ok()
+            || name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            }))
 }
 
 fn parse(path: &Path, text: &str) -> Result<Vec<Grant>> {
@@ -228,7 +274,7 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Grant>> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         Error::usage_hint(
             format!("{}{}: {}", path.display(), at(e.span()), e.message()),
-            "each [[grants]] entry takes secret_ref, consumer, and optionally purposes, delivery, ttl_secs",
+            "each [[grants]] entry takes secret_ref, consumer, and optionally purposes, delivery, ttl_secs, allowed_hosts",
         )
     })?;
     raw.grants
@@ -249,12 +295,29 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Grant>> {
             if g.consumer.is_empty() {
                 return Err(bad("consumer is empty"));
             }
+            if let Some(ttl) = g.ttl_secs.filter(|t| *t > MAX_TTL_SECS) {
+                return Err(bad(&format!(
+                    "ttl_secs = {ttl} is over the maximum of {MAX_TTL_SECS} (1 year)"
+                )));
+            }
+            if let Some(bad_host) = g
+                .allowed_hosts
+                .iter()
+                .flatten()
+                .find(|h| !is_host_pattern(h))
+            {
+                return Err(bad(&format!(
+                    "allowed_hosts: \"{}\" is not a host name or \"*.domain\"",
+                    bad_host.escape_default()
+                )));
+            }
             Ok(Grant {
                 secret_ref: g.secret_ref,
                 consumer: g.consumer,
                 purposes: g.purposes,
                 delivery: g.delivery,
                 ttl_secs: g.ttl_secs,
+                allowed_hosts: g.allowed_hosts,
                 line,
             })
         })
@@ -340,6 +403,33 @@ mod tests {
             g.decide(&req("openai2", "agent", None, Delivery::Env)),
             Decision::Denied(_)
         ));
+    }
+
+    #[test]
+    fn allowed_hosts_are_exact_or_a_subdomain_wildcard() {
+        let g = grants(
+            "[[grants]]\nsecret_ref = \"k\"\nconsumer = \"broker\"\ndelivery = [\"http\"]\nallowed_hosts = [\"api.openai.com\", \"*.example.org\"]\n",
+        );
+        let Decision::Allowed(found) = g.decide(&req("k", "broker", None, Delivery::Http)) else {
+            panic!("http delivery granted")
+        };
+        let hosts = found.allowed_hosts.expect("hosts");
+        assert!(host_allowed(&hosts, "api.openai.com"));
+        assert!(host_allowed(&hosts, "API.OpenAI.com."));
+        assert!(host_allowed(&hosts, "a.b.example.org"));
+        assert!(!host_allowed(&hosts, "example.org"));
+        assert!(!host_allowed(&hosts, "evilexample.org"));
+        assert!(!host_allowed(&hosts, "api.openai.com.evil.net"));
+        assert!(matches!(
+            g.decide(&req("k", "broker", None, Delivery::Env)),
+            Decision::Denied(_)
+        ));
+        let err = parse(
+            Path::new("g.toml"),
+            "[[grants]]\nsecret_ref = \"k\"\nconsumer = \"b\"\nallowed_hosts = [\"http://x\"]\n",
+        )
+        .expect_err("not a host");
+        assert!(err.to_string().contains("allowed_hosts"), "{err}");
     }
 
     #[test]

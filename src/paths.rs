@@ -1,24 +1,11 @@
 //! Where things live. `SECRET_HOME` puts everything in one directory;
 //! otherwise configuration goes under `$XDG_CONFIG_HOME/secret` and data
 //! (vault, keychain metadata, audit trail) under `$XDG_DATA_HOME/secret`.
-//! This module also owns the list of `secret`'s own control variables, which
-//! never reach a child.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-
-/// Environment variables that steer `secret` itself. `exec` removes them
-/// from the child's environment.
-pub const CONTROL_VARIABLES: &[&str] = &[
-    "SECRET_HOME",
-    "SECRET_BACKEND",
-    "SECRET_PASSPHRASE",
-    "SECRET_NEW_PASSPHRASE",
-    "SECRET_SCOPE",
-    "SECRET_TEST_FAST_KDF",
-];
 
 #[derive(Clone, Debug)]
 pub struct Paths {
@@ -92,12 +79,6 @@ impl Paths {
     pub fn generation_file(&self) -> PathBuf {
         self.config_dir.join("vault.generation")
     }
-}
-
-/// `path` relative to nothing: for messages.
-#[must_use]
-pub fn show(path: &Path) -> String {
-    path.display().to_string()
 }
 
 #[cfg(test)]

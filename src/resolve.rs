@@ -7,27 +7,25 @@
 use std::collections::BTreeMap;
 
 use crate::audit::Event;
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::grants::{Decision, Delivery, Grants, Request};
+use crate::grants::{self, Decision, Delivery, Grants};
 use crate::handle::{Handle, Source};
 use crate::remote::Remote;
-use crate::store::{Config, EntryMeta, Store, check_value};
+use crate::store::{EntryMeta, Store, check_value, link_target};
 use crate::value::SecretValue;
-
-/// The `kind` that marks a link entry; its value is the reference.
-pub const LINK_KIND: &str = "link";
 
 /// How many remote fetches run at once: enough that a launch with a few
 /// dozen references costs about one round trip, few enough to be polite to
 /// the server.
-pub const MAX_PARALLEL_FETCHES: usize = 32;
+pub(crate) const MAX_PARALLEL_FETCHES: usize = 32;
 
 /// `--scope a/b`: `@db` is looked up as `a/b/db`, then `a/db`, then `db`.
 #[derive(Clone, Debug, Default)]
-pub struct Scope(Vec<String>);
+pub(crate) struct Scope(Vec<String>);
 
 impl Scope {
-    pub fn parse(text: Option<&str>) -> Result<Self> {
+    pub(crate) fn parse(text: Option<&str>) -> Result<Self> {
         let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
             return Ok(Self::default());
         };
@@ -41,9 +39,22 @@ impl Scope {
         Ok(Self(text.split('/').map(str::to_owned).collect()))
     }
 
+    /// `handle` inside the narrowest scope (itself without a scope): where
+    /// `add` puts a new secret.
+    pub(crate) fn narrowest(&self, handle: &Handle) -> Result<Handle> {
+        if self.0.is_empty() {
+            return Ok(handle.clone());
+        }
+        Ok(Handle::from_name(&format!(
+            "{}/{}",
+            self.0.join("/"),
+            handle.name()
+        ))?)
+    }
+
     /// The names to try for `handle`, narrowest first.
     #[must_use]
-    pub fn candidates(&self, handle: &Handle) -> Vec<Handle> {
+    pub(crate) fn candidates(&self, handle: &Handle) -> Vec<Handle> {
         let mut out: Vec<Handle> = (1..=self.0.len())
             .rev()
             .filter_map(|n| {
@@ -57,7 +68,7 @@ impl Scope {
 
 /// Finds the entry that answers for `handle` under `scope`: the first
 /// candidate the store has. `NoSuchSecret` names the handle as asked.
-pub fn find(store: &dyn Store, scope: &Scope, handle: &Handle) -> Result<EntryMeta> {
+pub(crate) fn find(store: &dyn Store, scope: &Scope, handle: &Handle) -> Result<EntryMeta> {
     for candidate in scope.candidates(handle) {
         match store.meta(&candidate) {
             Ok(meta) => return Ok(meta),
@@ -70,29 +81,8 @@ pub fn find(store: &dyn Store, scope: &Scope, handle: &Handle) -> Result<EntryMe
     })
 }
 
-/// Where a link points, if `meta` is a link.
-pub fn link_target(store: &dyn Store, meta: &EntryMeta) -> Result<Option<String>> {
-    if meta.kind != LINK_KIND {
-        return Ok(None);
-    }
-    let handle = Handle::from_name(&meta.handle)?;
-    let value = store.get(&handle)?;
-    Ok(Some(String::from_utf8_lossy(value.expose()).into_owned()))
-}
-
-/// One resolution's outcome, for the audit trail.
-struct Outcome {
-    source: Source,
-    /// The handle that answered (after scopes), for local sources.
-    answered: Option<String>,
-    /// The remote reference fetched, for remote sources and links.
-    reference: Option<String>,
-    fingerprint: Option<String>,
-    result: Result<SecretValue>,
-}
-
 /// Who is asking, and under which policy.
-pub struct Asker<'a> {
+pub(crate) struct Asker<'a> {
     pub consumer: &'a str,
     pub purpose: Option<&'a str>,
     pub grants: &'a Grants,
@@ -103,7 +93,7 @@ impl Asker<'_> {
     fn check(&self, secret: &str, deliveries: &[Delivery]) -> Result<Option<u64>> {
         let mut ttl: Option<u64> = None;
         for &delivery in deliveries {
-            let req = Request {
+            let req = grants::Request {
                 secret,
                 consumer: self.consumer,
                 purpose: self.purpose,
@@ -139,153 +129,215 @@ impl Asker<'_> {
 }
 
 fn shown(secret: &str) -> String {
-    if secret.contains("://") {
+    if crate::handle::scheme(secret).is_some() {
         secret.to_owned()
     } else {
         format!("@{secret}")
     }
 }
 
-/// Resolves every source, each wanted for the given deliveries.
-/// `open_store` is called at most once, and only if a local handle is
-/// needed. Each request is checked against the grants before any value is
-/// decrypted or fetched; every resolution and denial is audited. The first
-/// failure is returned after all were tried, so nothing runs with a missing
-/// or denied value.
-pub fn resolve(
-    requests: &[(Source, Vec<Delivery>)],
+/// One source a launch needs, and every way it will be delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Request {
+    pub source: Source,
+    pub deliveries: Vec<Delivery>,
+}
+
+/// The requests for `wanted` (source, delivery) pairs: one per source, in
+/// first-use order, with every delivery it is wanted for.
+#[must_use]
+pub(crate) fn requests(wanted: impl IntoIterator<Item = (Source, Delivery)>) -> Vec<Request> {
+    let mut out: Vec<Request> = Vec::new();
+    for (source, delivery) in wanted {
+        match out.iter_mut().find(|r| r.source == source) {
+            Some(r) if r.deliveries.contains(&delivery) => {}
+            Some(r) => r.deliveries.push(delivery),
+            None => out.push(Request {
+                source,
+                deliveries: vec![delivery],
+            }),
+        }
+    }
+    out
+}
+
+/// Whether any request needs the local store (so the caller opens it).
+#[must_use]
+pub(crate) fn needs_store(requests: &[Request]) -> bool {
+    requests
+        .iter()
+        .any(|r| matches!(r.source, Source::Local(_)))
+}
+
+/// What one request came to.
+#[derive(Debug)]
+pub(crate) struct Resolution {
+    /// As asked.
+    pub source: Source,
+    /// What answered: the handle found in scope (a link's own handle), or
+    /// the remote reference; `None` when nothing did.
+    pub answered: Option<Source>,
+    /// The remote reference fetched, for remote sources and links.
+    pub reference: Option<String>,
+    /// The lease terms, when the grant that allowed it has a ttl.
+    pub lease: Option<Lease>,
+    pub value: Result<SecretValue>,
+}
+
+/// Resolves every request for one consumer: the one resolver, used alike
+/// by `exec`, `run`, `plugins` and (through `find`) `grants check`.
+///
+/// `store` is the store in force, open when `needs_store(requests)` (a
+/// local source without it fails as an internal error). Each request is
+/// checked against the grants before any value is decrypted or fetched;
+/// remote references (and links) are fetched concurrently; every
+/// resolution and denial is recorded through `record` in one batch.
+/// Returns one `Resolution` per request, in order; `Err` only when the
+/// audit could not be written (then nothing may be used).
+pub(crate) fn resolve(
+    requests: &[Request],
     scope: &Scope,
     config: &Config,
     asker: &Asker<'_>,
-    open_store: impl FnOnce() -> Result<Box<dyn Store>>,
+    store: Option<&dyn Store>,
     record: impl FnOnce(&[Event]) -> Result<()>,
-) -> Result<Resolved> {
+) -> Result<Vec<Resolution>> {
     if requests.is_empty() {
-        return Ok(Resolved::default());
+        return Ok(Vec::new());
     }
-    let consumer = asker.consumer;
-    let mut outcomes = Vec::new();
+    let mut out = Vec::with_capacity(requests.len());
+    let mut fingerprints: Vec<Option<String>> = Vec::with_capacity(requests.len());
     let mut remote: Vec<(usize, String)> = Vec::new();
-    let needs_store = requests.iter().any(|(s, _)| matches!(s, Source::Local(_)));
-    let store = if needs_store {
-        Some(open_store()?)
-    } else {
-        None
+    let lease = |secret: Source, deliveries: &[Delivery], ttl: Option<u64>| {
+        ttl.map(|ttl| Lease {
+            secret,
+            deliveries: deliveries.to_vec(),
+            ttl,
+        })
     };
-    let mut leases: Vec<Option<u64>> = Vec::new();
-    for (source, deliveries) in requests {
-        match (source, &store) {
+    for request in requests {
+        let mut r = Resolution {
+            source: request.source.clone(),
+            answered: None,
+            reference: None,
+            lease: None,
+            value: Err(Error::internal("not resolved")),
+        };
+        let mut fingerprint = None;
+        match (&request.source, store) {
             (Source::Local(handle), Some(store)) => {
-                let mut outcome = Outcome {
-                    source: source.clone(),
-                    answered: None,
-                    reference: None,
-                    fingerprint: None,
-                    result: Err(Error::NoSuchSecret {
-                        handle: handle.clone(),
-                    }),
-                };
-                let found = find(store.as_ref(), scope, handle).and_then(|meta| {
-                    let ttl = asker.check(&meta.handle, deliveries)?;
+                let found = find(store, scope, handle).and_then(|meta| {
+                    let ttl = asker.check(&meta.handle, &request.deliveries)?;
                     Ok((meta, ttl))
                 });
-                match found {
-                    Ok((meta, ttl)) => {
-                        leases.push(ttl);
-                        outcome.answered = Some(meta.handle.clone());
-                        match link_target(store.as_ref(), &meta) {
+                match found
+                    .and_then(|(meta, ttl)| Ok((Handle::from_name(&meta.handle)?, meta, ttl)))
+                {
+                    Ok((answered, meta, ttl)) => {
+                        r.answered = Some(Source::Local(answered.clone()));
+                        r.lease = lease(Source::Local(answered.clone()), &request.deliveries, ttl);
+                        // A link needs a grant for its target too: a
+                        // grant on @x must not reach whatever @x points at.
+                        match link_target(store, &meta).and_then(|target| {
+                            if let Some(target) = &target {
+                                crate::handle::check_remote_path(target)?;
+                                let target_ttl = asker.check(target, &request.deliveries)?;
+                                let ttl = match (ttl, target_ttl) {
+                                    (Some(a), Some(b)) => Some(a.min(b)),
+                                    (a, b) => a.or(b),
+                                };
+                                r.lease = lease(
+                                    Source::Local(answered.clone()),
+                                    &request.deliveries,
+                                    ttl,
+                                );
+                            }
+                            Ok(target)
+                        }) {
                             Ok(Some(target)) => {
-                                outcome.reference = Some(target.clone());
-                                remote.push((outcomes.len(), target));
+                                r.reference = Some(target.clone());
+                                remote.push((out.len(), target));
                             }
                             Ok(None) => {
-                                outcome.fingerprint = Some(meta.fingerprint.clone());
-                                outcome.result =
-                                    Handle::from_name(&meta.handle).and_then(|h| store.get(&h));
+                                fingerprint = Some(meta.fingerprint.clone());
+                                r.value = store.get(&answered);
                             }
-                            Err(e) => outcome.result = Err(e),
+                            Err(e) => r.value = Err(e),
                         }
                     }
-                    Err(e) => {
-                        leases.push(None);
-                        outcome.result = Err(e);
-                    }
+                    Err(e) => r.value = Err(e),
                 }
-                outcomes.push(outcome);
+            }
+            (Source::Local(_), None) => {
+                r.value = Err(Error::internal(
+                    "the store is not open, but a local handle needs it",
+                ));
             }
             (Source::Remote(text), _) => {
-                let checked = asker.check(text, deliveries);
-                if checked.is_ok() {
-                    remote.push((outcomes.len(), text.clone()));
+                r.reference = Some(text.clone());
+                match asker.check(text, &request.deliveries) {
+                    Ok(ttl) => {
+                        r.answered = Some(request.source.clone());
+                        r.lease = lease(request.source.clone(), &request.deliveries, ttl);
+                        remote.push((out.len(), text.clone()));
+                    }
+                    Err(e) => r.value = Err(e),
                 }
-                leases.push(checked.as_ref().ok().copied().flatten());
-                outcomes.push(Outcome {
-                    source: source.clone(),
-                    answered: None,
-                    reference: Some(text.clone()),
-                    fingerprint: None,
-                    result: checked.and(Err(Error::usage("not fetched"))),
-                });
             }
-            (Source::Local(_), None) => {}
         }
+        out.push(r);
+        fingerprints.push(fingerprint);
     }
-    drop(store);
     for (i, result) in fetch_all(&remote, config) {
-        outcomes[i].result = result;
+        out[i].value = result;
     }
-    let events: Vec<Event> = outcomes
+    let events: Vec<Event> = out
         .iter()
-        .zip(&leases)
-        .map(|(o, lease)| Event {
+        .zip(fingerprints)
+        .map(|(r, fingerprint)| Event {
             action: "resolve",
-            handle: match &o.source {
-                Source::Local(h) => Some(o.answered.clone().unwrap_or_else(|| h.name().to_owned())),
+            handle: match &r.source {
+                Source::Local(h) => Some(
+                    r.answered
+                        .as_ref()
+                        .map_or(h.name(), Source::grant_key)
+                        .to_owned(),
+                ),
                 Source::Remote(_) => None,
             },
-            reference: o.reference.clone(),
-            consumer: consumer.to_owned(),
-            outcome: match (&o.result, lease) {
-                (Ok(_), Some(ttl)) => format!("ok (lease {ttl}s)"),
+            reference: r.reference.clone(),
+            consumer: asker.consumer.to_owned(),
+            outcome: match (&r.value, &r.lease) {
+                (Ok(_), Some(l)) => format!("ok (lease {}s)", l.ttl),
                 (Ok(_), None) => "ok".into(),
                 (Err(Error::NoSuchSecret { .. }), _) => "missing".into(),
                 (Err(Error::Denied { .. }), _) => "denied".into(),
                 (Err(_), _) => "error".into(),
             },
-            fingerprint: o.fingerprint.clone().filter(|_| o.result.is_ok()),
+            fingerprint: fingerprint.filter(|_| r.value.is_ok()),
             ..Event::default()
         })
         .collect();
     record(&events)?;
-    let mut resolved = Resolved::default();
-    let mut failure = None;
-    for ((o, lease), (_, deliveries)) in outcomes.into_iter().zip(leases).zip(requests) {
-        match o.result {
-            Ok(v) => {
-                if let (Some(ttl), Some(secret)) = (lease, o.answered.or(o.reference)) {
-                    resolved.leases.push(Lease {
-                        secret,
-                        deliveries: deliveries.clone(),
-                        ttl,
-                    });
-                }
-                resolved.values.insert(o.source, v);
-            }
-            Err(e) => {
-                failure.get_or_insert(e);
-            }
-        }
-    }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(resolved),
-    }
+    Ok(out)
 }
 
-/// What a resolution hands out: the values, and the leases that must be
+/// All or nothing, for a launch: every value by source and the leases, or
+/// the first failure (after all were tried, so nothing runs with a missing
+/// or denied value).
+pub(crate) fn all(resolutions: Vec<Resolution>) -> Result<Resolved> {
+    let mut resolved = Resolved::default();
+    for r in resolutions {
+        resolved.values.insert(r.source, r.value?);
+        resolved.leases.extend(r.lease);
+    }
+    Ok(resolved)
+}
+
+/// What a launch hands out: the values, and the leases that must be
 /// renewed while their holder runs.
 #[derive(Debug, Default)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub values: BTreeMap<Source, SecretValue>,
     pub leases: Vec<Lease>,
 }
@@ -293,18 +345,18 @@ pub struct Resolved {
 /// A grant with `ttl_secs`: renewed (the grant checked again) before it
 /// expires; if the grant was withdrawn, the holder is stopped.
 #[derive(Clone, Debug)]
-pub struct Lease {
-    /// The handle name that answered, or the remote reference.
-    pub secret: String,
+pub(crate) struct Lease {
+    /// What answered: the handle found in scope, or the remote reference.
+    pub secret: Source,
     pub deliveries: Vec<Delivery>,
     pub ttl: u64,
 }
 
 /// Checks every lease against the grants as they are now: `Err` names the
 /// first one whose grant is gone.
-pub fn renew(leases: &[Lease], asker: &Asker<'_>) -> Result<()> {
+pub(crate) fn renew(leases: &[Lease], asker: &Asker<'_>) -> Result<()> {
     for lease in leases {
-        asker.check(&lease.secret, &lease.deliveries)?;
+        asker.check(lease.secret.grant_key(), &lease.deliveries)?;
     }
     Ok(())
 }

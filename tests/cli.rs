@@ -5,18 +5,23 @@
 mod util;
 
 mod audit;
+mod broker;
 mod docs;
 mod exec;
 mod fixtures;
 mod grants;
+mod holes;
 mod keychain;
 mod lifecycle;
+mod limits;
 mod mask;
 mod plugins;
 mod process;
+mod recipes;
 mod remote_azure;
 mod remote_command;
 mod remote_openbao;
 mod scopes;
+mod security;
 mod unlock;
 mod vault;

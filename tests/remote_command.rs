@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use secret::config::Config;
 use secret::error::Error;
 use secret::paths::Paths;
 use secret::remote::Remote;
 use secret::remote::command::{ProviderConfig, Reference};
-use secret::store::Config;
 
 use crate::util::{Env, Output, PASSPHRASE};
 

@@ -13,13 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::Key;
 use crate::error::{Error, Result};
-use crate::fsio;
 use crate::handle::Handle;
-use crate::paths::Paths;
 use crate::value::{MAX_VALUE_LEN, SecretValue};
 
 /// Which kind of store holds the values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// The encrypted file vault (the default; works anywhere, no daemon).
@@ -69,6 +67,19 @@ pub struct EntryMeta {
     pub version: u64,
 }
 
+/// The `kind` that marks a link entry; its value is the reference.
+pub const LINK_KIND: &str = "link";
+
+/// Where a link points, if `meta` is a link.
+pub fn link_target(store: &dyn Store, meta: &EntryMeta) -> Result<Option<String>> {
+    if meta.kind != LINK_KIND {
+        return Ok(None);
+    }
+    let handle = Handle::from_name(&meta.handle)?;
+    let value = store.get(&handle)?;
+    Ok(Some(String::from_utf8_lossy(value.expose()).into_owned()))
+}
+
 /// The store interface every backend implements.
 pub trait Store {
     fn backend(&self) -> Backend;
@@ -102,48 +113,6 @@ pub trait Store {
                 handle: handle.clone(),
             })
     }
-}
-
-/// `config.toml`: what `secret init` chose.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    pub backend: Option<Backend>,
-    /// `[providers.NAME]`: command providers (see `remote::command`).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub providers: std::collections::BTreeMap<String, crate::remote::command::ProviderConfig>,
-}
-
-impl Config {
-    pub fn load(paths: &Paths) -> Result<Self> {
-        let path = paths.config_file();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| {
-                Error::usage_hint(
-                    format!("{}: {}", path.display(), e.message()),
-                    "fix the file, or remove it to use the file vault",
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
-        }
-    }
-
-    pub fn save(&self, paths: &Paths) -> Result<()> {
-        let text = format!(
-            "# secret configuration, written by `secret init`.\n{}",
-            toml::to_string(self).map_err(|e| Error::usage(e.to_string()))?
-        );
-        fsio::write_atomic(&paths.config_file(), text.as_bytes())
-    }
-}
-
-/// The backend in force: `SECRET_BACKEND`, else `config.toml`, else the file vault.
-pub fn backend_in_force(config: &Config) -> Result<Backend> {
-    if let Some(name) = std::env::var_os("SECRET_BACKEND").filter(|v| !v.is_empty()) {
-        return name.to_string_lossy().parse();
-    }
-    Ok(config.backend.unwrap_or(Backend::File))
 }
 
 /// Checks a value before it is stored: not empty, no NUL (an environment
@@ -194,7 +163,7 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    pub fn from_root(root: Key) -> Self {
+    pub(crate) fn from_root(root: Key) -> Self {
         Self {
             value: root.subkey("secret/v1/value"),
             commit: root.subkey("secret/v1/commit"),

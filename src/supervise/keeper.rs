@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::sys::{self, SpawnSpec};
 
 /// The supervisor's side: the keeper's pid and the pipe to it.
-pub struct Keeper {
+pub(crate) struct Keeper {
     pid: Pid,
     pipe: std::fs::File,
 }
@@ -33,7 +33,7 @@ pub struct Keeper {
 impl Keeper {
     /// Starts the keeper (`/proc/self/exe plugins keeper`, empty
     /// environment but HOME=/, cwd /).
-    pub fn start() -> Result<Self> {
+    pub(crate) fn start() -> Result<Self> {
         let io = |e: nix::errno::Errno| Error::io("starting the plugin keeper", e.into());
         let (r, w): (OwnedFd, OwnedFd) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io)?;
@@ -60,12 +60,7 @@ impl Keeper {
             cwd: Some(&root),
             extra_fds: &[],
         };
-        let pid = sys::spawn(&spec).map_err(|e| {
-            Error::io(
-                "starting the plugin keeper",
-                std::io::Error::other(format!("{e:?}")),
-            )
-        })?;
+        let pid = crate::child::spawn::spawn(&spec, "the plugin keeper (/proc/self/exe)")?;
         Ok(Self {
             pid,
             pipe: std::fs::File::from(w),
@@ -73,23 +68,23 @@ impl Keeper {
     }
 
     #[must_use]
-    pub fn pid(&self) -> Pid {
+    pub(crate) fn pid(&self) -> Pid {
         self.pid
     }
 
     /// Tells the keeper about a new group.
-    pub fn add(&mut self, pgid: Pid) {
+    pub(crate) fn add(&mut self, pgid: Pid) {
         let _ = writeln!(self.pipe, "+{pgid}");
     }
 
     /// Tells the keeper a group is gone.
-    pub fn remove(&mut self, pgid: Pid) {
+    pub(crate) fn remove(&mut self, pgid: Pid) {
         let _ = writeln!(self.pipe, "-{pgid}");
     }
 
     /// Closes the pipe (the keeper exits, killing whatever it still knows)
     /// and reaps it.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         let Self { pid, pipe } = self;
         drop(pipe);
         let _ = nix::sys::wait::waitpid(pid, None);
@@ -98,7 +93,7 @@ impl Keeper {
 
 /// The keeper itself (`secret plugins keeper`): reads `+PGID`/`-PGID` lines
 /// from stdin; at end of file SIGKILLs every group still listed.
-pub fn main() -> u8 {
+pub(crate) fn main() -> u8 {
     for sig in [
         Signal::SIGINT,
         Signal::SIGTERM,
@@ -113,23 +108,46 @@ pub fn main() -> u8 {
     }
     let mut groups: Vec<i32> = Vec::new();
     let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
+    // Bytes, not text: a line that is not `+PGID`/`-PGID` (whatever its
+    // bytes) is skipped; only end of file (or a read error) ends the watch.
+    for line in stdin.lock().split(b'\n') {
         let Ok(line) = line else { break };
-        let (sign, number) = line.split_at(line.len().min(1));
-        let Ok(pgid) = number.trim().parse::<i32>() else {
-            continue;
-        };
-        if pgid <= 1 {
-            continue;
-        }
-        match sign {
-            "+" => groups.push(pgid),
-            "-" => groups.retain(|g| *g != pgid),
-            _ => {}
+        match parse_line(&line) {
+            Some((true, pgid)) => groups.push(pgid),
+            Some((false, pgid)) => groups.retain(|g| *g != pgid),
+            None => {}
         }
     }
     for pgid in groups {
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     }
     0
+}
+
+/// `+PGID` (true) or `-PGID` (false), for a group id above 1.
+fn parse_line(line: &[u8]) -> Option<(bool, i32)> {
+    let (&sign, number) = line.split_first()?;
+    let add = match sign {
+        b'+' => true,
+        b'-' => false,
+        _ => return None,
+    };
+    let pgid: i32 = std::str::from_utf8(number).ok()?.trim().parse().ok()?;
+    (pgid > 1).then_some((add, pgid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_line;
+
+    #[test]
+    fn lines_are_bytes_and_junk_is_skipped() {
+        assert_eq!(parse_line(b"+42"), Some((true, 42)));
+        assert_eq!(parse_line(b"-42\r"), Some((false, 42)));
+        assert_eq!(parse_line(b"+1"), None);
+        assert_eq!(parse_line(b"\xff+42"), None);
+        assert_eq!(parse_line("é42".as_bytes()), None);
+        assert_eq!(parse_line(b"+\xff"), None);
+        assert_eq!(parse_line(b""), None);
+    }
 }

@@ -1,14 +1,13 @@
 //! Starting one plugin: resolving its `secret_env_refs` for consumer = its
-//! id (through grants.toml, audited), building its environment in wiping
-//! buffers (inherit base, `pass_env`, `env`, then secrets; `SECRET_*`
-//! inherited variables dropped) and forking it into a process group of its
-//! own. It never touches our own environment and never puts a value on
-//! argv. What happens to the plugin afterwards is `run`'s.
+//! id (through grants.toml, audited, by the one resolver), building its
+//! environment (the `inherit_env` base and `pass_env`, then `env`, then
+//! secrets) and spawning it in a process group of its own, both through
+//! `child`, as `exec` does. It never touches our own environment and never
+//! puts a value on argv. What happens to the plugin afterwards is `run`'s.
 
-use std::collections::BTreeMap;
-use std::ffi::{CStr, CString, OsString};
+use std::ffi::{CString, OsString};
 use std::os::fd::RawFd;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -16,199 +15,161 @@ use zeroize::Zeroizing;
 
 use super::config::{InheritEnv, MINIMAL_ENV, Plugin};
 use super::{Host, SharedStore};
+use crate::child::{self, env::Inherit};
 use crate::error::{Error, Result};
-use crate::exec::glob;
 use crate::grants::Delivery;
 use crate::handle::Source;
-use crate::sys::{self, SpawnError, SpawnSpec};
+use crate::resolve::{self, Lease};
+use crate::sys::SpawnSpec;
 use crate::value::SecretValue;
 
-/// Resolves each of the plugin's references on its own (so a failure names
-/// it), in order. Each resolution and denial is audited by `resolve`.
-pub fn resolve_each(
+/// Resolves every reference of the plugin at once: one result per
+/// reference, in order (so a failure names it), and the leases of the
+/// grants that allowed them. Each resolution and denial is audited.
+pub(crate) fn resolve_each(
     plugin: &Plugin,
     host: &Host<'_>,
     store: &SharedStore,
-) -> Vec<Result<SecretValue>> {
-    resolve_each_with_lease(plugin, host, store).0
-}
-
-/// As `resolve_each`, with the shortest lease (`ttl_secs`) of the grants
-/// that allowed them, if any has one.
-pub fn resolve_each_with_lease(
-    plugin: &Plugin,
-    host: &Host<'_>,
-    store: &SharedStore,
-) -> (Vec<Result<SecretValue>>, Option<u64>) {
-    let lease = std::cell::Cell::new(None::<u64>);
-    let values = resolve_refs(plugin, host, store, &lease);
-    (values, lease.get())
-}
-
-fn resolve_refs(
-    plugin: &Plugin,
-    host: &Host<'_>,
-    store: &SharedStore,
-    lease: &std::cell::Cell<Option<u64>>,
-) -> Vec<Result<SecretValue>> {
-    if plugin.secret_env_refs.is_empty() {
-        return Vec::new();
+) -> (Vec<Result<SecretValue>>, Vec<Lease>) {
+    let refs = &plugin.secret_env_refs;
+    if refs.is_empty() {
+        return (Vec::new(), Vec::new());
     }
-    let grants = match store.grants(host.paths) {
-        Ok(g) => g,
+    let requests = resolve::requests(refs.iter().map(|r| (r.source.clone(), Delivery::Env)));
+    let resolved = store.grants(host.paths).and_then(|grants| {
+        let asker = resolve::Asker {
+            consumer: &plugin.id,
+            purpose: None,
+            grants: &grants,
+        };
+        store.with(resolve::needs_store(&requests), |open| {
+            resolve::resolve(&requests, host.scope, host.config, &asker, open, |events| {
+                crate::audit::append(host.paths, events)
+            })
+        })?
+    });
+    let mut resolutions = match resolved {
+        Ok(r) => r,
         Err(e) => {
             let text = e.to_string();
-            return plugin
-                .secret_env_refs
+            let hint = e.hint();
+            let values = refs
                 .iter()
-                .map(|_| Err(Error::usage(text.clone())))
+                .map(|_| {
+                    Err(match &hint {
+                        Some(h) => Error::usage_hint(text.clone(), h.clone()),
+                        None => Error::usage(text.clone()),
+                    })
+                })
                 .collect();
+            return (values, Vec::new());
         }
     };
-    let asker = crate::resolve::Asker {
-        consumer: &plugin.id,
-        purpose: None,
-        grants: &grants,
-    };
-    plugin
-        .secret_env_refs
+    let leases = resolutions.iter().filter_map(|r| r.lease.clone()).collect();
+    let values = refs
         .iter()
         .map(|r| {
-            let requests = [(r.source.clone(), vec![Delivery::Env])];
-            let mut resolved = crate::resolve::resolve(
-                &requests,
-                host.scope,
-                host.config,
-                &asker,
-                || store.view(),
-                |events| crate::audit::append(host.paths, events),
-            )?;
-            for l in &resolved.leases {
-                lease.set(Some(lease.get().map_or(l.ttl, |t| t.min(l.ttl))));
+            let found = resolutions.iter_mut().find(|x| x.source == r.source);
+            match found.map(|x| &mut x.value) {
+                // A source named twice: each variable gets its own copy.
+                Some(Ok(v)) => Ok(SecretValue::new(v.expose().to_vec())),
+                Some(slot) => std::mem::replace(
+                    slot,
+                    Err(Error::internal(format!("{} failed; see above", r.text))),
+                ),
+                None => Err(Error::internal(format!("{} was not resolved", r.text))),
             }
-            resolved
-                .values
-                .remove(&r.source)
-                .ok_or_else(|| Error::usage(format!("{} was not resolved", r.text)))
         })
-        .collect()
+        .collect();
+    (values, leases)
 }
 
-/// The plugin's secrets by variable, or why it cannot have them (every
-/// failing reference named, never a value).
-pub fn secrets(
-    plugin: &Plugin,
-    host: &Host<'_>,
-    store: &SharedStore,
-) -> std::result::Result<Vec<(String, SecretValue)>, String> {
-    secrets_and_lease(plugin, host, store).map(|(values, _)| values)
+/// A plugin's secrets by variable name, and the leases behind them.
+pub(crate) struct Secrets {
+    pub values: Vec<(String, SecretValue)>,
+    pub leases: Vec<Lease>,
 }
 
-/// A plugin's secrets by variable name.
-pub type Secrets = Vec<(String, SecretValue)>;
+impl Secrets {
+    /// The shortest lease, if any grant has a ttl.
+    #[must_use]
+    pub(crate) fn shortest_lease(&self) -> Option<u64> {
+        self.leases.iter().map(|l| l.ttl).min()
+    }
+}
 
-/// As `secrets`, with the shortest lease of the grants that allowed them.
-pub fn secrets_and_lease(
-    plugin: &Plugin,
-    host: &Host<'_>,
-    store: &SharedStore,
-) -> std::result::Result<(Secrets, Option<u64>), String> {
+/// The plugin's secrets, or why it cannot have them (every failing
+/// reference named, never a value).
+pub(crate) fn secrets(plugin: &Plugin, host: &Host<'_>, store: &SharedStore) -> Result<Secrets> {
     let mut values = Vec::new();
     let mut problems = Vec::new();
-    let (results, lease) = resolve_each_with_lease(plugin, host, store);
+    let (results, leases) = resolve_each(plugin, host, store);
     for (r, result) in plugin.secret_env_refs.iter().zip(results) {
         match result {
             Ok(v) => values.push((r.var.clone(), v)),
-            Err(e) => problems.push(format!(
-                "secret reference {} could not be resolved: {e}",
-                r.text
-            )),
+            Err(e) => problems.push((r.text.clone(), e)),
         }
     }
     if problems.is_empty() {
-        Ok((values, lease))
+        Ok(Secrets { values, leases })
     } else {
-        Err(problems.join("; "))
+        Err(Error::Unresolved { problems })
     }
 }
 
-/// Whether `name` is in the `minimal` base.
-fn minimal(name: &str) -> bool {
-    MINIMAL_ENV.iter().any(|g| glob(g, name))
-}
-
-/// The plugin's environment as `NAME=value\0` entries in wiping buffers:
-/// the `inherit_env` base and `pass_env` names from `inherited` (never a
-/// `SECRET_*` one), then `env`, then the secrets (which win).
+/// The plugin's environment as `NAME=value\0` entries in wiping buffers,
+/// built by `child::env` (so `SECRET_*` follows the one rule): the
+/// `inherit_env` base and `pass_env` names from `inherited`, then `env`,
+/// then the secrets (which win).
 #[must_use]
-pub fn environment(
+pub(crate) fn environment(
     plugin: &Plugin,
     inherited: impl IntoIterator<Item = (OsString, OsString)>,
     secrets: &[(String, SecretValue)],
 ) -> Vec<Zeroizing<Vec<u8>>> {
-    let mut env: BTreeMap<Vec<u8>, Zeroizing<Vec<u8>>> = BTreeMap::new();
-    for (k, v) in inherited {
-        let name = k.to_string_lossy();
-        let base = match plugin.inherit_env {
-            InheritEnv::All => true,
-            InheritEnv::Minimal => minimal(&name),
-            InheritEnv::None => false,
-        };
-        let wanted = base || plugin.pass_env.iter().any(|g| glob(g, &name));
-        if wanted && !name.starts_with("SECRET_") {
-            env.insert(k.into_vec(), Zeroizing::new(v.into_vec()));
-        }
+    let mut keep: Vec<String> = plugin.pass_env.clone();
+    if plugin.inherit_env == InheritEnv::Minimal {
+        keep.extend(MINIMAL_ENV.iter().map(|g| (*g).to_owned()));
     }
-    for (k, v) in &plugin.env {
-        env.insert(k.as_bytes().to_vec(), Zeroizing::new(v.as_bytes().to_vec()));
-    }
-    for (k, v) in secrets {
-        env.insert(k.as_bytes().to_vec(), Zeroizing::new(v.expose().to_vec()));
-    }
-    env.into_iter()
-        .filter(|(_, v)| !v.contains(&0))
-        .map(|(k, v)| {
-            let mut entry = Zeroizing::new(Vec::with_capacity(k.len() + v.len() + 2));
-            entry.extend_from_slice(&k);
-            entry.push(b'=');
-            entry.extend_from_slice(&v);
-            entry.push(0);
-            entry
-        })
-        .collect()
+    let inherit = Inherit {
+        nothing: plugin.inherit_env != InheritEnv::All,
+        keep,
+        unset: Vec::new(),
+    };
+    let vars = plugin
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), Zeroizing::new(v.as_bytes().to_vec())))
+        .chain(
+            secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), Zeroizing::new(v.expose().to_vec()))),
+        );
+    child::env::build(inherited, &inherit, vars)
 }
 
 /// How the plugin's descriptors are wired.
-pub struct Wiring {
+pub(crate) struct Wiring {
     /// The child's 0, 1, 2.
     pub stdio: [Option<RawFd>; 3],
     /// (ours, the child's): `notify_fd`.
     pub extra: Vec<(RawFd, RawFd)>,
 }
 
-/// Forks and execs the plugin in a new process group, with `env` as its
-/// whole environment. `Err` says why it did not start, naming the path.
-pub fn spawn(
-    plugin: &Plugin,
-    env: &[Zeroizing<Vec<u8>>],
-    wiring: &Wiring,
-) -> std::result::Result<Pid, String> {
-    let nul = |what: &str| format!("{what} contains a NUL byte");
-    let argv: Vec<CString> = std::iter::once(plugin.command.as_str())
-        .chain(plugin.args.iter().map(String::as_str))
-        .map(|a| CString::new(a).map_err(|_| nul("an argument")))
-        .collect::<std::result::Result<_, _>>()?;
-    let envp: Vec<&CStr> = env
-        .iter()
-        .filter_map(|e| CStr::from_bytes_with_nul(e).ok())
-        .collect();
+/// Starts the plugin through `child::spawn` in a new process group, with
+/// `env` as its whole environment. `Err` says why it did not start, naming
+/// the path.
+pub(crate) fn spawn(plugin: &Plugin, env: &[Zeroizing<Vec<u8>>], wiring: &Wiring) -> Result<Pid> {
+    let argv = child::spawn::argv(
+        &std::iter::once(plugin.command.as_str())
+            .chain(plugin.args.iter().map(String::as_str))
+            .collect::<Vec<_>>(),
+    )?;
+    let envp = child::spawn::envp(env)?;
     let program = plugin.program.as_os_str();
-    let candidates = if program.as_bytes().contains(&b'/') {
-        vec![CString::new(program.as_bytes()).map_err(|_| nul("the command"))?]
-    } else {
-        crate::exec::candidates(program, env)
-    };
-    let cwd = CString::new(plugin.cwd.as_os_str().as_bytes()).map_err(|_| nul("cwd"))?;
+    let candidates = child::spawn::candidates(program, env);
+    let cwd = CString::new(plugin.cwd.as_os_str().as_bytes())
+        .map_err(|_| Error::usage("cwd contains a NUL byte"))?;
     let spec = SpawnSpec {
         candidates: &candidates,
         argv: &argv,
@@ -221,24 +182,24 @@ pub fn spawn(
         cwd: Some(&cwd),
         extra_fds: &wiring.extra,
     };
-    let shown = plugin.program.display();
-    sys::spawn(&spec).map_err(|e| match e {
-        SpawnError::NotFound if candidates.len() == 1 => {
-            format!("command not found: {shown}")
+    let shown = plugin.program.display().to_string();
+    child::spawn::spawn(&spec, &shown).map_err(|e| match e {
+        Error::CommandNotFound { program } if !program_has_slash(plugin) => {
+            Error::CommandNotFound {
+                program: format!("{program} (not in the plugin's PATH)"),
+            }
         }
-        SpawnError::NotFound => format!("command not found: {shown} (not in the plugin's PATH)"),
-        SpawnError::NotExecutable(errno) => {
-            format!("cannot execute {shown}: {}", std::io::Error::from(errno))
-        }
-        SpawnError::System(errno) => {
-            format!("cannot start {shown}: {}", std::io::Error::from(errno))
-        }
+        other => other,
     })
+}
+
+fn program_has_slash(plugin: &Plugin) -> bool {
+    plugin.program.as_os_str().as_bytes().contains(&b'/')
 }
 
 /// Whether any reference is to the local store.
 #[must_use]
-pub fn needs_store(plugin: &Plugin) -> bool {
+pub(crate) fn needs_store(plugin: &Plugin) -> bool {
     plugin
         .secret_env_refs
         .iter()
@@ -248,13 +209,14 @@ pub fn needs_store(plugin: &Plugin) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervise::config::Config;
+    use crate::supervise::config::PluginsFile;
     use std::path::Path;
 
     fn plugin(extra: &str) -> Plugin {
         let text = format!("[[plugins]]\nid = \"a\"\ncommand = \"x\"\n{extra}\n");
         let dir = std::env::temp_dir();
-        let mut c = Config::parse(&text, Path::new("p.toml"), &dir, &|_| false).expect("valid");
+        let mut c =
+            PluginsFile::parse(&text, Path::new("p.toml"), &dir, &|_| false).expect("valid");
         c.plugins.remove(0)
     }
 
@@ -308,7 +270,12 @@ mod tests {
         assert!(env.iter().any(|e| &e[..] == b"SECRET_KEY_BASE=mine\0"));
         assert!(names(&env).contains(&"EDITOR".to_owned()));
 
+        // The one rule for SECRET_*: control variables never pass, even
+        // when asked for; other SECRET_ names are the plugin's business.
         let none = plugin("inherit_env = \"none\"\npass_env = [\"SECRET_*\", \"HOME\"]");
-        assert_eq!(names(&environment(&none, inherited(), &[])), ["HOME"]);
+        assert_eq!(
+            names(&environment(&none, inherited(), &[])),
+            ["HOME", "SECRET_KEY_BASE"]
+        );
     }
 }

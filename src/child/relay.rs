@@ -21,7 +21,7 @@ use crate::mask::Redactor;
 /// The child's side of the plumbing, and ours. Every descriptor is
 /// close-on-exec: the child gets its ends through dup2 onto 0, 1, 2, and
 /// keeps none of ours.
-pub struct Plumbing {
+pub(crate) struct Plumbing {
     /// Descriptors to install as the child's 0, 1, 2.
     pub child_stdio: [Option<OwnedFd>; 3],
     /// With a pseudo-terminal: its slave, to become the child's controlling
@@ -34,7 +34,7 @@ pub struct Plumbing {
 }
 
 /// Running relay threads.
-pub struct Relay {
+pub(crate) struct Relay {
     done: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     saved_mode: Option<Termios>,
@@ -44,7 +44,7 @@ pub struct Relay {
 impl Plumbing {
     /// Pipes for stdout and stderr, or a pseudo-terminal when our stdout is
     /// a terminal.
-    pub fn new() -> Result<Self> {
+    pub(crate) fn new() -> Result<Self> {
         let io = |e: nix::errno::Errno| Error::io("setting up masked output", e.into());
         let stdout_tty = std::io::stdout().is_terminal();
         let stderr_tty = std::io::stderr().is_terminal();
@@ -97,14 +97,14 @@ impl Plumbing {
 
     /// The raw descriptors for `SpawnSpec::stdio`.
     #[must_use]
-    pub fn stdio(&self) -> [Option<RawFd>; 3] {
+    pub(crate) fn stdio(&self) -> [Option<RawFd>; 3] {
         [0, 1, 2].map(|i| self.child_stdio[i].as_ref().map(AsRawFd::as_raw_fd))
     }
 
     /// Once the child runs: closes its ends here (so EOF can come), puts our
     /// terminal in raw mode when relaying keystrokes, and starts the threads.
     /// `redactor` makes one redactor per stream.
-    pub fn start(self, redactor: impl Fn() -> Redactor) -> Relay {
+    pub(crate) fn start(self, redactor: impl Fn() -> Redactor) -> Relay {
         let Self {
             child_stdio,
             sources,
@@ -140,7 +140,7 @@ impl Plumbing {
 
 impl Relay {
     /// Copies our window size to the child's terminal (on SIGWINCH).
-    pub fn resize(&self) {
+    pub(crate) fn resize(&self) {
         if let (Some(master), Some(size)) =
             (&self.master, window_size(std::io::stdout().as_raw_fd()))
         {
@@ -150,13 +150,13 @@ impl Relay {
 
     /// Whether the child's output goes through a pseudo-terminal.
     #[must_use]
-    pub fn has_pty(&self) -> bool {
+    pub(crate) fn has_pty(&self) -> bool {
         self.master.is_some()
     }
 
     /// After the child ended: drains what is left, flushes the redactors and
     /// restores our terminal.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         self.done.store(true, Ordering::SeqCst);
         for t in self.threads {
             let _ = t.join();
@@ -246,4 +246,21 @@ fn window_size(fd: RawFd) -> Option<nix::pty::Winsize> {
 
 fn set_window_size(fd: RawFd, size: &nix::pty::Winsize) {
     crate::sys::set_window_size(fd, size);
+}
+
+/// The redactor for `labelled` values (label: the handle or reference, for
+/// the warning). Each value too short to mask is passed to `warn` with the
+/// sentence to show, so every child's output is masked by the same rule.
+pub(crate) fn redactor<'a>(
+    labelled: impl IntoIterator<Item = (String, &'a crate::value::SecretValue)>,
+    warn: impl Fn(&str),
+) -> Result<Redactor> {
+    let (redactor, skipped) = Redactor::new(labelled)?;
+    for label in skipped {
+        warn(&format!(
+            "{label} is shorter than {} bytes, too short to mask; it will show in the output if printed",
+            crate::mask::MIN_MASKED_LEN
+        ));
+    }
+    Ok(redactor)
 }

@@ -1,7 +1,7 @@
 //! Running one child as a transparent parent, to the standard of tini and
 //! dumb-init: process group and terminal, signal forwarding, job control,
 //! reaping (as PID 1 or a subreaper) and the exit status. It knows nothing
-//! of secrets: `exec` hands it a prepared command.
+//! of secrets: `child::launch` hands it a prepared command.
 //!
 //! Process groups. When `secret` runs in the foreground of a terminal and is
 //! not part of a pipeline (stdin and stdout are that terminal), the child gets
@@ -28,10 +28,10 @@ use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::{Cause, Origin};
 
 use crate::error::{Error, Result};
-use crate::sys::{self, SpawnError, SpawnSpec};
+use crate::sys::{self, SpawnSpec};
 
 /// Signals passed on to the child.
-pub const FORWARDED: &[i32] = &[
+pub(crate) const FORWARDED: &[i32] = &[
     sig::SIGHUP,
     sig::SIGINT,
     sig::SIGQUIT,
@@ -63,7 +63,7 @@ enum Terminal {
 }
 
 /// What the caller decided about supervision.
-pub struct Supervision {
+pub(crate) struct Supervision {
     /// Reap every orphan (PR_SET_CHILD_SUBREAPER); implied as PID 1.
     pub subreaper: bool,
 }
@@ -87,7 +87,7 @@ fn terminal_mode() -> Terminal {
 }
 
 /// Parses `TERM`, `SIGTERM` or `15` (any case).
-pub fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
+pub(crate) fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
     let upper = text.to_ascii_uppercase();
     let named = if upper.starts_with("SIG") {
         upper
@@ -104,13 +104,13 @@ pub fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
 }
 
 /// Registers for the signals we forward (before the fork, so none is lost).
-pub fn listen() -> Result<SignalsInfo<WithOrigin>> {
+pub(crate) fn listen() -> Result<SignalsInfo<WithOrigin>> {
     SignalsInfo::<WithOrigin>::new(FORWARDED.iter().copied().chain([sig::SIGCHLD]))
         .map_err(|e| Error::io("installing signal handlers", e))
 }
 
 /// A started child, to be supervised.
-pub struct Running {
+pub(crate) struct Running {
     child: Pid,
     terminal: Terminal,
     signals: SignalsInfo<WithOrigin>,
@@ -118,7 +118,11 @@ pub struct Running {
 
 /// Spawns the child described by `spec` (whose `new_group` this sets).
 /// The caller drops every secret buffer before calling `supervise`.
-pub fn start(spec: &mut SpawnSpec<'_>, shown: &str, supervision: &Supervision) -> Result<Running> {
+pub(crate) fn start(
+    spec: &mut SpawnSpec<'_>,
+    shown: &str,
+    supervision: &Supervision,
+) -> Result<Running> {
     // With a pseudo-terminal of its own the child is in a session of its
     // own: our terminal stays ours (in raw mode, relaying keys).
     let terminal = if spec.controlling_tty.is_some() {
@@ -132,7 +136,7 @@ pub fn start(spec: &mut SpawnSpec<'_>, shown: &str, supervision: &Supervision) -
             .map_err(|e| Error::io("becoming a subreaper", e.into()))?;
     }
     let signals = listen()?;
-    let child = sys::spawn(spec).map_err(|e| spawn_error(e, shown))?;
+    let child = super::spawn::spawn(spec, shown)?;
     if let Terminal::Handed(tty) = &terminal {
         sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), child).ok());
     }
@@ -145,7 +149,7 @@ pub fn start(spec: &mut SpawnSpec<'_>, shown: &str, supervision: &Supervision) -
 
 impl Running {
     #[must_use]
-    pub fn pid(&self) -> Pid {
+    pub(crate) fn pid(&self) -> Pid {
         self.child
     }
 
@@ -153,7 +157,7 @@ impl Running {
     /// exit with. `on_winch`, when given, handles SIGWINCH instead of
     /// forwarding it (a pseudo-terminal is resized, and the kernel tells the
     /// child).
-    pub fn supervise(mut self, on_winch: Option<&dyn Fn()>) -> u8 {
+    pub(crate) fn supervise(mut self, on_winch: Option<&dyn Fn()>) -> u8 {
         let mut skip_cont = false;
         loop {
             for origin in self.signals.wait() {
@@ -171,20 +175,6 @@ impl Running {
                 }
             }
         }
-    }
-}
-
-/// Our error for a command that did not start.
-pub fn spawn_error(e: SpawnError, shown: &str) -> Error {
-    match e {
-        SpawnError::NotFound => Error::CommandNotFound {
-            program: shown.to_owned(),
-        },
-        SpawnError::NotExecutable(errno) => Error::CommandNotExecutable {
-            program: shown.to_owned(),
-            source: errno.into(),
-        },
-        SpawnError::System(errno) => Error::io(format!("starting {shown}"), errno.into()),
     }
 }
 

@@ -1,0 +1,293 @@
+//! The client side: one `Upstream` per route target, with its own pool of
+//! keep-alive HTTP/1.1 connections (over rustls for https, verified against
+//! the system's roots plus the route's `ca_file`), a connect timeout, a
+//! timeout for the response head, an idle timeout between body frames, and
+//! a cap on idle connections kept. Bodies stream in both directions; this
+//! module never looks inside them.
+//!
+//! It knows nothing about routes, tokens or secrets: the caller hands it a
+//! finished request. The `exec --proxy` interceptor can reuse it as is.
+
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::config::Upstream as Target;
+use crate::error::{Error, Result};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type both directions use.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// How long a TCP connect plus TLS handshake may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the upstream may take to start its response (a model thinking
+/// before its first token is slow, but not this slow).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a body may go without a frame, in either direction.
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Idle pooled connections older than this are closed.
+const POOL_IDLE: Duration = Duration::from_secs(60);
+/// At most this many idle connections are kept per upstream.
+const POOL_MAX_IDLE: usize = 256;
+
+/// Why a request could not be completed upstream.
+#[derive(Debug)]
+pub enum Failure {
+    /// Connecting or the TLS handshake failed (502).
+    Connect(String),
+    /// The upstream did not answer in time (504).
+    Timeout,
+    /// The exchange broke (502); `body_limit` when our request-body cap cut
+    /// it (413).
+    Exchange { message: String, body_limit: bool },
+}
+
+/// One upstream and its idle connections.
+pub struct Upstream {
+    pub target: Target,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    idle: Mutex<Vec<(SendRequest<Body>, Instant)>>,
+}
+
+impl Upstream {
+    /// Prepares (does not connect) an upstream; `ca_file` adds roots.
+    pub fn new(target: Target, ca_file: Option<&Path>) -> Result<Self> {
+        let tls = if target.tls {
+            let name = ServerName::try_from(target.host.clone()).map_err(|_| {
+                Error::usage(format!("{} is not a valid TLS server name", target.host))
+            })?;
+            Some((TlsConnector::from(Arc::new(client_config(ca_file)?)), name))
+        } else {
+            None
+        };
+        Ok(Self {
+            target,
+            tls,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Sends `req` (origin-form URI, `Host` set) and returns the response
+    /// head; the body streams as the upstream sends it.
+    pub async fn send(
+        self: &Arc<Self>,
+        req: Request<Body>,
+    ) -> std::result::Result<Response<Incoming>, Failure> {
+        let mut req = req;
+        // A pooled connection may have been closed by the peer since; its
+        // request is handed back unsent, and goes on a fresh connection.
+        while let Some(mut sender) = self.pooled() {
+            match tokio::time::timeout(HEAD_TIMEOUT, sender.try_send_request(req)).await {
+                Err(_) => return Err(Failure::Timeout),
+                Ok(Ok(response)) => {
+                    self.recycle(sender);
+                    return Ok(response);
+                }
+                Ok(Err(mut e)) => match e.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(exchange(&e.into_error())),
+                },
+            }
+        }
+        let mut sender = tokio::time::timeout(CONNECT_TIMEOUT, self.connect())
+            .await
+            .map_err(|_| Failure::Connect(format!("no connection within {CONNECT_TIMEOUT:?}")))??;
+        match tokio::time::timeout(HEAD_TIMEOUT, sender.send_request(req)).await {
+            Err(_) => Err(Failure::Timeout),
+            Ok(Ok(response)) => {
+                self.recycle(sender);
+                Ok(response)
+            }
+            Ok(Err(e)) => Err(exchange(&e)),
+        }
+    }
+
+    /// An idle connection that is still open, if any.
+    fn pooled(&self) -> Option<SendRequest<Body>> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        while let Some((sender, since)) = idle.pop() {
+            if !sender.is_closed() && now.saturating_duration_since(since) < POOL_IDLE {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// Puts `sender` back in the pool once its response has been read.
+    fn recycle(self: &Arc<Self>, mut sender: SendRequest<Body>) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() {
+                let mut idle = this.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                if idle.len() < POOL_MAX_IDLE {
+                    idle.push((sender, Instant::now()));
+                }
+            }
+        });
+    }
+
+    async fn connect(&self) -> std::result::Result<SendRequest<Body>, Failure> {
+        let address = format!("{}:{}", self.target.host, self.target.port);
+        let tcp = TcpStream::connect((self.target.host.as_str(), self.target.port))
+            .await
+            .map_err(|e| Failure::Connect(format!("connecting to {address}: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        let handshake = |e: hyper::Error| Failure::Connect(format!("HTTP with {address}: {e}"));
+        match &self.tls {
+            Some((connector, name)) => {
+                let tls = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| Failure::Connect(format!("TLS with {address}: {e}")))?;
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                    .await
+                    .map_err(handshake)?;
+                tokio::spawn(conn);
+                Ok(sender)
+            }
+            None => {
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                    .await
+                    .map_err(handshake)?;
+                tokio::spawn(conn);
+                Ok(sender)
+            }
+        }
+    }
+}
+
+fn exchange(e: &hyper::Error) -> Failure {
+    let mut body_limit = false;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        body_limit |= s.is::<http_body_util::LengthLimitError>();
+        source = s.source();
+    }
+    Failure::Exchange {
+        message: e.to_string(),
+        body_limit,
+    }
+}
+
+/// TLS 1.2/1.3 with ring (the provider ureq already links), verified
+/// against the platform's roots plus those in `ca_file`.
+fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
+    let extra: Vec<CertificateDer<'static>> = match ca_file {
+        None => Vec::new(),
+        Some(path) => {
+            let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| Error::usage(format!("ca_file {}: {e}", path.display())))?
+                .filter_map(std::result::Result::ok)
+                .collect();
+            if certs.is_empty() {
+                return Err(Error::usage_hint(
+                    format!("ca_file {} holds no PEM certificate", path.display()),
+                    "point ca_file at a PEM file of CA certificates",
+                ));
+            }
+            certs
+        }
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra, Arc::clone(&provider))
+            .map_err(|e| Error::usage(format!("loading the trust roots: {e}")))?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::usage(format!("TLS setup: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// A body that counts the bytes that pass, and fails when no frame came
+/// for `BODY_IDLE_TIMEOUT`.
+pub struct Metered<B> {
+    inner: B,
+    counter: Arc<AtomicU64>,
+    idle: Pin<Box<tokio::time::Sleep>>,
+    /// Released when the body is done (a concurrency slot).
+    _held: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl<B> Metered<B> {
+    pub fn new(inner: B, counter: Arc<AtomicU64>) -> Self {
+        Self {
+            inner,
+            counter,
+            idle: Box::pin(tokio::time::sleep(BODY_IDLE_TIMEOUT)),
+            _held: None,
+        }
+    }
+
+    /// Keeps `permit` until the body is dropped.
+    #[must_use]
+    pub fn holding(mut self, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        self._held = Some(permit);
+        self
+    }
+}
+
+impl<B> HttpBody for Metered<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                this.idle
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + BODY_IDLE_TIMEOUT);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(format!(
+                    "no data for {}s",
+                    BODY_IDLE_TIMEOUT.as_secs()
+                )
+                .into()))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,116 @@
+//! Starting a program: the one path from a prepared environment to a
+//! running (or replaced) process, over `sys::spawn` and `sys::exec_in_place`
+//! (the only `unsafe`). It also owns the search of the child's PATH and the
+//! mapping of exec failures to our errors (127 not found, 126 not
+//! executable).
+//!
+//! The spawn contract (what `sys::spawn` guarantees and the caller owes):
+//! - the caller passes the whole environment (`envp`): the child gets that
+//!   and nothing else, and our own environment is never changed;
+//! - argv holds no value: values travel only in `envp` or in-memory files;
+//! - in the child, before exec: the signal mask is cleared and signals
+//!   1-31 get their default disposition, the `stdio` and
+//!   `extra_fds` are installed, `keep_fds` lose close-on-exec and every
+//!   other descriptor keeps it, `death_signal` is set, and `new_group` or
+//!   `controlling_tty` decide the process group and session;
+//! - between fork and exec the child only makes async-signal-safe calls,
+//!   and reports an exec failure to us over a close-on-exec pipe, so
+//!   `spawn` returns only once the program runs or has failed to.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::unistd::Pid;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::sys::{self, SpawnError, SpawnSpec};
+
+/// `argv` as C strings; an argument holding NUL cannot be passed.
+pub(crate) fn argv<S: AsRef<OsStr>>(args: &[S]) -> Result<Vec<CString>> {
+    args.iter()
+        .map(|a| CString::new(a.as_ref().as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| Error::usage("an argument contains a NUL byte"))
+}
+
+/// The entries of `env` as the C strings `execve` wants.
+pub(crate) fn envp(env: &[Zeroizing<Vec<u8>>]) -> Result<Vec<&CStr>> {
+    env.iter()
+        .map(|e| {
+            CStr::from_bytes_with_nul(e)
+                .map_err(|_| Error::internal("an environment entry holds a NUL byte"))
+        })
+        .collect()
+}
+
+/// Where to look for `program`: itself when it has a `/`, else each
+/// directory of the child's PATH, as execvp would (but with the child's PATH).
+pub(crate) fn candidates(program: &OsStr, env: &[Zeroizing<Vec<u8>>]) -> Vec<CString> {
+    let bytes = program.as_bytes();
+    if bytes.contains(&b'/') {
+        return CString::new(bytes).into_iter().collect();
+    }
+    let path = env
+        .iter()
+        .find_map(|e| {
+            e.strip_prefix(b"PATH=")
+                .map(|v| v.strip_suffix(b"\0").unwrap_or(v).to_vec())
+        })
+        .unwrap_or_else(|| b"/usr/local/bin:/usr/bin:/bin".to_vec());
+    path.split(|&b| b == b':')
+        .filter_map(|dir| {
+            let dir = if dir.is_empty() { &b"."[..] } else { dir };
+            let mut full = dir.to_vec();
+            full.push(b'/');
+            full.extend_from_slice(bytes);
+            CString::new(full).ok()
+        })
+        .collect()
+}
+
+/// Forks and execs as `spec` says (see the contract above). `shown` names
+/// the program in errors.
+pub(crate) fn spawn(spec: &SpawnSpec<'_>, shown: &str) -> Result<Pid> {
+    sys::spawn(spec).map_err(|e| spawn_error(e, shown))
+}
+
+/// Replaces `secret` with the program (`--exec`); returns only on failure.
+pub(crate) fn replace(
+    candidates: &[CString],
+    argv: &[CString],
+    envp: &[&CStr],
+    shown: &str,
+) -> Error {
+    spawn_error(sys::exec_in_place(candidates, argv, envp), shown)
+}
+
+/// Our error for a program that did not start.
+fn spawn_error(e: SpawnError, shown: &str) -> Error {
+    match e {
+        SpawnError::NotFound => Error::CommandNotFound {
+            program: shown.to_owned(),
+        },
+        SpawnError::NotExecutable(errno) => Error::CommandNotExecutable {
+            program: shown.to_owned(),
+            source: errno.into(),
+        },
+        SpawnError::System(errno) => Error::io(format!("starting {shown}"), errno.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_search_uses_the_childs_path() {
+        let env = vec![Zeroizing::new(b"PATH=/a::/b\0".to_vec())];
+        let c: Vec<_> = candidates(OsStr::new("tool"), &env)
+            .into_iter()
+            .map(|c| c.into_string().expect("utf8"))
+            .collect();
+        assert_eq!(c, ["/a/tool", "./tool", "/b/tool"]);
+        assert_eq!(candidates(OsStr::new("./x"), &env).len(), 1);
+    }
+}

@@ -1,0 +1,43 @@
+//! `secret audit [@name] [--json] [--verify]`: the trail, or its check.
+
+use super::context::{Context, print};
+use crate::audit;
+use crate::error::Result;
+use crate::handle::Handle;
+
+/// Prints the trail (one handle's records with `@name`), or verifies it.
+pub(crate) fn audit(ctx: &Context, handle: Option<&str>, json: bool, verify: bool) -> Result<u8> {
+    if verify {
+        let _store = ctx.open_store()?; // its key checks each line's mac
+        return print(&audit::verify(&ctx.paths)?.to_string());
+    }
+    let handle = handle.map(Handle::parse).transpose()?;
+    let records = audit::read(&ctx.paths)?;
+    let mut out = String::new();
+    for r in records.iter().filter(|r| {
+        handle
+            .as_ref()
+            .is_none_or(|h| r.handle.as_deref() == Some(h.name()))
+    }) {
+        if json {
+            out.push_str(&serde_json::to_string(r).unwrap_or_default());
+            out.push('\n');
+        } else {
+            out.push_str(&format!(
+                "{:>5}  {}  {:<8} {:<24} {:<8} {}{}\n",
+                r.seq,
+                r.time,
+                r.action,
+                r.handle
+                    .as_ref()
+                    .map_or("-".to_owned(), |h| format!("@{h}")),
+                r.consumer,
+                r.outcome,
+                r.fingerprint
+                    .as_ref()
+                    .map_or(String::new(), |f| format!("  fingerprint {f}")),
+            ));
+        }
+    }
+    print(&out)
+}

@@ -1,0 +1,136 @@
+//! `secret exec` and `secret run`: from parsed arguments to the child's
+//! exit code. Mappings are parsed here; the launch itself (resolution,
+//! environment, spawn, supervision) goes through `resolve` and `child`.
+
+use std::ffi::OsString;
+
+use zeroize::Zeroizing;
+
+use super::context::Context;
+use crate::child::env::Inherit;
+use crate::child::lease;
+use crate::child::memfd::MemFile;
+use crate::child::supervise::Supervision;
+use crate::cli::{ChildArgs, ExecArgs, RunArgs};
+use crate::error::{Error, Result};
+use crate::grants::{Delivery, Grants};
+use crate::mapping::{self, Mapping};
+use crate::resolve;
+
+/// `secret exec [--env VAR=REF]… [--env-file F]… [--file VAR=REF]… -- CMD`.
+pub(crate) fn exec(ctx: &Context, args: ExecArgs) -> Result<u8> {
+    if let Some(first) = args.command.first().and_then(|c| c.to_str())
+        && first.starts_with('-')
+    {
+        return Err(Error::usage_hint(
+            format!("unknown option {first} for secret exec"),
+            "see `secret exec --help`; put the command after --, as in: secret exec --env K=@k -- CMD ARGS",
+        ));
+    }
+    let mut mappings = Vec::new();
+    for file in &args.env_file {
+        mappings.extend(mapping::parse_env_file(file, &ctx.schemes())?);
+    }
+    for arg in &args.env {
+        mappings.push(mapping::parse_env_arg(arg, &ctx.schemes())?);
+    }
+    launch(ctx, &args.command, mappings, Vec::new(), &args.child)
+}
+
+/// `secret run INTERPRETER SCRIPT ARGS…`: the script's header names its
+/// secrets.
+pub(crate) fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
+    let (mappings, files) = mapping::parse_script_header(&args.script, &ctx.schemes())?;
+    let mut command = vec![args.interpreter, args.script.into_os_string()];
+    command.extend(args.args);
+    launch(ctx, &command, mappings, files, &args.child)
+}
+
+fn launch(
+    ctx: &Context,
+    command: &[OsString],
+    mappings: Vec<Mapping>,
+    mut files: Vec<Mapping>,
+    child: &ChildArgs,
+) -> Result<u8> {
+    for arg in &child.file {
+        files.push(mapping::parse_file_arg(arg, &ctx.schemes())?);
+    }
+    let requests = resolve::requests(
+        mapping::sources(&mappings)
+            .into_iter()
+            .map(|s| (s, Delivery::Env))
+            .chain(
+                mapping::sources(&files)
+                    .into_iter()
+                    .map(|s| (s, Delivery::File)),
+            ),
+    );
+    let grants = Grants::load(&ctx.paths)?;
+    let asker = resolve::Asker {
+        consumer: &child.consumer,
+        purpose: child.purpose.as_deref(),
+        grants: &grants,
+    };
+    let store = if resolve::needs_store(&requests) {
+        Some(ctx.open_store()?)
+    } else {
+        None
+    };
+    let resolutions = resolve::resolve(
+        &requests,
+        &ctx.scope,
+        &ctx.config,
+        &asker,
+        store.as_deref(),
+        |events| ctx.record(events),
+    )?;
+    drop(store);
+    let resolved = resolve::all(resolutions)?;
+    let values = resolved.values;
+
+    // Every value goes into the child's environment, its in-memory files
+    // or the redactor, then is dropped before the child starts.
+    let mut memfiles = Vec::new();
+    let mut vars = mapping::expand(&mappings, &values)?;
+    for m in &files {
+        let Some(source) = m.reference.sources().into_iter().next() else {
+            continue;
+        };
+        let file = MemFile::new(&m.var, mapping::lookup(&values, &source)?)?;
+        vars.push((m.var.clone(), Zeroizing::new(file.path().into_bytes())));
+        memfiles.push(file);
+    }
+    let redactor = if child.mask_wanted() && !child.replace {
+        let labelled = values.iter().map(|(s, v)| (s.to_string(), v));
+        Some(crate::child::relay::redactor(labelled, |w| {
+            eprintln!("secret: warning: {w}");
+        })?)
+    } else {
+        None
+    };
+    drop(values);
+    let inherit = Inherit {
+        nothing: child.ignore_environment,
+        keep: child.keep.clone(),
+        unset: child.unset.clone(),
+    };
+    let env = crate::child::env::build(std::env::vars_os(), &inherit, vars);
+    let holder = lease::Holder {
+        paths: ctx.paths.clone(),
+        consumer: child.consumer.clone(),
+        purpose: child.purpose.clone(),
+    };
+    crate::child::launch(crate::child::Launch {
+        command,
+        env,
+        files: memfiles,
+        replace: child.replace,
+        death_signal: Some(child.death_signal),
+        supervision: Supervision {
+            subreaper: child.subreaper,
+        },
+        redactor,
+        leases: lease::Watch::new(holder, resolved.leases, child.stop_timeout),
+    })
+}

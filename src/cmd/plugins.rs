@@ -1,0 +1,155 @@
+//! `secret plugins run | check | status`: from parsed arguments to the
+//! supervisor's exit code. Loading and validating plugins.toml, the check
+//! report and the status query are here; supervision is `supervise`'s.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::context::{Context, print};
+use crate::cli::PluginsCommand;
+use crate::error::{Error, Result};
+use crate::supervise::config::PluginsFile;
+use crate::supervise::{self, Host, SharedStore, keeper, launch, run, status};
+
+/// Runs `secret plugins …`; returns the exit code.
+pub(crate) fn plugins(ctx: &Context, command: PluginsCommand) -> Result<u8> {
+    let host = Host {
+        paths: &ctx.paths,
+        scope: &ctx.scope,
+        config: &ctx.config,
+        open_store: &|| ctx.open_store(),
+    };
+    dispatch(command, &host)
+}
+
+/// Runs `secret broker …`; returns the exit code. The broker shares the
+/// supervisor's host (one unlock, one store for every route).
+pub(crate) fn broker(ctx: &Context, command: crate::cli::BrokerCommand) -> Result<u8> {
+    let host = Host {
+        paths: &ctx.paths,
+        scope: &ctx.scope,
+        config: &ctx.config,
+        open_store: &|| ctx.open_store(),
+    };
+    crate::broker::cmd::command(command, &host)
+}
+
+fn dispatch(command: PluginsCommand, host: &Host<'_>) -> Result<u8> {
+    match command {
+        PluginsCommand::Check { file } => {
+            let Some(config) = load(file, host)? else {
+                return Ok(2);
+            };
+            check(&config, host)
+        }
+        PluginsCommand::Run { file } => {
+            let Some(config) = load(file, host)? else {
+                return Ok(2);
+            };
+            run::run(config, host)
+        }
+        PluginsCommand::Status { file, json } => {
+            let path = file.unwrap_or_else(|| supervise::default_path(host.paths));
+            let socket = status::socket_path(host.paths, &path);
+            let Some(snapshot) = status::query(&socket)? else {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "secret: no supervisor is running {} (nothing answers on {})",
+                    path.display(),
+                    socket.display()
+                );
+                return Ok(1);
+            };
+            let text = if json {
+                let mut t = serde_json::to_string_pretty(&snapshot)
+                    .map_err(|e| Error::internal(format!("cannot show the status: {e}")))?;
+                t.push('\n');
+                t
+            } else {
+                status::table(&snapshot)
+            };
+            print(&text)
+        }
+        PluginsCommand::Keeper => Ok(keeper::main()),
+    }
+}
+
+/// Loads and validates; on problems prints them all and returns `None`.
+fn load(file: Option<PathBuf>, host: &Host<'_>) -> Result<Option<PluginsFile>> {
+    let path = file.unwrap_or_else(|| supervise::default_path(host.paths));
+    match PluginsFile::load(&path, &|s| crate::remote::is_scheme(s, host.config)) {
+        Ok(config) => Ok(Some(config)),
+        Err(invalid) => {
+            let _ = std::io::stderr().write_all(invalid.report().as_bytes());
+            Ok(None)
+        }
+    }
+}
+
+/// `secret plugins check`: the file is valid; now say what each plugin
+/// would get, resolving every reference (never printing a value).
+fn check(config: &PluginsFile, host: &Host<'_>) -> Result<u8> {
+    let store = SharedStore::open_for(config, host)?;
+    let mut out = String::new();
+    let enabled = config.plugins.iter().filter(|p| p.enabled).count();
+    out.push_str(&format!(
+        "{}: valid; {} plugin{}, {enabled} enabled\n",
+        config.path.display(),
+        config.plugins.len(),
+        if config.plugins.len() == 1 { "" } else { "s" },
+    ));
+    let mut unresolved = 0;
+    for plugin in &config.plugins {
+        if !plugin.enabled {
+            out.push_str(&format!(
+                "{}: disabled (validated, never started)\n",
+                plugin.id
+            ));
+            continue;
+        }
+        let (resolved, _) = launch::resolve_each(plugin, host, &store);
+        let mut secrets = Vec::new();
+        let mut problems = Vec::new();
+        for (r, result) in plugin.secret_env_refs.iter().zip(resolved) {
+            match result {
+                Ok(_) => secrets.push(format!("{} ({})", r.var, r.text)),
+                Err(e) => problems.push((r, e)),
+            }
+        }
+        let plain: Vec<&str> = plugin.env.keys().map(String::as_str).collect();
+        out.push_str(&format!(
+            "{}: secrets: {}; env: {}\n",
+            plugin.id,
+            if secrets.is_empty() {
+                "none".to_owned()
+            } else {
+                secrets.join(", ")
+            },
+            if plain.is_empty() {
+                "none".to_owned()
+            } else {
+                plain.join(", ")
+            }
+        ));
+        for (r, e) in problems {
+            unresolved += 1;
+            out.push_str(&format!(
+                "{}: error: {} ({}) could not be resolved: {e}\n",
+                plugin.id, r.var, r.text
+            ));
+            if let Some(hint) = e.hint() {
+                for line in hint.lines() {
+                    out.push_str(&format!("  {line}\n"));
+                }
+            }
+        }
+    }
+    if unresolved > 0 {
+        out.push_str(&format!(
+            "secret: {unresolved} secret reference{} could not be resolved; those plugins would fail\n",
+            if unresolved == 1 { "" } else { "s" }
+        ));
+    }
+    print(&out)?;
+    Ok(if unresolved > 0 { 1 } else { 0 })
+}

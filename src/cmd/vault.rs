@@ -1,0 +1,119 @@
+//! `secret init | unlock | lock | passwd`: creating the store and managing
+//! the vault's passphrase and unlock cache.
+
+use std::time::Duration;
+
+use super::context::{Context, print};
+use crate::audit::Event;
+use crate::crypto::KdfParams;
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::grants;
+use crate::store::keychain::Keychain;
+use crate::store::vault::Vault;
+use crate::store::{self, Backend};
+use crate::unlock;
+
+/// `secret init [--backend B]`: the store, config.toml and a default
+/// grants.toml.
+pub(crate) fn init(ctx: &Context, backend: Backend) -> Result<u8> {
+    let location = match backend {
+        Backend::File => {
+            let path = ctx.paths.vault_file();
+            if path.exists() {
+                return Err(Error::AlreadyInitialized { path });
+            }
+            let passphrase = ctx.sources.for_new_vault()?;
+            Vault::create(&ctx.paths, &passphrase, new_vault_params()?)?;
+            path
+        }
+        Backend::Keychain => {
+            Keychain::create(&ctx.paths)?;
+            ctx.paths.keychain_meta_file()
+        }
+    };
+    fsio::ensure_private_dir(&ctx.paths.config_dir)?;
+    let mut config = crate::config::Config::load(&ctx.paths)?;
+    config.backend = Some(backend);
+    config.save(&ctx.paths)?;
+    let grants_file = ctx.paths.config_dir.join("grants.toml");
+    if !grants_file.exists() {
+        fsio::write_atomic(&grants_file, grants::DEFAULT_FILE.as_bytes())?;
+    }
+    ctx.record(&[Event {
+        action: "init",
+        outcome: "ok".into(),
+        ..ctx.event()
+    }])?;
+    let what = match backend {
+        Backend::File => "an encrypted file vault",
+        Backend::Keychain => "a keychain store (values in the OS keychain) with its metadata",
+    };
+    print(&format!(
+        "created {what} at {}\nnext: printf %s \"$MY_KEY\" | secret add @my_key --stdin\n",
+        location.display()
+    ))
+}
+
+/// The parameters for a new vault: the default, or (debug builds only, for
+/// tests that make many vaults) a fast set below the floor.
+fn new_vault_params() -> Result<KdfParams> {
+    if std::env::var_os("SECRET_TEST_FAST_KDF").is_some_and(|v| v == "1") {
+        if cfg!(debug_assertions) {
+            return Ok(KdfParams::TEST_ONLY);
+        }
+        return Err(Error::usage(
+            "SECRET_TEST_FAST_KDF is only honoured by debug builds; unset it",
+        ));
+    }
+    Ok(KdfParams::DEFAULT)
+}
+
+/// `secret unlock --for D`: checks the passphrase, then caches the vault
+/// key in the kernel keyring for D.
+pub(crate) fn unlock(ctx: &Context, duration: Duration) -> Result<u8> {
+    let vault = ctx.open_vault_with_passphrase("unlock")?;
+    unlock::store(vault.id(), vault.root_key(), duration)?;
+    ctx.record(&[Event {
+        action: "unlock",
+        outcome: format!("ok for {}", humantime::format_duration(duration)),
+        ..ctx.event()
+    }])?;
+    print(&format!(
+        "unlocked for {}: commands skip the passphrase until then or `secret lock`\n",
+        humantime::format_duration(duration)
+    ))
+}
+
+/// `secret lock`: drops the cached key.
+pub(crate) fn lock(ctx: &Context) -> Result<u8> {
+    let path = ctx.paths.vault_file();
+    let bytes = fsio::read_private(&path)?.ok_or(Error::NotInitialized { path })?;
+    let id = store::vault::vault_id(&bytes)
+        .ok_or_else(|| Error::damaged(ctx.paths.vault_file(), "it has no readable header"))?;
+    let had = unlock::forget(&id);
+    ctx.record(&[Event {
+        action: "lock",
+        outcome: if had { "ok" } else { "ok (was not unlocked)" }.into(),
+        ..ctx.event()
+    }])?;
+    print(if had {
+        "locked: the cached key is gone\n"
+    } else {
+        "not unlocked: nothing to do\n"
+    })
+}
+
+/// `secret passwd`: re-wraps the vault key under a new passphrase.
+pub(crate) fn passwd(ctx: &mut Context, new_passphrase_fd: Option<i32>) -> Result<u8> {
+    ctx.sources.new_fd = new_passphrase_fd;
+    let mut vault = ctx.open_vault_with_passphrase("passwd")?;
+    let new = ctx.sources.replacement()?;
+    vault.change_passphrase(&new)?;
+    ctx.record(&[Event {
+        action: "passwd",
+        outcome: "ok".into(),
+        ..ctx.event()
+    }])?;
+    print("passphrase changed; the old one no longer opens the vault\n")
+}

@@ -1,0 +1,59 @@
+//! `config.toml`: what `secret init` chose (the backend) and the configured
+//! command providers. Read once per command; written by `secret init`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::paths::Paths;
+use crate::store::Backend;
+
+/// The longest duration any file, flag or server may set (a year, as
+/// humantime counts it): far beyond any sensible delay, timeout or lease,
+/// and small enough that adding it to a clock reading cannot overflow.
+/// Every duration read is checked against it when it is read.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(31_557_600);
+
+/// `config.toml`: what `secret init` chose.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub backend: Option<Backend>,
+    /// `[providers.NAME]`: command providers (see `remote::command`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub providers: std::collections::BTreeMap<String, crate::remote::command::ProviderConfig>,
+}
+
+impl Config {
+    pub fn load(paths: &Paths) -> Result<Self> {
+        let path = paths.config_file();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                Error::usage_hint(
+                    format!("{}: {}", path.display(), e.message()),
+                    "fix the file, or remove it to use the file vault",
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    pub fn save(&self, paths: &Paths) -> Result<()> {
+        let text = format!(
+            "# secret configuration, written by `secret init`.\n{}",
+            toml::to_string(self)
+                .map_err(|e| Error::internal(format!("cannot write config.toml: {e}")))?
+        );
+        fsio::write_atomic(&paths.config_file(), text.as_bytes())
+    }
+
+    /// The backend in force: `SECRET_BACKEND`, else this file's, else the
+    /// file vault.
+    pub fn backend_in_force(&self) -> Result<Backend> {
+        if let Some(name) = std::env::var_os("SECRET_BACKEND").filter(|v| !v.is_empty()) {
+            return name.to_string_lossy().parse();
+        }
+        Ok(self.backend.unwrap_or(Backend::File))
+    }
+}
