@@ -6,9 +6,10 @@
 //! code (`error::exit`). Everything else lives in one module per concept.
 
 pub mod audit;
-pub mod broker;
+#[allow(unreachable_pub)] // helper B: narrow broker/ to pub(crate), then drop this
+mod broker;
 mod child;
-pub mod cli;
+mod cli;
 mod cmd;
 pub mod config;
 pub mod crypto;
@@ -22,10 +23,10 @@ pub mod mask;
 pub mod passphrase;
 pub mod paths;
 pub mod remote;
-pub mod resolve;
-pub mod show;
+mod resolve;
+mod show;
 pub mod store;
-pub mod supervise;
+mod supervise;
 mod sys;
 pub mod unlock;
 pub mod value;

@@ -18,7 +18,7 @@ use nix::unistd::{ForkResult, Pid};
 
 /// What the child must be, prepared before the fork so that the child
 /// allocates nothing between fork and exec.
-pub struct SpawnSpec<'a> {
+pub(crate) struct SpawnSpec<'a> {
     /// Paths to try in order (the PATH search is done beforehand).
     pub candidates: &'a [CString],
     pub argv: &'a [CString],
@@ -45,7 +45,7 @@ pub struct SpawnSpec<'a> {
 
 /// Why the command did not start.
 #[derive(Debug)]
-pub enum SpawnError {
+pub(crate) enum SpawnError {
     /// No candidate existed.
     NotFound,
     /// A candidate existed but exec failed with this error.
@@ -55,7 +55,7 @@ pub enum SpawnError {
 }
 
 /// Forks and execs `spec`. Returns the child's pid once exec has succeeded.
-pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Pid, SpawnError> {
+pub(crate) fn spawn(spec: &SpawnSpec<'_>) -> Result<Pid, SpawnError> {
     let argv: Vec<*const c_char> = spec
         .argv
         .iter()
@@ -195,7 +195,11 @@ fn child_setup_and_exec(
 }
 
 /// Replaces this process with the command (`secret exec --exec`).
-pub fn exec_in_place(candidates: &[CString], argv: &[CString], envp: &[&CStr]) -> SpawnError {
+pub(crate) fn exec_in_place(
+    candidates: &[CString],
+    argv: &[CString],
+    envp: &[&CStr],
+) -> SpawnError {
     let argv: Vec<*const c_char> = argv
         .iter()
         .map(|a| a.as_ptr())
@@ -240,7 +244,7 @@ static IGNORED_AT_START: AtomicU32 = AtomicU32::new(0);
 /// whether our parent did is lost; children get the default (what nearly
 /// every parent gives), so a `cmd | head` pipeline ends as it would
 /// without `secret`.
-pub fn record_inherited_dispositions() {
+pub(crate) fn record_inherited_dispositions() {
     let mut ignored = 0u32;
     for sig in 1..32 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == libc::SIGPIPE {
@@ -262,7 +266,7 @@ pub fn record_inherited_dispositions() {
 
 /// Whether signal `sig` was ignored when `secret` started.
 #[must_use]
-pub fn ignored_at_start(sig: i32) -> bool {
+pub(crate) fn ignored_at_start(sig: i32) -> bool {
     (1..32).contains(&sig) && IGNORED_AT_START.load(Ordering::Relaxed) & (1 << sig) != 0
 }
 
@@ -298,7 +302,7 @@ unsafe fn inherited_dispositions() {
 /// were ignored): once the child is gone, a Ctrl-C or `kill` that reaches
 /// us while we still relay its background writers' output acts on us as
 /// on any process.
-pub fn restore_inherited(signals: &[i32]) {
+pub(crate) fn restore_inherited(signals: &[i32]) {
     for &sig in signals {
         if !ignored_at_start(sig) && sig != libc::SIGKILL && sig != libc::SIGSTOP {
             // SAFETY: installing SIG_DFL runs no handler code.
@@ -312,7 +316,7 @@ pub fn restore_inherited(signals: &[i32]) {
 /// an exit code): its default disposition, unblocked, raised on ourselves
 /// (what sudo and GNU timeout do). Returns only if `sig` does not kill by
 /// default.
-pub fn die_of(sig: Signal) {
+pub(crate) fn die_of(sig: Signal) {
     // SAFETY: installing SIG_DFL runs no handler code.
     let _ = unsafe { signal(sig, SigHandler::SigDfl) };
     let mut set = SigSet::empty();
@@ -330,7 +334,7 @@ pub fn die_of(sig: Signal) {
 /// gets 0, 1, 2 and only what we hand it on purpose (`--file`). Reading such
 /// a descriptor ourselves (`/dev/fd/N`) still works. Descriptors we open
 /// ourselves already are close-on-exec.
-pub fn close_on_exec_inherited() {
+pub(crate) fn close_on_exec_inherited() {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on the
     // descriptors in the range; it closes nothing and touches no memory.
     let rc = unsafe {
@@ -367,14 +371,14 @@ pub fn close_on_exec_inherited() {
 }
 
 /// Ignores `sig` in this process from now on (the plugin keeper).
-pub fn ignore_signal(sig: Signal) {
+pub(crate) fn ignore_signal(sig: Signal) {
     // SAFETY: installing SIG_IGN runs no handler code.
     let _ = unsafe { signal(sig, SigHandler::SigIgn) };
 }
 
 /// Runs `f` with SIGTTOU blocked, so a background process may change the
 /// terminal's foreground group (tcsetpgrp) without being stopped.
-pub fn with_sigttou_blocked<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn with_sigttou_blocked<T>(f: impl FnOnce() -> T) -> T {
     let mut set = SigSet::empty();
     set.add(Signal::SIGTTOU);
     let mut old = SigSet::empty();
@@ -387,19 +391,19 @@ pub fn with_sigttou_blocked<T>(f: impl FnOnce() -> T) -> T {
 /// Makes `secret` itself undumpable and without core files, so a crash or
 /// `gcore` cannot write a value to disk and other processes of the same user
 /// cannot ptrace it or read its memory.
-pub fn harden() {
+pub(crate) fn harden() {
     let _ = nix::sys::prctl::set_dumpable(false);
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
 }
 
 /// Stops this process (as a terminal's Ctrl-Z would) until SIGCONT.
-pub fn stop_self() {
+pub(crate) fn stop_self() {
     let _ = nix::sys::signal::raise(Signal::SIGSTOP);
 }
 
 /// The window size of the terminal on `fd`, if it is one.
 #[must_use]
-pub fn window_size(fd: RawFd) -> Option<nix::pty::Winsize> {
+pub(crate) fn window_size(fd: RawFd) -> Option<nix::pty::Winsize> {
     let mut size = nix::pty::Winsize {
         ws_row: 0,
         ws_col: 0,
@@ -414,7 +418,7 @@ pub fn window_size(fd: RawFd) -> Option<nix::pty::Winsize> {
 
 /// Sets the window size of the terminal on `fd` (the kernel then sends
 /// SIGWINCH to its foreground group).
-pub fn set_window_size(fd: RawFd, size: &nix::pty::Winsize) {
+pub(crate) fn set_window_size(fd: RawFd, size: &nix::pty::Winsize) {
     // SAFETY: TIOCSWINSZ reads one `struct winsize` from the pointer, which
     // points at a live value of exactly that type.
     unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, std::ptr::from_ref(size)) };

@@ -2,71 +2,20 @@
 //! suites check themselves: signals reach the child exactly once, orphans are
 //! reaped, the child dies with us, the terminal works, bytes pass intact.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::util::Env;
+use crate::util::{Env, KillOnDrop, alive, parent_of, probe, read_pid, wait_for, wait_lines};
 
 pub(crate) const VALUE: &[u8] = b"sk-process-5a4b3c2d1e";
-
-pub(crate) fn probe() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_secret"));
-    bin.parent().unwrap().join("examples").join("probe")
-}
 
 pub(crate) fn env_with_key() -> Env {
     let env = Env::with_vault();
     env.add("@k", VALUE);
     env
-}
-
-#[track_caller]
-pub(crate) fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-pub(crate) fn read_pid(path: &Path) -> Pid {
-    wait_for("the probe to be ready", || path.exists());
-    Pid::from_raw(
-        std::fs::read_to_string(path)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap(),
-    )
-}
-
-/// Kills a probe when the test ends, whether it passed or not.
-pub(crate) struct KillOnDrop(pub(crate) Pid);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = kill(self.0, Signal::SIGKILL);
-    }
-}
-
-pub(crate) fn alive(pid: Pid) -> bool {
-    // A zombie is as good as gone: it runs no code.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
 }
 
 /// `secret exec -e K=@k -- probe ARGS`, started in the background.
@@ -104,16 +53,18 @@ fn every_forwarded_signal_reaches_the_child_exactly_once() {
         );
         let probe_pid = read_pid(&ready);
         let _cleanup = KillOnDrop(probe_pid);
-        kill(Pid::from_raw(secret.id() as i32), signal).unwrap();
-        wait_for("the signal to arrive", || {
-            std::fs::read_to_string(&log).is_ok_and(|s| !s.is_empty())
-        });
-        std::thread::sleep(Duration::from_millis(150));
-        assert_eq!(
-            std::fs::read_to_string(&log).unwrap(),
-            format!("{name}\n"),
-            "{name}"
-        );
+        let secret_pid = Pid::from_raw(secret.id() as i32);
+        kill(secret_pid, signal).unwrap();
+        wait_lines(&log, 1);
+        // Then a marker: once it is recorded, any duplicate of the first
+        // signal would have been forwarded before it.
+        let (marker, marker_name) = if signal == Signal::SIGWINCH {
+            (Signal::SIGUSR1, "USR1")
+        } else {
+            (Signal::SIGWINCH, "WINCH")
+        };
+        kill(secret_pid, marker).unwrap();
+        assert_eq!(wait_lines(&log, 2), [name, marker_name], "{name}");
         kill(probe_pid, Signal::SIGKILL).unwrap();
         assert_eq!(
             std::os::unix::process::ExitStatusExt::signal(&secret.wait().unwrap()),
@@ -506,13 +457,13 @@ fn terminal_ctrl_c_ctrl_z_and_fg() {
     let probe_pid = read_pid(&ready);
     let _cleanup = KillOnDrop(probe_pid);
     keys.write_all(b"\x03").unwrap();
-    wait_for("INT", || {
-        std::fs::read_to_string(&log).is_ok_and(|s| !s.is_empty())
-    });
-    std::thread::sleep(Duration::from_millis(150));
+    wait_lines(&log, 1);
+    // A marker through secret: it is forwarded after any INT secret itself
+    // got, so a duplicate would be recorded before it.
+    kill(parent_of(probe_pid), Signal::SIGUSR1).unwrap();
     assert_eq!(
-        std::fs::read_to_string(&log).unwrap(),
-        "INT\n",
+        wait_lines(&log, 2),
+        ["INT", "USR1"],
         "Ctrl-C must reach the child exactly once"
     );
     assert!(alive(probe_pid));

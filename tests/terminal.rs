@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use nix::sys::signal::{Signal, kill};
 
-use crate::process::{KillOnDrop, env_with_key, probe, read_pid, shebang_env, state, wait_for};
+use crate::process::{env_with_key, shebang_env, state};
 use crate::util::Env;
+use crate::util::{KillOnDrop, probe, read_pid, wait_for};
 
 /// An interactive bash on a pseudo-terminal, with `secret` on its PATH.
 struct Terminal {
@@ -106,7 +107,7 @@ fn ctrl_c_stops_a_script_looping_over_secret_exec() {
     );
     let mut term = Terminal::start(&env);
     term.type_keys("./loop.sh\n");
-    let first = read_pid(&ready(&env, "ready1"));
+    let first = read_pid(ready(&env, "ready1"));
     let _cleanup = KillOnDrop(first);
     term.type_keys("\x03");
     // Read by the shell once the script is over (the quotes keep the

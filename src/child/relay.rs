@@ -38,7 +38,7 @@ use crate::mask::Redactor;
 /// The child's side of the plumbing, and ours. Every descriptor is
 /// close-on-exec: the child gets its ends through dup2 onto 0, 1, 2, and
 /// keeps none of ours.
-pub struct Plumbing {
+pub(crate) struct Plumbing {
     /// Descriptors to install as the child's 0, 1, 2.
     pub child_stdio: [Option<OwnedFd>; 3],
     /// With a pseudo-terminal: its slave, to become the child's controlling
@@ -51,7 +51,7 @@ pub struct Plumbing {
 }
 
 /// Running relay threads.
-pub struct Relay {
+pub(crate) struct Relay {
     threads: Vec<JoinHandle<()>>,
     saved_mode: Option<Termios>,
     master: Option<Arc<OwnedFd>>,
@@ -60,7 +60,7 @@ pub struct Relay {
 impl Plumbing {
     /// Pipes for stdout and stderr, or a pseudo-terminal when our stdout is
     /// a terminal.
-    pub fn new() -> Result<Self> {
+    pub(crate) fn new() -> Result<Self> {
         let io = |e: nix::errno::Errno| Error::io("setting up masked output", e.into());
         let stdout_tty = std::io::stdout().is_terminal();
         let stderr_tty = std::io::stderr().is_terminal();
@@ -122,14 +122,14 @@ impl Plumbing {
 
     /// The raw descriptors for `SpawnSpec::stdio`.
     #[must_use]
-    pub fn stdio(&self) -> [Option<RawFd>; 3] {
+    pub(crate) fn stdio(&self) -> [Option<RawFd>; 3] {
         [0, 1, 2].map(|i| self.child_stdio[i].as_ref().map(AsRawFd::as_raw_fd))
     }
 
     /// Once the child runs: closes its ends here (so EOF can come), puts our
     /// terminal in raw mode when relaying keystrokes, and starts the threads.
     /// `redactor` makes one redactor per stream.
-    pub fn start(self, redactor: impl Fn() -> Redactor) -> Relay {
+    pub(crate) fn start(self, redactor: impl Fn() -> Redactor) -> Relay {
         let Self {
             child_stdio,
             sources,
@@ -169,7 +169,7 @@ impl Plumbing {
 
 impl Relay {
     /// Copies our window size to the child's terminal (on SIGWINCH).
-    pub fn resize(&self) {
+    pub(crate) fn resize(&self) {
         if let (Some(master), Some(size)) =
             (&self.master, window_size(std::io::stdout().as_raw_fd()))
         {
@@ -179,14 +179,14 @@ impl Relay {
 
     /// Whether the child's output goes through a pseudo-terminal.
     #[must_use]
-    pub fn has_pty(&self) -> bool {
+    pub(crate) fn has_pty(&self) -> bool {
         self.master.is_some()
     }
 
     /// After the child ended: relays until every writer has closed the
     /// pipes (the child's background processes included), flushes the
     /// redactors and restores our terminal.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         for t in self.threads {
             let _ = t.join();
         }
@@ -202,7 +202,7 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
 }
 
 /// How long a stream may be quiet before what it holds is released.
-pub const IDLE: Duration = Duration::from_millis(30);
+pub(crate) const IDLE: Duration = Duration::from_millis(30);
 
 /// Output that, once past the last newline, is written anyway.
 const MAX_PARTIAL_LINE: usize = 64 * 1024;
@@ -244,7 +244,7 @@ impl Stream {
         if end {
             self.filter.finish(&mut self.unwritten);
         } else {
-            release_held(&mut self.filter, &mut self.unwritten);
+            self.filter.flush_held(&mut self.unwritten);
         }
         self.write(self.unwritten.len())
     }
@@ -266,13 +266,6 @@ impl Stream {
         self.unwritten.drain(..n);
         ok.is_ok()
     }
-}
-
-/// Releases the bytes `filter` holds as the possible start of a secret.
-// When the mask branch lands: `filter.flush_held(out)`, which also masks
-// the rest of a value that completes after the release.
-fn release_held(filter: &mut Redactor, out: &mut Vec<u8>) {
-    filter.finish(out);
 }
 
 /// Reads `fd` until every writer has closed it (EOF, or EIO for a

@@ -40,7 +40,7 @@ use crate::error::{Error, Result};
 use crate::sys::{self, SpawnSpec};
 
 /// Signals passed on to the child.
-pub const FORWARDED: &[i32] = &[
+pub(crate) const FORWARDED: &[i32] = &[
     sig::SIGHUP,
     sig::SIGINT,
     sig::SIGQUIT,
@@ -72,7 +72,7 @@ enum Terminal {
 }
 
 /// What the caller decided about supervision.
-pub struct Supervision {
+pub(crate) struct Supervision {
     /// Reap every orphan (PR_SET_CHILD_SUBREAPER); implied as PID 1.
     pub subreaper: bool,
 }
@@ -99,7 +99,7 @@ fn terminal_mode() -> Terminal {
 }
 
 /// Parses `TERM`, `SIGTERM` or `15` (any case).
-pub fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
+pub(crate) fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
     let upper = text.to_ascii_uppercase();
     let named = if upper.starts_with("SIG") {
         upper
@@ -126,14 +126,14 @@ fn forwarded() -> Vec<i32> {
 }
 
 /// Registers for the signals we forward (before the fork, so none is lost).
-pub fn listen() -> Result<SignalsInfo<WithOrigin>> {
+pub(crate) fn listen() -> Result<SignalsInfo<WithOrigin>> {
     SignalsInfo::<WithOrigin>::new(forwarded().into_iter().chain([sig::SIGCHLD]))
         .map_err(|e| Error::io("installing signal handlers", e))
 }
 
 /// How the child ended.
 #[derive(Clone, Copy, Debug)]
-pub enum Ended {
+pub(crate) enum Ended {
     Exited(u8),
     Signaled(Signal),
 }
@@ -141,7 +141,7 @@ pub enum Ended {
 impl Ended {
     /// The code to exit with: the child's, or 128+N for signal N.
     #[must_use]
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Self::Exited(code) => code,
             Self::Signaled(signal) => u8::try_from(128 + signal as i32).unwrap_or(255),
@@ -151,7 +151,7 @@ impl Ended {
     /// Ends as the child did: for a death by signal, dies of the same
     /// signal (PID 1 cannot, and exits 128+N); otherwise returns the code.
     #[must_use]
-    pub fn mirror(self) -> u8 {
+    pub(crate) fn mirror(self) -> u8 {
         if let Self::Signaled(signal) = self
             && getpid().as_raw() != 1
         {
@@ -162,7 +162,7 @@ impl Ended {
 }
 
 /// A started child, to be supervised.
-pub struct Running {
+pub(crate) struct Running {
     child: Pid,
     terminal: Terminal,
     signals: SignalsInfo<WithOrigin>,
@@ -170,7 +170,11 @@ pub struct Running {
 
 /// Spawns the child described by `spec` (whose `new_group` this sets).
 /// The caller drops every secret buffer before calling `supervise`.
-pub fn start(spec: &mut SpawnSpec<'_>, shown: &str, supervision: &Supervision) -> Result<Running> {
+pub(crate) fn start(
+    spec: &mut SpawnSpec<'_>,
+    shown: &str,
+    supervision: &Supervision,
+) -> Result<Running> {
     // With a pseudo-terminal of its own the child is in a session of its
     // own: our terminal stays ours (in raw mode, relaying keys).
     let terminal = if spec.controlling_tty.is_some() {
@@ -197,7 +201,7 @@ pub fn start(spec: &mut SpawnSpec<'_>, shown: &str, supervision: &Supervision) -
 
 impl Running {
     #[must_use]
-    pub fn pid(&self) -> Pid {
+    pub(crate) fn pid(&self) -> Pid {
         self.child
     }
 
@@ -205,7 +209,7 @@ impl Running {
     /// ended. `on_winch`, when given, handles SIGWINCH instead of
     /// forwarding it (a pseudo-terminal is resized, and the kernel tells the
     /// child). Once it has ended, the signals we caught act on us again.
-    pub fn supervise(mut self, on_winch: Option<&dyn Fn()>) -> Ended {
+    pub(crate) fn supervise(mut self, on_winch: Option<&dyn Fn()>) -> Ended {
         let mut skip_cont = false;
         loop {
             for origin in self.signals.wait() {
