@@ -342,3 +342,123 @@ fn overlapping_secrets_are_masked_whole() {
     out.success().no_leak(b"omega").no_leak(b"alpha");
     assert_eq!(out.stdout(), "<secret:@a,@b>|<secret:@a>|<secret:@b>\n");
 }
+
+/// `secret exec --mask … 2>&1` through a shell, the way a CI runner gives
+/// a step one log for both streams.
+fn masked_2to1(env: &Env, script: &str) -> crate::util::Output {
+    let line = format!(
+        "exec \"$SECRET_BIN\" exec --mask -e K=@openai_api_key -- sh -c '{script}' 2>&1 </dev/null"
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &line])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", env.root())
+        .env("SECRET_HOME", env.home())
+        .env("SECRET_PASSPHRASE", crate::util::PASSPHRASE)
+        .env("SECRET_TEST_FAST_KDF", "1")
+        .env("SECRET_BIN", env!("CARGO_BIN_EXE_secret"))
+        .output()
+        .expect("sh");
+    crate::util::Output {
+        code: out.status.code(),
+        stdout: out.stdout,
+        stderr: out.stderr,
+    }
+}
+
+#[test]
+fn one_log_for_both_streams_keeps_the_childs_order() {
+    let env = env_with_key();
+    // The replay: 40 runs, each must come out in write order.
+    for _ in 0..40 {
+        let out = masked_2to1(&env, "echo step1; ls /nonexistent-dir; echo step2");
+        let lines: Vec<String> = out.stdout().lines().map(str::to_owned).collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines[0], "step1", "{lines:?}");
+        assert!(lines[1].contains("nonexistent-dir"), "{lines:?}");
+        assert_eq!(lines[2], "step2", "{lines:?}");
+    }
+    // A long alternating run: exactly the child's order, masked.
+    let out = masked_2to1(
+        &env,
+        "i=0; while [ $i -lt 500 ]; do echo \"out $i $K\"; echo \"err $i\" >&2; i=$((i+1)); done",
+    );
+    out.success().no_leak(VALUE.as_bytes());
+    let want: String = (0..500)
+        .map(|i| format!("out {i} <secret:@openai_api_key>\nerr {i}\n"))
+        .collect();
+    assert_eq!(out.stdout(), want);
+}
+
+#[test]
+fn separate_streams_never_splice_a_line() {
+    let env = env_with_key();
+    let out = masked(
+        &env,
+        "i=0; while [ $i -lt 300 ]; do printf 'out-%s-' $i; printf 'err-%s\\n' $i >&2; echo end; i=$((i+1)); done",
+    );
+    out.success();
+    for (i, line) in out.stdout().lines().enumerate() {
+        assert_eq!(line, format!("out-{i}-end"));
+    }
+    for (i, line) in out.stderr().lines().enumerate() {
+        assert_eq!(line, format!("err-{i}"));
+    }
+}
+
+#[test]
+fn a_background_writer_outlives_the_child_and_is_still_masked() {
+    let env = env_with_key();
+    let marker = env.root().join("bg-alive");
+    let script = format!(
+        "(sleep 0.5; echo \"late $K\"; touch {}) & echo done",
+        marker.display()
+    );
+    let out = masked(&env, &script);
+    out.success().no_leak(VALUE.as_bytes());
+    // secret waited for the background writer: it was not killed by SIGPIPE.
+    assert!(marker.exists(), "the background process died");
+    assert_eq!(out.stdout(), "done\nlate <secret:@openai_api_key>\n");
+}
+
+#[test]
+fn a_prompt_is_shown_at_once_not_held_back() {
+    use std::io::Read;
+    let env = env_with_key();
+    // "continu" is a prefix of nothing secret, but "e" could start one of
+    // the patterns: the whole prompt must arrive before the child goes on.
+    let mut child = env
+        .secret([
+            "exec",
+            "--mask",
+            "-e",
+            "K=@openai_api_key",
+            "--",
+            "sh",
+            "-c",
+            "printf 'Press ENTER to continue'; read x; echo",
+        ])
+        .into_command()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    // Waits on the bytes themselves; the child blocks on `read` until we
+    // answer, so only an idle release can deliver the last letter.
+    while got.len() < b"Press ENTER to continue".len() {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "output ended early: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"Press ENTER to continue");
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+}
