@@ -4,8 +4,11 @@
 //! that noise hits every contender alike. 256 MiB in 64 KiB chunks, as a
 //! pipe would deliver them; prints the best of a few rounds in MB/s and the
 //! ratio to the copy, then the rate on base64 text (the alphabet of most
-//! patterns). Asserts only that the output is as long as the input (a
-//! marker is shorter than the values).
+//! patterns). API-key-shaped secrets have one pattern per encoding (their
+//! URL and JSON forms are the value itself); secrets with symbols and a
+//! multi-line key have all of theirs, so they are measured too, with the
+//! build time of the largest values. Asserts only that the output is as
+//! long as the input (a marker is shorter than the values).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -105,6 +108,25 @@ fn secrets(rng: &mut Rng, n: usize) -> Vec<(String, SecretValue)> {
         .collect()
 }
 
+/// Secrets with the bytes that every URL and JSON form escapes (so each
+/// form is a pattern of its own), one of them a multi-line PEM-like key of
+/// 28 lines (so its CRLF form and its lines are patterns too).
+fn symbol_secrets(rng: &mut Rng, n: usize) -> Vec<(String, SecretValue)> {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+=@:!*~ ";
+    let mut pem = b"-----BEGIN PRIVATE KEY-----".to_vec();
+    for _ in 0..26 {
+        pem.push(b'\n');
+        pem.extend((0..64).map(|_| CHARS[rng.below(64)]));
+    }
+    pem.extend_from_slice(b"\n-----END PRIVATE KEY-----");
+    let mut all = vec![("@pem".to_owned(), SecretValue::new(pem))];
+    all.extend((1..n).map(|i| {
+        let v: Vec<u8> = (0..32).map(|_| CHARS[rng.below(CHARS.len())]).collect();
+        (format!("@pw_{i}"), SecretValue::new(v))
+    }));
+    all
+}
+
 fn copy(text: &[u8], out: &mut Vec<u8>) -> usize {
     let mut total = 0;
     for chunk in text.chunks(CHUNK) {
@@ -150,24 +172,48 @@ fn main() {
         assert!(skipped.is_empty());
         (r, start.elapsed())
     };
+    let symbols = symbol_secrets(&mut rng, 100);
     let (mut r1, build1) = build(&one);
     let (mut r100, build100) = build(&hundred);
+    let (mut rsym, build_sym) = build(&symbols);
     println!(
-        "build: 1 secret {:.2} ms, 100 secrets {:.2} ms",
+        "build: 1 secret {:.2} ms, 100 secrets {:.2} ms, 100 with symbols and a PEM {:.2} ms",
         build1.as_secs_f64() * 1e3,
-        build100.as_secs_f64() * 1e3
+        build100.as_secs_f64() * 1e3,
+        build_sym.as_secs_f64() * 1e3,
     );
+    // The largest values: one of MAX_ENCODED_LEN bytes of random binary
+    // (every encoded form, none shared), one PEM bundle of 1 MiB (raw forms
+    // only: the value, its CRLF form and its 16k lines).
+    let mut big = Vec::with_capacity(secret::mask::MAX_ENCODED_LEN);
+    big.extend((0..secret::mask::MAX_ENCODED_LEN).map(|_| rng.next() as u8));
+    let mut bundle = Vec::with_capacity(1 << 20);
+    while bundle.len() + 65 <= 1 << 20 {
+        bundle.extend((0..64).map(|_| b'A' + (rng.next() % 26) as u8));
+        bundle.push(b'\n');
+    }
+    for (name, value) in [("64 KiB binary value", big), ("1 MiB PEM bundle", bundle)] {
+        let one = [("@big".to_owned(), SecretValue::new(value))];
+        let (_, took) = build(&one);
+        println!("build: {name} {:.0} ms", took.as_secs_f64() * 1e3);
+    }
 
     let mut out = Vec::with_capacity(2 * CHUNK);
-    let names = ["copy (cat)", "redact, 1 secret", "redact, 100 secrets"];
-    let mut best = [Duration::MAX; 3];
+    let names = [
+        "copy (cat)",
+        "redact, 1 secret",
+        "redact, 100 secrets",
+        "100 symbols and a PEM",
+    ];
+    let mut best = [Duration::MAX; 4];
     for _ in 0..ROUNDS {
         for (i, best) in best.iter_mut().enumerate() {
             let start = Instant::now();
             let n = match i {
                 0 => copy(&text, &mut out),
                 1 => redact(&mut r1, &text, &mut out),
-                _ => redact(&mut r100, &text, &mut out),
+                2 => redact(&mut r100, &text, &mut out),
+                _ => redact(&mut rsym, &text, &mut out),
             };
             let elapsed = start.elapsed();
             assert_eq!(n, text.len(), "text without secrets must pass unchanged");

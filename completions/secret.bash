@@ -498,7 +498,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__exec)
-            opts="-e -i -h -V --env --env-file --file --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help --version"
+            opts="-e -i -h -V --env --env-file --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -518,6 +518,14 @@ _secret() {
                     ;;
                 --file)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy-egress)
+                    COMPREPLY=($(compgen -W "allow deny" -- "${cur}"))
                     return 0
                     ;;
                 --keep)
@@ -619,7 +627,7 @@ _secret() {
                     return 0
                     ;;
                 --delivery)
-                    COMPREPLY=($(compgen -W "env file" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "env file http" -- "${cur}"))
                     return 0
                     ;;
                 --passphrase-fd)
@@ -1450,7 +1458,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__run)
-            opts="-i -h -V --file --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help --version"
+            opts="-i -h -V --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1458,6 +1466,14 @@ _secret() {
             case "${prev}" in
                 --file)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy-egress)
+                    COMPREPLY=($(compgen -W "allow deny" -- "${cur}"))
                     return 0
                     ;;
                 --keep)

@@ -91,7 +91,8 @@ complete -c secret -n "__fish_secret_using_subcommand grants; and not __fish_see
 complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l consumer -d 'The consumer: a plugin id, or exec' -r
 complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l purpose -d 'The purpose the consumer states' -r
 complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l delivery -d 'How the value would be delivered' -r -f -a "env\t''
-file\t''"
+file\t''
+http\t''"
 complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
 complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -121,6 +122,9 @@ complete -c secret -n "__fish_secret_using_subcommand lock" -s V -l version -d '
 complete -c secret -n "__fish_secret_using_subcommand exec" -s e -l env -d 'Set VAR in the child: to the secret behind @handle, or to a literal' -r
 complete -c secret -n "__fish_secret_using_subcommand exec" -l env-file -d 'Read VAR=@handle lines from FILE (comments and blank lines allowed)' -r -F
 complete -c secret -n "__fish_secret_using_subcommand exec" -l file -d 'Give the child VAR=/dev/fd/N, an in-memory file holding the secret' -r
+complete -c secret -n "__fish_secret_using_subcommand exec" -l proxy -d 'Give the child a placeholder for the secret; a loopback proxy puts the value on the wire, only to the hosts its grant allows' -r
+complete -c secret -n "__fish_secret_using_subcommand exec" -l proxy-egress -d 'With --proxy: what happens to connections to hosts no proxied secret may go to: tunnelled untouched (allow), or refused (deny)' -r -f -a "allow\t'Tunnel connections to other hosts untouched'
+deny\t'Refuse them: only the hosts of the proxied secrets are reachable'"
 complete -c secret -n "__fish_secret_using_subcommand exec" -l keep -d 'With -i: keep this inherited variable (a name or a glob like LC_*)' -r
 complete -c secret -n "__fish_secret_using_subcommand exec" -l unset -d 'Remove this inherited variable' -r
 complete -c secret -n "__fish_secret_using_subcommand exec" -l consumer -d 'Ask as this consumer (grants.toml decides what it may have)' -r
@@ -137,6 +141,9 @@ complete -c secret -n "__fish_secret_using_subcommand exec" -l subreaper -d 'Rea
 complete -c secret -n "__fish_secret_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand exec" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_using_subcommand run" -l file -d 'Give the child VAR=/dev/fd/N, an in-memory file holding the secret' -r
+complete -c secret -n "__fish_secret_using_subcommand run" -l proxy -d 'Give the child a placeholder for the secret; a loopback proxy puts the value on the wire, only to the hosts its grant allows' -r
+complete -c secret -n "__fish_secret_using_subcommand run" -l proxy-egress -d 'With --proxy: what happens to connections to hosts no proxied secret may go to: tunnelled untouched (allow), or refused (deny)' -r -f -a "allow\t'Tunnel connections to other hosts untouched'
+deny\t'Refuse them: only the hosts of the proxied secrets are reachable'"
 complete -c secret -n "__fish_secret_using_subcommand run" -l keep -d 'With -i: keep this inherited variable (a name or a glob like LC_*)' -r
 complete -c secret -n "__fish_secret_using_subcommand run" -l unset -d 'Remove this inherited variable' -r
 complete -c secret -n "__fish_secret_using_subcommand run" -l consumer -d 'Ask as this consumer (grants.toml decides what it may have)' -r

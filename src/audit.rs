@@ -3,6 +3,19 @@
 //! and a sequence number, so `secret audit --verify` finds a line that was
 //! edited, removed or reordered. It records handles, outcomes and
 //! fingerprints, never a value.
+//!
+//! Anchoring: a command that unlocked the store gives this module a key
+//! derived from the vault key (`use_key`); every line it writes then ends
+//! in `"mac"`, an HMAC of the line under that key, and the line's `prev`
+//! chains it to everything before. Someone who can edit the trail but does
+//! not have the vault key cannot rewrite a keyed line, nor any line before
+//! one. The head is kept in a small sidecar, `audit.head`: the trail's
+//! length, the last line's number and hash (so an append never reads the
+//! trail), and the last *keyed* line's number and hash under an HMAC (so
+//! cutting or editing the end of the trail, or stripping a line's mac, is
+//! found). Lines written without the key (`lock`, a launch that needed no
+//! local secret) are chained but sealed only by the next keyed line;
+//! `--verify` says how many there are.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -40,6 +53,127 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
     pub prev: String,
+    /// HMAC-SHA-256 (hex) of the line without this field, under the audit
+    /// key; always the last field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+/// The audit key of the store this command unlocked, if it unlocked one.
+static KEY: std::sync::OnceLock<crypto::Key> = std::sync::OnceLock::new();
+
+/// Lets this process key the lines it writes and check keyed lines:
+/// called by a store when it is unlocked with its root key.
+pub fn use_key(root: &crypto::Key) {
+    let _ = KEY.set(root.subkey("secret/v1/audit"));
+}
+
+/// The sidecar holding the trail's head.
+fn head_file(paths: &Paths) -> std::path::PathBuf {
+    paths.audit_file().with_file_name("audit.head")
+}
+
+/// What `audit.head` records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Head {
+    /// The trail's length in bytes when this was written.
+    len: u64,
+    seq: u64,
+    hash: String,
+    /// The last keyed line: its number and hash, and an HMAC of both.
+    keyed: Option<(u64, String, String)>,
+}
+
+/// The sidecar is written in place, padded to one fixed size, in one write.
+const HEAD_LEN: usize = 320;
+
+impl Head {
+    fn anchor_mac(key: &crypto::Key, seq: u64, hash: &str) -> String {
+        crypto::hex(&crypto::hmac(
+            key,
+            &[
+                b"secret/v1/audit-head\0",
+                seq.to_string().as_bytes(),
+                b" ",
+                hash.as_bytes(),
+            ],
+        ))
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let keyed = match &self.keyed {
+            Some((seq, hash, mac)) => format!("{seq} {hash} {mac}"),
+            None => "- - -".into(),
+        };
+        let mut out = format!(
+            "secret-audit-head/1 {} {} {} {keyed}\n",
+            self.len, self.seq, self.hash
+        )
+        .into_bytes();
+        out.resize(HEAD_LEN.max(out.len()), b' ');
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let f: Vec<&str> = text.split_whitespace().collect();
+        if f.len() != 7 || f[0] != "secret-audit-head/1" {
+            return None;
+        }
+        let keyed = if f[4] == "-" {
+            None
+        } else {
+            Some((f[4].parse().ok()?, f[5].to_owned(), f[6].to_owned()))
+        };
+        Some(Self {
+            len: f[1].parse().ok()?,
+            seq: f[2].parse().ok()?,
+            hash: f[3].to_owned(),
+            keyed,
+        })
+    }
+}
+
+fn read_head(paths: &Paths) -> Result<Option<Head>> {
+    let bytes = fsio::read_private_file(
+        &head_file(paths),
+        "the audit head",
+        4096,
+        fsio::Readers::OwnerOnly,
+    )?;
+    Ok(bytes.map(|b| Head::decode(&b).unwrap_or_default()))
+}
+
+fn write_head(paths: &Paths, head: &Head) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let path = head_file(paths);
+    let file = fsio::open_trusted(
+        &path,
+        "the audit head",
+        fsio::Readers::OwnerOnly,
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600),
+    )?
+    .ok_or_else(|| {
+        Error::io(
+            format!("writing {}", path.display()),
+            std::io::ErrorKind::NotFound.into(),
+        )
+    })?;
+    file.write_all_at(&head.encode(), 0)
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+/// Splits a keyed line into the text its mac covers and the mac.
+fn split_mac(line: &str) -> Option<(String, &str)> {
+    const TAIL: &str = ",\"mac\":\"";
+    let body = line.strip_suffix("\"}")?;
+    let at = body.rfind(TAIL)?;
+    let mac = &body[at + TAIL.len()..];
+    Some((format!("{}}}", &body[..at]), mac))
 }
 
 /// What a caller reports; `append` adds the time, pid, sequence and chain.
@@ -55,7 +189,9 @@ pub struct Event {
 }
 
 /// Appends `events` as consecutive lines, under an exclusive lock on the
-/// trail so concurrent commands cannot interleave or fork the chain.
+/// trail so concurrent commands cannot interleave or fork the chain. The
+/// head comes from `audit.head` when it matches the trail's length, so the
+/// trail itself is not read.
 pub fn append(paths: &Paths, events: &[Event]) -> Result<()> {
     if events.is_empty() {
         return Ok(());
@@ -64,21 +200,32 @@ pub fn append(paths: &Paths, events: &[Event]) -> Result<()> {
     let path = paths.audit_file();
     let io =
         |e: std::io::Error| Error::io(format!("writing the audit trail {}", path.display()), e);
-    let file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io)?;
+    let file = fsio::open_trusted(
+        &path,
+        "the audit trail",
+        fsio::Readers::OwnerOnly,
+        OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600),
+    )?
+    .ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?;
     let mut file = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io(e.into()))?;
-    let (mut seq, mut prev, ends_cleanly) = tail(&mut file).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let head = read_head(paths).ok().flatten();
+    let (mut seq, mut prev, ends_cleanly) = match &head {
+        Some(h) if h.len == len && !h.hash.is_empty() => (h.seq, h.hash.clone(), true),
+        _ => tail(&mut file).map_err(io)?,
+    };
+    let mut keyed = head.and_then(|h| h.keyed);
     let mut out = Vec::new();
     if !ends_cleanly {
         // A torn line from a crash: close it so `--verify` reports it.
         out.push(b'\n');
     }
     let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let key = KEY.get();
     for event in events {
         seq += 1;
         let record = Record {
@@ -93,14 +240,31 @@ pub fn append(paths: &Paths, events: &[Event]) -> Result<()> {
             pid: std::process::id(),
             fingerprint: event.fingerprint.clone(),
             prev,
+            mac: None,
         };
-        let line = serde_json::to_string(&record).map_err(|e| io(e.into()))?;
+        let mut line = serde_json::to_string(&record).map_err(|e| io(e.into()))?;
+        if let Some(key) = key {
+            let mac = crypto::hex(&crypto::hmac(key, &[line.as_bytes()]));
+            line.pop();
+            line.push_str(&format!(",\"mac\":\"{mac}\"}}"));
+        }
         prev = crypto::sha256_hex(line.as_bytes());
+        if let Some(key) = key {
+            keyed = Some((seq, prev.clone(), Head::anchor_mac(key, seq, &prev)));
+        }
         out.extend_from_slice(line.as_bytes());
         out.push(b'\n');
     }
     file.write_all(&out).map_err(io)?;
-    Ok(())
+    write_head(
+        paths,
+        &Head {
+            len: len + out.len() as u64,
+            seq,
+            hash: prev,
+            keyed,
+        },
+    )
 }
 
 /// The last line's sequence number and hash, and whether the file ends in a
@@ -155,12 +319,57 @@ fn broken(path: &Path, line: usize, reason: String) -> Error {
     }
 }
 
-/// Checks the whole chain. Returns the number of lines and the hash of the
-/// last one (keep it elsewhere to detect a trail cut at its end).
-pub fn verify(paths: &Paths) -> Result<(usize, String)> {
+/// What `verify` found.
+#[derive(Debug)]
+pub struct Verified {
+    /// Lines in the trail.
+    pub count: usize,
+    /// The hash of the last line.
+    pub head: String,
+    /// Lines whose mac was checked under the vault key.
+    pub keyed: usize,
+    /// Lines after the last keyed one, written without the key: chained,
+    /// but not yet sealed by a keyed line.
+    pub unsealed: usize,
+}
+
+impl std::fmt::Display for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "audit trail intact: {} records; last record hash {}",
+            self.count, self.head
+        )?;
+        if self.count > 0 {
+            writeln!(
+                f,
+                "{} records checked under the vault key; {} after the last of them written without it (chained, not yet sealed)",
+                self.keyed, self.unsealed
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks the whole chain, every keyed line's mac (when this process has
+/// the key), and the end of the trail against `audit.head`.
+pub fn verify(paths: &Paths) -> Result<Verified> {
     let path = paths.audit_file();
+    let head = read_head(paths)?;
     let Some(bytes) = fsio::read_private(&path)? else {
-        return Ok((0, GENESIS.to_owned()));
+        if head.as_ref().is_some_and(|h| h.seq > 0) {
+            return Err(broken(
+                &path,
+                1,
+                "the trail is gone, but its head record says it had lines".into(),
+            ));
+        }
+        return Ok(Verified {
+            count: 0,
+            head: GENESIS.to_owned(),
+            keyed: 0,
+            unsealed: 0,
+        });
     };
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()]
@@ -178,8 +387,11 @@ pub fn verify(paths: &Paths) -> Result<(usize, String)> {
             "the last line is incomplete (cut short)".into(),
         ));
     }
+    let key = KEY.get();
     let mut prev = GENESIS.to_owned();
     let mut count = 0;
+    let mut keyed = 0;
+    let mut last_keyed: Option<(u64, String)> = None;
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let record: Record = serde_json::from_str(line)
@@ -202,9 +414,94 @@ pub fn verify(paths: &Paths) -> Result<(usize, String)> {
             ));
         }
         prev = crypto::sha256_hex(line.as_bytes());
+        if record.mac.is_some() {
+            let ok = split_mac(line).is_some_and(|(body, mac)| {
+                key.is_none_or(|k| crypto::hex(&crypto::hmac(k, &[body.as_bytes()])) == mac)
+            });
+            if !ok {
+                return Err(broken(
+                    &path,
+                    n,
+                    "its mac does not match: the line was edited (or written for another vault)"
+                        .into(),
+                ));
+            }
+            if key.is_some() {
+                keyed += 1;
+            }
+            last_keyed = Some((n as u64, prev.clone()));
+        }
         count = n;
     }
-    Ok((count, prev))
+    let sealed = last_keyed
+        .as_ref()
+        .map_or(0, |(n, _)| usize::try_from(*n).unwrap_or(0));
+    check_head(&path, head, count, &prev, last_keyed, key)?;
+    let unsealed = count - sealed;
+    Ok(Verified {
+        count,
+        head: prev,
+        keyed,
+        unsealed,
+    })
+}
+
+/// The end of the trail against the head record: the last line is the one
+/// recorded, and the last keyed line is where the keyed anchor says.
+fn check_head(
+    path: &Path,
+    head: Option<Head>,
+    count: usize,
+    last: &str,
+    last_keyed: Option<(u64, String)>,
+    key: Option<&crypto::Key>,
+) -> Result<()> {
+    let Some(head) = head else {
+        if last_keyed.is_some() {
+            return Err(broken(
+                path,
+                count,
+                "audit.head, which anchors the end of the trail, is missing".into(),
+            ));
+        }
+        // A trail from before the head record: nothing to check it against.
+        return Ok(());
+    };
+    if let Some((seq, hash, mac)) = &head.keyed {
+        if key.is_some_and(|k| Head::anchor_mac(k, *seq, hash) != *mac) {
+            return Err(broken(
+                path,
+                count,
+                "audit.head was altered (its mac does not match)".into(),
+            ));
+        }
+        if last_keyed
+            .as_ref()
+            .is_none_or(|(n, h)| n < seq || (n == seq && h != hash))
+        {
+            let at = usize::try_from(*seq)
+                .unwrap_or(usize::MAX)
+                .min(count.max(1));
+            return Err(broken(
+                path,
+                at,
+                format!(
+                    "line {seq}, the last one written with the vault key, was edited, removed or stripped of its mac"
+                ),
+            ));
+        }
+    }
+    if head.seq != count as u64 || head.hash != last {
+        return Err(broken(
+            path,
+            count.max(1),
+            format!(
+                "the trail ends at line {count}, but its head record says line {} (the end was cut or edited)",
+                head.seq
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -236,9 +533,9 @@ mod tests {
         append(&paths, &[event("add", "a"), event("add", "b")]).expect("append");
         append(&paths, &[event("rotate", "a")]).expect("append");
         append(&paths, &[event("rm", "b")]).expect("append");
-        let (n, head) = verify(&paths).expect("intact");
-        assert_eq!(n, 4);
-        assert_ne!(head, GENESIS);
+        let v = verify(&paths).expect("intact");
+        assert_eq!(v.count, 4);
+        assert_ne!(v.head, GENESIS);
         assert_eq!(read(&paths).expect("read")[2].action, "rotate");
 
         let good = std::fs::read_to_string(paths.audit_file()).expect("read");

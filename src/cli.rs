@@ -15,7 +15,8 @@ use clap::{Args, Parser, Subcommand};
 /// handles and sets the values only in the child's environment.
 ///
 /// Exit codes: 0 success; 1 failure; 2 usage error. `secret exec` returns the
-/// command's own code, 128+N when a signal N ended it, 125 when secret itself
+/// command's own code; when a signal N killed it, secret dies of N too (a
+/// shell reports 128+N; as PID 1, secret exits 128+N); 125 when secret itself
 /// failed (the command did not run), 126 when the command cannot be executed
 /// and 127 when it is not found.
 #[derive(Debug, Parser)]
@@ -25,7 +26,7 @@ use clap::{Args, Parser, Subcommand};
     propagate_version = true,
     max_term_width = 100
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Read the vault passphrase from file descriptor N.
     ///
     /// Takes precedence over SECRET_PASSPHRASE and the terminal prompt. The
@@ -43,7 +44,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create the store.
     ///
     /// The file vault asks for a new passphrase (or takes SECRET_PASSPHRASE or
@@ -216,7 +217,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     /// Set VAR in the child: to the secret behind @handle, or to a literal.
     ///
     /// Write @@ for a literal value starting with @. Repeatable; a later
@@ -245,7 +246,7 @@ pub struct ExecArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum GrantsCommand {
+pub(crate) enum GrantsCommand {
     /// Say whether a consumer may have a secret, and which rule decides.
     ///
     /// Exit 0 when allowed, 1 when denied. Scopes apply as in exec.
@@ -265,7 +266,7 @@ pub enum GrantsCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum PluginsCommand {
+pub(crate) enum PluginsCommand {
     /// Start every enabled plugin and supervise them.
     ///
     /// The store is unlocked once; each plugin's secret_env_refs are
@@ -309,7 +310,7 @@ pub enum PluginsCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum BrokerCommand {
+pub(crate) enum BrokerCommand {
     /// Serve the routes of FILE until SIGTERM.
     ///
     /// The store is unlocked once and each route's secret resolved as
@@ -360,25 +361,28 @@ pub enum BrokerCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
     pub child: ChildArgs,
 
-    /// The interpreter (bash, python3, …).
-    pub interpreter: OsString,
-
-    /// The script, whose header names its secrets.
-    pub script: PathBuf,
-
-    /// Arguments for the script.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<OsString>,
+    /// The interpreter (bash, python3, …), the script whose header names its
+    /// secrets, then the script's arguments.
+    ///
+    /// secret's own options go before INTERPRETER: everything after it
+    /// reaches the script byte for byte (--help, -i, a lone -- …).
+    #[arg(
+        required = true,
+        num_args = 2..,
+        trailing_var_arg = true,
+        value_name = "INTERPRETER SCRIPT [ARGS]"
+    )]
+    pub command: Vec<OsString>,
 }
 
 /// Options shared by `exec` and `run`: the child's environment, files and
 /// supervision.
 #[derive(Debug, Args)]
-pub struct ChildArgs {
+pub(crate) struct ChildArgs {
     /// Give the child VAR=/dev/fd/N, an in-memory file holding the secret.
     ///
     /// The file is a sealed memfd: never on disk, readable only through the
@@ -428,7 +432,9 @@ pub struct ChildArgs {
     /// Replace secret with the command (no supervision, no masking).
     ///
     /// Zero overhead after the launch, but nobody forwards signals, reaps
-    /// zombies or kills the child if secret's parent dies.
+    /// zombies or kills the child if secret's parent dies. Refused with
+    /// --mask, and when CI is set unless --no-mask is given, since nothing
+    /// would be left to mask the output.
     #[arg(long = "exec")]
     pub replace: bool,
 
@@ -471,7 +477,7 @@ pub struct ChildArgs {
 impl ChildArgs {
     /// `--mask`, `--no-mask`, else whether `CI` is set to a true value.
     #[must_use]
-    pub fn mask_wanted(&self) -> bool {
+    pub(crate) fn mask_wanted(&self) -> bool {
         if self.mask || self.no_mask {
             return self.mask;
         }
@@ -524,7 +530,7 @@ pub enum DeliveryArg {
 
 /// `--proxy-egress`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Egress {
+pub(crate) enum Egress {
     /// Tunnel connections to other hosts untouched.
     Allow,
     /// Refuse them: only the hosts of the proxied secrets are reachable.
@@ -544,7 +550,7 @@ impl From<DeliveryArg> for crate::grants::Delivery {
 /// Before parsing succeeds, whether `args` look like a launch (`exec` or
 /// `run` before `--` and before any `plugins`, whose own `run` is not one).
 #[must_use]
-pub fn looks_like_launch(args: &[OsString]) -> bool {
+pub(crate) fn looks_like_launch(args: &[OsString]) -> bool {
     args.iter()
         .skip(1)
         .take_while(|a| *a != "--")
@@ -555,13 +561,13 @@ pub fn looks_like_launch(args: &[OsString]) -> bool {
 impl Command {
     /// Whether this command launches a child (its own failures exit 125).
     #[must_use]
-    pub fn is_launch(&self) -> bool {
+    pub(crate) fn is_launch(&self) -> bool {
         matches!(self, Self::Exec(_) | Self::Run(_))
     }
 }
 
 /// Parses a duration such as `10s` or `2m`, at most `config::MAX_DURATION`.
-pub fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
     let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
     if d > crate::config::MAX_DURATION {
         return Err(format!(

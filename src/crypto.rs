@@ -96,6 +96,19 @@ impl KdfParams {
         t: 1,
         p: 1,
     };
+    /// A stored cost more than this many times `DEFAULT`'s memory or
+    /// passes is run only when the user allows it
+    /// (`SECRET_ALLOW_EXPENSIVE_KDF=1`): within the caps below, a header
+    /// can still ask for 4 GiB and t=16, over a minute per attempt.
+    pub const EXPENSIVE_FACTOR: u32 = 4;
+
+    /// Whether running these parameters costs far more than `DEFAULT`.
+    #[must_use]
+    pub fn is_expensive(self) -> bool {
+        self.m_kib > Self::DEFAULT.m_kib.saturating_mul(Self::EXPENSIVE_FACTOR)
+            || self.t > Self::DEFAULT.t.saturating_mul(Self::EXPENSIVE_FACTOR)
+    }
+
     /// Caps on open, so a crafted header cannot exhaust memory or time.
     pub const MAX_M_KIB: u32 = 4 * 1024 * 1024;
     pub const MAX_T: u32 = 16;

@@ -77,6 +77,13 @@ pub enum Error {
         mode: u32,
         fix: String,
     },
+    /// A file `secret` must trust is not what it should be: not a regular
+    /// file, a symbolic link, someone else's, too large.
+    UnsafeFile {
+        path: PathBuf,
+        problem: String,
+        fix: String,
+    },
     /// No passphrase could be had, or the one given is unusable.
     Passphrase {
         message: String,
@@ -177,12 +184,16 @@ impl Error {
                 "restore it from a backup; secret will not use a store that fails its checks"
                     .into(),
             ),
-            Self::InsecurePermissions { fix, .. } => Some(fix.clone()),
+            Self::InsecurePermissions { fix, .. } | Self::UnsafeFile { fix, .. } => {
+                Some(fix.clone())
+            }
             Self::RolledBack { record, .. } => Some(format!(
                 "restore the newer copy; or, if you restored this one on purpose, accept it by removing {}",
                 record.display()
             )),
-            Self::NewerFormat { .. } => Some("upgrade secret; the vault itself is fine".into()),
+            Self::NewerFormat { .. } => Some(
+                "if a newer secret wrote it, upgrade secret; if not, the file is damaged (this build cannot check a newer format): restore it from a backup".into(),
+            ),
             Self::Passphrase { hint, .. } | Self::Keychain { hint, .. } => Some(hint.clone()),
             Self::Io { .. } => None,
             Self::Remote { hint, .. } | Self::Denied { hint, .. } => Some(hint.clone()),
@@ -255,6 +266,9 @@ impl fmt::Display for Error {
                 "{} has format version {version}, newer than this build reads",
                 path.display()
             ),
+            Self::UnsafeFile { path, problem, .. } => {
+                write!(f, "{}: {problem}; refusing to use it", path.display())
+            }
             Self::InsecurePermissions { path, mode, .. } => write!(
                 f,
                 "{} can be accessed by group or others (mode {mode:04o}); refusing to use it",

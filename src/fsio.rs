@@ -4,11 +4,12 @@
 //! failed or killed command never leaves a half-written file.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
+use nix::libc;
 
 use crate::error::{Error, Result};
 
@@ -49,13 +50,22 @@ pub struct Lock {
 /// Takes the writers' lock at `path` (created 0600), waiting for other
 /// writers to finish.
 pub fn lock_exclusive(path: &Path) -> Result<Lock> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io(format!("opening lock file {}", path.display()), e))?;
+    let file = open_trusted(
+        path,
+        "the lock file",
+        Readers::OwnerOnly,
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600),
+    )?
+    .ok_or_else(|| {
+        Error::io(
+            format!("opening lock file {}", path.display()),
+            std::io::ErrorKind::NotFound.into(),
+        )
+    })?;
     let held = Flock::lock(file, FlockArg::LockExclusive)
         .map_err(|(_, errno)| Error::io(format!("locking {}", path.display()), errno.into()))?;
     Ok(Lock { _held: held })
@@ -101,21 +111,201 @@ fn remove_stale(dir: &Path, prefix: &str) {
     }
 }
 
-/// Reads a whole file that must be private (mode 0600 or stricter, in a
-/// private directory). `Ok(None)` when it does not exist.
-pub fn read_private(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::metadata(path) {
+/// Who besides its owner may read a file `secret` trusts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readers {
+    /// Only the owner (mode 0600 or stricter, in a 0700 directory): the
+    /// vault, the audit trail, the store's own state.
+    OwnerOnly,
+    /// Anyone may read it, nobody but the owner may change it (and the
+    /// directory holding it): env files, which are safe to commit.
+    Anyone,
+}
+
+/// Reads a whole file `secret` trusts (a vault, the trail, `config.toml`,
+/// `grants.toml`, an env file, `plugins.toml`, `broker.toml`): a regular
+/// file, never followed through a symbolic link, owned by us, that group
+/// and others cannot change (nor read, for `Readers::OwnerOnly`), in a
+/// directory only we can change, at most `max_len` bytes. It is opened
+/// without blocking and checked on the open descriptor, so a FIFO or a
+/// device fails at once and a file swapped after the check is not read.
+/// `Ok(None)` when it does not exist. `what` names it in errors ("the
+/// vault", "env file"), and every error says what fixes it.
+pub fn read_private_file(
+    path: &Path,
+    what: &str,
+    max_len: u64,
+    readers: Readers,
+) -> Result<Option<Vec<u8>>> {
+    let Some(file) = open_trusted(path, what, readers, OpenOptions::new().read(true))? else {
+        return Ok(None);
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+        .len();
+    check_len(path, what, len, max_len)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    (&file)
+        .take(max_len.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    check_len(path, what, bytes.len() as u64, max_len)?;
+    Ok(Some(bytes))
+}
+
+fn check_len(path: &Path, what: &str, len: u64, max_len: u64) -> Result<()> {
+    if len > max_len {
+        return Err(Error::UnsafeFile {
+            path: path.to_owned(),
+            problem: format!("{what} is {len} bytes, over the limit of {max_len} bytes"),
+            fix: format!("check that {} is the file you meant", path.display()),
+        });
+    }
+    Ok(())
+}
+
+/// Opens `path` with `options` (plus no-follow, non-blocking and
+/// close-on-exec) and checks the open file as `read_private_file` does,
+/// except its size. `Ok(None)` when it does not exist (and `options` do
+/// not create it).
+pub fn open_trusted(
+    path: &Path,
+    what: &str,
+    readers: Readers,
+    options: &mut OpenOptions,
+) -> Result<Option<File>> {
+    let unsafe_file = |problem: String, fix: String| Error::UnsafeFile {
+        path: path.to_owned(),
+        problem,
+        fix,
+    };
+    let file = match options
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
-        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(unsafe_file(
+                format!("{what} is a symbolic link, which secret does not follow"),
+                format!(
+                    "put the file itself there: mv \"$(readlink -f {0})\" {0}",
+                    path.display()
+                ),
+            ));
+        }
+        Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if !meta.file_type().is_file() {
+        return Err(unsafe_file(
+            format!("{what} is {}, not a regular file", kind_of(&meta)),
+            format!("put a regular file at {}", path.display()),
+        ));
     }
-    if let Some(dir) = path.parent() {
-        check_private(dir)?;
+    check_owner(path, what, &meta)?;
+    let mode = meta.mode() & 0o7777;
+    let loose = match readers {
+        Readers::OwnerOnly => mode & 0o077,
+        Readers::Anyone => mode & 0o022,
+    };
+    if loose != 0 {
+        return Err(match readers {
+            Readers::OwnerOnly => Error::InsecurePermissions {
+                path: path.to_owned(),
+                mode,
+                fix: format!("restrict it with: chmod 600 {}", path.display()),
+            },
+            Readers::Anyone => unsafe_file(
+                format!("group or others can change {what} (mode {mode:04o})"),
+                format!("restrict it with: chmod go-w {}", path.display()),
+            ),
+        });
     }
-    check_private(path)?;
-    fs::read(path)
-        .map(Some)
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))
+    if let Some(dir) = path.parent().map(|d| {
+        if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        }
+    }) {
+        check_dir(dir, what, readers)?;
+    }
+    Ok(Some(file))
+}
+
+fn kind_of(meta: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "something else"
+    }
+}
+
+fn check_owner(path: &Path, what: &str, meta: &fs::Metadata) -> Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(Error::UnsafeFile {
+            path: path.to_owned(),
+            problem: format!(
+                "{what} belongs to uid {}, not to you (uid {me})",
+                meta.uid()
+            ),
+            fix: format!("take it over with: chown {me} {}", path.display()),
+        });
+    }
+    Ok(())
+}
+
+/// The directory holding a trusted file: ours (or root's), and nobody else
+/// can add, remove or rename files in it (a sticky directory such as /tmp
+/// stops them); private for `Readers::OwnerOnly`.
+fn check_dir(dir: &Path, what: &str, readers: Readers) -> Result<()> {
+    if readers == Readers::OwnerOnly {
+        return check_private(dir);
+    }
+    let meta = fs::metadata(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let mode = meta.mode() & 0o7777;
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(Error::UnsafeFile {
+            path: dir.to_owned(),
+            problem: format!(
+                "the directory holding {what} belongs to uid {}, who could replace it",
+                meta.uid()
+            ),
+            fix: "move the file into a directory of yours".into(),
+        });
+    }
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(Error::UnsafeFile {
+            path: dir.to_owned(),
+            problem: format!(
+                "group or others can replace files in the directory holding {what} (mode {mode:04o})"
+            ),
+            fix: format!("restrict it with: chmod go-w {}", dir.display()),
+        });
+    }
+    Ok(())
+}
+
+/// Reads a whole file that must be private (mode 0600 or stricter, in a
+/// private directory), at most 1 GiB. `Ok(None)` when it does not exist.
+pub fn read_private(path: &Path) -> Result<Option<Vec<u8>>> {
+    read_private_file(path, "the file", 1 << 30, Readers::OwnerOnly)
 }
 
 /// A temporary directory with mode 0700, as `mktemp -d` makes (tempfile's

@@ -242,6 +242,9 @@ fn fits(g: &Grant, req: &Request<'_>) -> (bool, bool) {
 
 /// `"*"`, `"prefix/*"` (anything under the prefix) or exact.
 fn matches_ref(pattern: &str, secret: &str) -> bool {
+    // `secret_ref = "@db"` means what `"db"` means: handles are written
+    // with their "@" everywhere else, so a grant may be too.
+    let pattern = pattern.strip_prefix('@').unwrap_or(pattern);
     if pattern == "*" {
         return true;
     }

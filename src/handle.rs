@@ -72,6 +72,8 @@ impl Handle {
             Some(format!("contains {c:?}"))
         } else if name.split('/').any(str::is_empty) {
             Some("has an empty namespace segment (leading, trailing or double \"/\")".to_owned())
+        } else if name.split('/').any(|s| s == "." || s == "..") {
+            Some("has a \".\" or \"..\" segment".to_owned())
         } else {
             None
         };
@@ -97,6 +99,39 @@ impl fmt::Display for Handle {
     }
 }
 
+/// Checks the path of a remote reference (`scheme://a/b#field`) before
+/// anything matches grants against it or hands it to a provider: no empty,
+/// `.` or `..` segment (plain or percent-encoded), no encoded `/`, and no
+/// control character, so that `catstore://public/../private/y` cannot pass
+/// a grant on `catstore://public/*` and then name another secret.
+pub fn check_remote_path(text: &str) -> Result<(), Invalid> {
+    let problem = |what: &str| {
+        Err(Invalid::hint(
+            format!("reference \"{}\" {what}", text.escape_default()),
+            "write the reference with plain path segments, as in vault://secret/app#api_key",
+        ))
+    };
+    if text.chars().any(char::is_control) {
+        return problem("contains a control character");
+    }
+    let Some((_, rest)) = text.split_once("://") else {
+        return Ok(());
+    };
+    let path = rest.split(['#', '?']).next().unwrap_or_default();
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") {
+        return problem("has an encoded \"/\" or \"\\\"");
+    }
+    let decoded = lower.replace("%2e", ".");
+    if decoded
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return problem("has an empty, \".\" or \"..\" path segment");
+    }
+    Ok(())
+}
+
 /// The scheme of `text` when it has the `scheme://` shape of a remote
 /// reference (whether that scheme is configured is `remote`'s to say). The
 /// one place that tells a reference's shape from a handle's.
@@ -107,7 +142,7 @@ pub fn scheme(text: &str) -> Option<&str> {
 
 /// What the right-hand side of an `--env VAR=…` mapping means.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Reference {
+pub enum ValueSpec {
     /// `@name`: resolved from the store.
     Handle(Handle),
     /// Anything else: passed through as is (`@@x` stands for the literal `@x`).
@@ -171,26 +206,22 @@ pub enum Part {
     Handle(Handle),
 }
 
-impl Reference {
-    /// Parses with no remote schemes known.
-    pub fn parse(text: &str) -> Result<Self, Invalid> {
-        Self::parse_with(text, &|_| false)
-    }
-
+impl ValueSpec {
     /// Parses; `remote(scheme)` says whether `scheme://…` is a remote
     /// reference (anything else, like `https://…`, is a literal).
     pub fn parse_with(text: &str, remote: &dyn Fn(&str) -> bool) -> Result<Self, Invalid> {
         if let Some(scheme) = scheme(text)
             && remote(scheme)
         {
+            check_remote_path(text)?;
             return Ok(Self::Remote(text.to_owned()));
         }
         if let Some(rest) = text.strip_prefix("@@") {
             Ok(Self::Literal(format!("@{rest}")))
         } else if text.starts_with('@') {
             Handle::parse(text).map(Self::Handle)
-        } else if text.contains("{{@") {
-            parse_template(text).map(Self::Template)
+        } else if text.contains("{{") {
+            parse_template(text)
         } else {
             Ok(Self::Literal(text.to_owned()))
         }
@@ -215,8 +246,24 @@ impl Reference {
 }
 
 /// Splits `postgres://app:{{@db_pw}}@db/app` into text and handles. Only
-/// `{{@` opens a reference, so other braces pass through.
-fn parse_template(text: &str) -> Result<Vec<Part>, Invalid> {
+/// `{{@name}}` is a reference; anything else between `{{` and `}}` that
+/// looks like one (`{{ @db }}`, `{{db}}`) is refused rather than passed on
+/// as literal text, so a typo never runs a command with a silently wrong
+/// value. Single braces pass through.
+fn parse_template(text: &str) -> Result<ValueSpec, Invalid> {
+    if let Some(bad) = near_miss(text) {
+        return Err(Invalid::hint(
+            format!(
+                "\"{}\" in \"{}\" looks like a template but is not one",
+                bad.escape_default(),
+                text.escape_default()
+            ),
+            "write handles in templates as {{@name}}, with no spaces inside the braces",
+        ));
+    }
+    if !text.contains("{{@") {
+        return Ok(ValueSpec::Literal(text.to_owned()));
+    }
     let mut parts = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{@") {
@@ -239,7 +286,33 @@ fn parse_template(text: &str) -> Result<Vec<Part>, Invalid> {
     if !rest.is_empty() {
         parts.push(Part::Text(rest.to_owned()));
     }
-    Ok(parts)
+    Ok(ValueSpec::Template(parts))
+}
+
+/// The first `{{…}}` in `text` that is not `{{@name}}` but whose inside,
+/// trimmed and without a leading `@`, is a plausible handle name.
+fn near_miss(text: &str) -> Option<&str> {
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let end = after.find("}}")?;
+        let inner = &after[..end];
+        let name = inner
+            .trim()
+            .strip_prefix('@')
+            .unwrap_or(inner.trim())
+            .trim();
+        let plausible = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'));
+        let exact = inner.starts_with('@') && !inner[1..].contains(char::is_whitespace);
+        if plausible && !exact {
+            return Some(&rest[start..start + 2 + end + 2]);
+        }
+        rest = &after[end + 2..];
+    }
+    None
 }
 
 /// Is `name` usable as an environment variable name (`[A-Za-z_][A-Za-z0-9_]*`)?
@@ -255,6 +328,13 @@ pub fn is_env_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl ValueSpec {
+        /// Parses with no remote schemes known.
+        fn parse(text: &str) -> Result<Self, Invalid> {
+            Self::parse_with(text, &|_| false)
+        }
+    }
 
     #[test]
     fn accepts_the_documented_alphabet() {
@@ -293,23 +373,23 @@ mod tests {
     #[test]
     fn references_distinguish_handles_and_literals() {
         assert_eq!(
-            Reference::parse("@k").expect("handle"),
-            Reference::Handle(Handle::from_name("k").expect("k"))
+            ValueSpec::parse("@k").expect("handle"),
+            ValueSpec::Handle(Handle::from_name("k").expect("k"))
         );
         assert_eq!(
-            Reference::parse("@@k").expect("escaped"),
-            Reference::Literal("@k".into())
+            ValueSpec::parse("@@k").expect("escaped"),
+            ValueSpec::Literal("@k".into())
         );
         assert_eq!(
-            Reference::parse("plain").expect("literal"),
-            Reference::Literal("plain".into())
+            ValueSpec::parse("plain").expect("literal"),
+            ValueSpec::Literal("plain".into())
         );
     }
 
     #[test]
     fn templates_embed_handles() {
-        let t = Reference::parse("postgres://app:{{@db_pw}}@db/{{@name}}?x={y}").expect("template");
-        let Reference::Template(parts) = &t else {
+        let t = ValueSpec::parse("postgres://app:{{@db_pw}}@db/{{@name}}?x={y}").expect("template");
+        let ValueSpec::Template(parts) = &t else {
             panic!("{t:?}")
         };
         assert_eq!(parts.len(), 5);
@@ -317,19 +397,52 @@ mod tests {
         assert_eq!(names, ["@db_pw", "@name"]);
         let remote = |s: &str| s == "vault";
         assert_eq!(
-            Reference::parse_with("vault://secret/x#k", &remote).expect("remote"),
-            Reference::Remote("vault://secret/x#k".into())
+            ValueSpec::parse_with("vault://secret/x#k", &remote).expect("remote"),
+            ValueSpec::Remote("vault://secret/x#k".into())
         );
         assert_eq!(
-            Reference::parse_with("https://api.example.com", &remote).expect("literal"),
-            Reference::Literal("https://api.example.com".into())
+            ValueSpec::parse_with("https://api.example.com", &remote).expect("literal"),
+            ValueSpec::Literal("https://api.example.com".into())
         );
-        assert!(Reference::parse("a {{@x").is_err());
-        assert!(Reference::parse("{{@bad name}}").is_err());
+        assert!(ValueSpec::parse("a {{@x").is_err());
+        for near in ["a{{ @db }}b", "{{db}}", "{{@db }}", "x{{ db}}"] {
+            let err = ValueSpec::parse(near).expect_err(near);
+            assert!(err.to_string().contains("looks like a template"), "{err}");
+            assert!(
+                err.hint
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("{{@name}}")
+            );
+        }
         assert_eq!(
-            Reference::parse("{plain}").expect("literal"),
-            Reference::Literal("{plain}".into())
+            ValueSpec::parse("{{ not a handle! }}").expect("literal"),
+            ValueSpec::Literal("{{ not a handle! }}".into())
         );
+        assert!(ValueSpec::parse("{{@bad name}}").is_err());
+        assert_eq!(
+            ValueSpec::parse("{plain}").expect("literal"),
+            ValueSpec::Literal("{plain}".into())
+        );
+    }
+
+    #[test]
+    fn dot_segments_never_pass() {
+        assert!(Handle::parse("@a/../b").is_err());
+        assert!(Handle::parse("@./b").is_err());
+        assert!(Handle::parse("@a.b/c..d").is_ok());
+        let remote = |s: &str| s == "catstore";
+        for bad in [
+            "catstore://public/../private/y",
+            "catstore://public/./y",
+            "catstore://public//y",
+            "catstore://public/%2e%2E/private/y",
+            "catstore://public%2fprivate",
+            "catstore://public/y\u{1b}]0;title\u{7}",
+        ] {
+            assert!(ValueSpec::parse_with(bad, &remote).is_err(), "{bad}");
+        }
+        assert!(ValueSpec::parse_with("catstore://public/y#f..g", &remote).is_ok());
     }
 
     #[test]

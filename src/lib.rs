@@ -6,9 +6,10 @@
 //! code (`error::exit`). Everything else lives in one module per concept.
 
 pub mod audit;
-pub mod broker;
+#[allow(unreachable_pub)] // helper B: narrow broker/ to pub(crate), then drop this
+mod broker;
 mod child;
-pub mod cli;
+mod cli;
 mod cmd;
 pub mod config;
 pub mod crypto;
@@ -22,10 +23,10 @@ pub mod mask;
 pub mod passphrase;
 pub mod paths;
 pub mod remote;
-pub mod resolve;
-pub mod show;
+mod resolve;
+mod show;
 pub mod store;
-pub mod supervise;
+mod supervise;
 mod sys;
 pub mod unlock;
 pub mod value;
@@ -41,6 +42,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     // Until parsing succeeds, guess whether this is a launch (whose own
     // failures exit 125).
     let mut launch = cli::looks_like_launch(&args);
+    sys::record_inherited_dispositions();
     sys::harden();
     sys::close_on_exec_inherited();
     let outcome = cli::Cli::try_parse_from(&args)

@@ -10,14 +10,14 @@ use zeroize::Zeroizing;
 
 use crate::child::env::Var;
 use crate::error::{Error, Result};
-use crate::handle::{Part, Reference, Source, is_env_name};
+use crate::handle::{Part, Source, ValueSpec, is_env_name};
 use crate::value::SecretValue;
 
 /// One `VAR=REF` mapping and where it was written, for messages.
 #[derive(Debug)]
-pub struct Mapping {
+pub(crate) struct Mapping {
     pub var: String,
-    pub reference: Reference,
+    pub reference: ValueSpec,
     pub origin: String,
     /// `--proxy`, `VAR=proxy:@ref`, `# secret-proxy:`: the child gets a
     /// placeholder and the value goes only on the wire (`broker::proxy`).
@@ -25,22 +25,22 @@ pub struct Mapping {
 }
 
 /// Says whether `scheme://…` is a remote reference.
-pub type Schemes<'a> = &'a dyn Fn(&str) -> bool;
+pub(crate) type Schemes<'a> = &'a dyn Fn(&str) -> bool;
 
 /// Parses `--env VAR=REF`.
-pub fn parse_env_arg(arg: &str, remote: Schemes<'_>) -> Result<Mapping> {
+pub(crate) fn parse_env_arg(arg: &str, remote: Schemes<'_>) -> Result<Mapping> {
     parse_mapping(arg, "--env", remote)
 }
 
 /// Parses `--proxy VAR=REF` (a handle or remote reference).
-pub fn parse_proxy_arg(arg: &str, remote: Schemes<'_>) -> Result<Mapping> {
+pub(crate) fn parse_proxy_arg(arg: &str, remote: Schemes<'_>) -> Result<Mapping> {
     proxied(parse_mapping(arg, "--proxy", remote)?)
 }
 
 fn proxied(mut mapping: Mapping) -> Result<Mapping> {
     mapping.proxy = true;
     match mapping.reference {
-        Reference::Handle(_) | Reference::Remote(_) => Ok(mapping),
+        ValueSpec::Handle(_) | ValueSpec::Remote(_) => Ok(mapping),
         _ => Err(Error::usage_hint(
             format!(
                 "{}: {}: a proxied value must be a handle or a remote reference",
@@ -52,7 +52,7 @@ fn proxied(mut mapping: Mapping) -> Result<Mapping> {
 }
 
 /// Parses `--file VAR=@handle`.
-pub fn parse_file_arg(arg: &str, remote: Schemes<'_>) -> Result<Mapping> {
+pub(crate) fn parse_file_arg(arg: &str, remote: Schemes<'_>) -> Result<Mapping> {
     parse_file_arg_mapping(parse_mapping(arg, "--file", remote)?)
 }
 
@@ -72,7 +72,7 @@ fn parse_mapping(text: &str, origin: &str, remote: Schemes<'_>) -> Result<Mappin
             var.escape_default()
         )));
     }
-    let reference = Reference::parse_with(reference, remote).map_err(|e| Error::Usage {
+    let reference = ValueSpec::parse_with(reference, remote).map_err(|e| Error::Usage {
         message: format!("{origin}: {var}: {}", e.message),
         hint: e.hint,
     })?;
@@ -84,10 +84,75 @@ fn parse_mapping(text: &str, origin: &str, remote: Schemes<'_>) -> Result<Mappin
     })
 }
 
+/// Variables whose text decides what runs or what a program loads: the
+/// search path, the dynamic loader's hooks, shells' and interpreters'
+/// start-up hooks and option variables, git's ssh command. A file (env
+/// file, script header) may set them only to a plain reference, never to
+/// a literal or a template whose literal text could point the launch at
+/// another program (`PATH=/evil:{{@k}}`, `LD_PRELOAD={{@k}}`).
+fn is_hook_var(var: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "PATH",
+        "BASH_ENV",
+        "ENV",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PROMPT_COMMAND",
+        "IFS",
+        "CDPATH",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+        "PYTHONINSPECT",
+        "PYTHONUSERBASE",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PERL5OPT",
+        "PERL5LIB",
+        "PERLLIB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_EXEC_PATH",
+        "GIT_ASKPASS",
+        "SSH_ASKPASS",
+        "EDITOR",
+        "VISUAL",
+        "PAGER",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "GCONV_PATH",
+        "LOCPATH",
+        "HOSTALIASES",
+        "MALLOC_CONF",
+    ];
+    EXACT.contains(&var) || var.starts_with("LD_") || var.starts_with("DYLD_")
+}
+
+/// Refuses a literal or template for a hook variable read from a file.
+fn check_hook(mapping: &Mapping) -> Result<()> {
+    match mapping.reference {
+        ValueSpec::Handle(_) | ValueSpec::Remote(_) => Ok(()),
+        _ if is_hook_var(&mapping.var) => Err(Error::usage_hint(
+            format!(
+                "{}: {} decides what runs or what gets loaded; in a file it may only be a plain reference, not a literal or a template",
+                mapping.origin, mapping.var
+            ),
+            format!(
+                "write {}=@name, or set {} on the command line (--env) or in the environment if you mean it",
+                mapping.var, mapping.var
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Parses an env file: `VAR=@handle` (or template) lines, `#` comments and
 /// blank lines (an optional leading `export ` is allowed). Literal values are
 /// refused: the file is meant to be safe to commit.
-pub fn parse_env_file(path: &Path, remote: Schemes<'_>) -> Result<Vec<Mapping>> {
+pub(crate) fn parse_env_file(path: &Path, remote: Schemes<'_>) -> Result<Vec<Mapping>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("reading env file {}", path.display()), e))?;
     let mut out: Vec<Mapping> = Vec::new();
@@ -106,7 +171,8 @@ pub fn parse_env_file(path: &Path, remote: Schemes<'_>) -> Result<Vec<Mapping>> 
             )?)?,
             _ => parse_mapping(line, &origin, remote)?,
         };
-        if let Reference::Literal(_) = mapping.reference {
+        check_hook(&mapping)?;
+        if let ValueSpec::Literal(_) = mapping.reference {
             return Err(Error::usage_hint(
                 format!(
                     "{origin}: {} has a literal value; env files hold only references",
@@ -135,7 +201,7 @@ pub fn parse_env_file(path: &Path, remote: Schemes<'_>) -> Result<Vec<Mapping>> 
 /// `# secret-proxy: VAR=@ref` lines of a script's header (proxied ones
 /// come with the env mappings, marked `proxy`): the comment block after the `#!` line (blank lines
 /// allowed), up to the first line of code. Returns (env, file) mappings.
-pub fn parse_script_header(
+pub(crate) fn parse_script_header(
     path: &Path,
     remote: Schemes<'_>,
 ) -> Result<(Vec<Mapping>, Vec<Mapping>)> {
@@ -160,7 +226,8 @@ pub fn parse_script_header(
             files.push(parse_file_arg_mapping(mapping)?);
         } else if let Some(rest) = comment.strip_prefix("secret:") {
             let mapping = parse_mapping(rest.trim(), &origin, remote)?;
-            if let Reference::Literal(_) = mapping.reference {
+            check_hook(&mapping)?;
+            if let ValueSpec::Literal(_) = mapping.reference {
                 return Err(Error::usage(format!(
                     "{origin}: {} has a literal value; `# secret:` lines hold references such as {}=@name",
                     mapping.var, mapping.var
@@ -174,7 +241,7 @@ pub fn parse_script_header(
 
 fn parse_file_arg_mapping(mapping: Mapping) -> Result<Mapping> {
     match mapping.reference {
-        Reference::Handle(_) | Reference::Remote(_) => Ok(mapping),
+        ValueSpec::Handle(_) | ValueSpec::Remote(_) => Ok(mapping),
         _ => Err(Error::usage_hint(
             format!(
                 "{}: {}: a file's value must be a handle",
@@ -187,7 +254,7 @@ fn parse_file_arg_mapping(mapping: Mapping) -> Result<Mapping> {
 
 /// The distinct sources the mappings refer to, in first-use order.
 #[must_use]
-pub fn sources<'a>(mappings: impl IntoIterator<Item = &'a Mapping>) -> Vec<Source> {
+pub(crate) fn sources<'a>(mappings: impl IntoIterator<Item = &'a Mapping>) -> Vec<Source> {
     let mut out: Vec<Source> = Vec::new();
     for s in mappings.into_iter().flat_map(|m| m.reference.sources()) {
         if !out.contains(&s) {
@@ -207,16 +274,16 @@ pub(crate) fn expand(
         .iter()
         .map(|m| {
             let value = match &m.reference {
-                Reference::Literal(s) => Zeroizing::new(s.as_bytes().to_vec()),
-                Reference::Handle(h) => {
+                ValueSpec::Literal(s) => Zeroizing::new(s.as_bytes().to_vec()),
+                ValueSpec::Handle(h) => {
                     Zeroizing::new(lookup(values, &Source::Local(h.clone()))?.expose().to_vec())
                 }
-                Reference::Remote(r) => Zeroizing::new(
+                ValueSpec::Remote(r) => Zeroizing::new(
                     lookup(values, &Source::Remote(r.clone()))?
                         .expose()
                         .to_vec(),
                 ),
-                Reference::Template(parts) => {
+                ValueSpec::Template(parts) => {
                     let mut out = Zeroizing::new(Vec::new());
                     for part in parts {
                         match part {
@@ -285,6 +352,26 @@ mod tests {
         );
         std::fs::write(&path, "1A=@a\n").expect("write");
         assert!(parse_env_file(&path, NONE).is_err());
+    }
+
+    #[test]
+    fn files_cannot_point_hook_variables_elsewhere() {
+        let dir = crate::fsio::private_tempdir();
+        let path = dir.path().join("refs.env");
+        for line in [
+            "PATH=/evil:{{@k}}",
+            "LD_PRELOAD={{@k}}",
+            "DYLD_INSERT_LIBRARIES=x{{@k}}",
+            "BASH_ENV={{@k}}",
+            "NODE_OPTIONS=--require {{@k}}",
+            "GIT_SSH_COMMAND=@@evil",
+        ] {
+            std::fs::write(&path, format!("{line}\n")).expect("write");
+            let err = parse_env_file(&path, NONE).expect_err(line).to_string();
+            assert!(err.contains("decides what runs"), "{line}: {err}");
+        }
+        std::fs::write(&path, "PATH=@path\nLD_LIBRARY_PATH=@libs\nURL=x{{@k}}\n").expect("write");
+        assert_eq!(parse_env_file(&path, NONE).expect("plain refs").len(), 3);
     }
 
     fn names(env: &[Zeroizing<Vec<u8>>]) -> Vec<String> {

@@ -138,8 +138,8 @@ fn strip_newline(v: SecretValue) -> SecretValue {
 /// Prompts on the controlling terminal with echo off.
 fn prompt_tty(prompt: &str) -> Result<SecretValue> {
     let tty = OpenOptions::new().read(true).write(true).open("/dev/tty").map_err(|_| Error::Passphrase {
-        message: "no passphrase given and no terminal to ask on".into(),
-        hint: "set SECRET_PASSPHRASE, or pass --passphrase-fd N with the passphrase on descriptor N".into(),
+        message: "no passphrase given and no terminal to ask on (and the vault is not unlocked: the unlock cache is empty, expired or was ended by `secret lock`)".into(),
+        hint: "set SECRET_PASSPHRASE, or pass --passphrase-fd N with the passphrase on descriptor N; or cache the vault key for a while with `secret unlock --for 15m` from a shell".into(),
     })?;
     prompt_no_echo(tty, prompt)
 }

@@ -3,7 +3,7 @@
 //! (vault, keychain metadata, audit trail) under `$XDG_DATA_HOME/secret`.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
@@ -79,12 +79,6 @@ impl Paths {
     pub fn generation_file(&self) -> PathBuf {
         self.config_dir.join("vault.generation")
     }
-}
-
-/// `path` relative to nothing: for messages.
-#[must_use]
-pub fn show(path: &Path) -> String {
-    path.display().to_string()
 }
 
 #[cfg(test)]

@@ -18,14 +18,14 @@ use crate::value::SecretValue;
 /// How many remote fetches run at once: enough that a launch with a few
 /// dozen references costs about one round trip, few enough to be polite to
 /// the server.
-pub const MAX_PARALLEL_FETCHES: usize = 32;
+pub(crate) const MAX_PARALLEL_FETCHES: usize = 32;
 
 /// `--scope a/b`: `@db` is looked up as `a/b/db`, then `a/db`, then `db`.
 #[derive(Clone, Debug, Default)]
-pub struct Scope(Vec<String>);
+pub(crate) struct Scope(Vec<String>);
 
 impl Scope {
-    pub fn parse(text: Option<&str>) -> Result<Self> {
+    pub(crate) fn parse(text: Option<&str>) -> Result<Self> {
         let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
             return Ok(Self::default());
         };
@@ -39,9 +39,22 @@ impl Scope {
         Ok(Self(text.split('/').map(str::to_owned).collect()))
     }
 
+    /// `handle` inside the narrowest scope (itself without a scope): where
+    /// `add` puts a new secret.
+    pub(crate) fn narrowest(&self, handle: &Handle) -> Result<Handle> {
+        if self.0.is_empty() {
+            return Ok(handle.clone());
+        }
+        Ok(Handle::from_name(&format!(
+            "{}/{}",
+            self.0.join("/"),
+            handle.name()
+        ))?)
+    }
+
     /// The names to try for `handle`, narrowest first.
     #[must_use]
-    pub fn candidates(&self, handle: &Handle) -> Vec<Handle> {
+    pub(crate) fn candidates(&self, handle: &Handle) -> Vec<Handle> {
         let mut out: Vec<Handle> = (1..=self.0.len())
             .rev()
             .filter_map(|n| {
@@ -55,7 +68,7 @@ impl Scope {
 
 /// Finds the entry that answers for `handle` under `scope`: the first
 /// candidate the store has. `NoSuchSecret` names the handle as asked.
-pub fn find(store: &dyn Store, scope: &Scope, handle: &Handle) -> Result<EntryMeta> {
+pub(crate) fn find(store: &dyn Store, scope: &Scope, handle: &Handle) -> Result<EntryMeta> {
     for candidate in scope.candidates(handle) {
         match store.meta(&candidate) {
             Ok(meta) => return Ok(meta),
@@ -69,7 +82,7 @@ pub fn find(store: &dyn Store, scope: &Scope, handle: &Handle) -> Result<EntryMe
 }
 
 /// Who is asking, and under which policy.
-pub struct Asker<'a> {
+pub(crate) struct Asker<'a> {
     pub consumer: &'a str,
     pub purpose: Option<&'a str>,
     pub grants: &'a Grants,
@@ -125,7 +138,7 @@ fn shown(secret: &str) -> String {
 
 /// One source a launch needs, and every way it will be delivered.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     pub source: Source,
     pub deliveries: Vec<Delivery>,
 }
@@ -133,7 +146,7 @@ pub struct Request {
 /// The requests for `wanted` (source, delivery) pairs: one per source, in
 /// first-use order, with every delivery it is wanted for.
 #[must_use]
-pub fn requests(wanted: impl IntoIterator<Item = (Source, Delivery)>) -> Vec<Request> {
+pub(crate) fn requests(wanted: impl IntoIterator<Item = (Source, Delivery)>) -> Vec<Request> {
     let mut out: Vec<Request> = Vec::new();
     for (source, delivery) in wanted {
         match out.iter_mut().find(|r| r.source == source) {
@@ -150,7 +163,7 @@ pub fn requests(wanted: impl IntoIterator<Item = (Source, Delivery)>) -> Vec<Req
 
 /// Whether any request needs the local store (so the caller opens it).
 #[must_use]
-pub fn needs_store(requests: &[Request]) -> bool {
+pub(crate) fn needs_store(requests: &[Request]) -> bool {
     requests
         .iter()
         .any(|r| matches!(r.source, Source::Local(_)))
@@ -158,7 +171,7 @@ pub fn needs_store(requests: &[Request]) -> bool {
 
 /// What one request came to.
 #[derive(Debug)]
-pub struct Resolution {
+pub(crate) struct Resolution {
     /// As asked.
     pub source: Source,
     /// What answered: the handle found in scope (a link's own handle), or
@@ -181,7 +194,7 @@ pub struct Resolution {
 /// resolution and denial is recorded through `record` in one batch.
 /// Returns one `Resolution` per request, in order; `Err` only when the
 /// audit could not be written (then nothing may be used).
-pub fn resolve(
+pub(crate) fn resolve(
     requests: &[Request],
     scope: &Scope,
     config: &Config,
@@ -223,7 +236,24 @@ pub fn resolve(
                     Ok((answered, meta, ttl)) => {
                         r.answered = Some(Source::Local(answered.clone()));
                         r.lease = lease(Source::Local(answered.clone()), &request.deliveries, ttl);
-                        match link_target(store, &meta) {
+                        // A link needs a grant for its target too: a
+                        // grant on @x must not reach whatever @x points at.
+                        match link_target(store, &meta).and_then(|target| {
+                            if let Some(target) = &target {
+                                crate::handle::check_remote_path(target)?;
+                                let target_ttl = asker.check(target, &request.deliveries)?;
+                                let ttl = match (ttl, target_ttl) {
+                                    (Some(a), Some(b)) => Some(a.min(b)),
+                                    (a, b) => a.or(b),
+                                };
+                                r.lease = lease(
+                                    Source::Local(answered.clone()),
+                                    &request.deliveries,
+                                    ttl,
+                                );
+                            }
+                            Ok(target)
+                        }) {
                             Ok(Some(target)) => {
                                 r.reference = Some(target.clone());
                                 remote.push((out.len(), target));
@@ -295,7 +325,7 @@ pub fn resolve(
 /// All or nothing, for a launch: every value by source and the leases, or
 /// the first failure (after all were tried, so nothing runs with a missing
 /// or denied value).
-pub fn all(resolutions: Vec<Resolution>) -> Result<Resolved> {
+pub(crate) fn all(resolutions: Vec<Resolution>) -> Result<Resolved> {
     let mut resolved = Resolved::default();
     for r in resolutions {
         resolved.values.insert(r.source, r.value?);
@@ -307,7 +337,7 @@ pub fn all(resolutions: Vec<Resolution>) -> Result<Resolved> {
 /// What a launch hands out: the values, and the leases that must be
 /// renewed while their holder runs.
 #[derive(Debug, Default)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub values: BTreeMap<Source, SecretValue>,
     pub leases: Vec<Lease>,
 }
@@ -315,7 +345,7 @@ pub struct Resolved {
 /// A grant with `ttl_secs`: renewed (the grant checked again) before it
 /// expires; if the grant was withdrawn, the holder is stopped.
 #[derive(Clone, Debug)]
-pub struct Lease {
+pub(crate) struct Lease {
     /// What answered: the handle found in scope, or the remote reference.
     pub secret: Source,
     pub deliveries: Vec<Delivery>,
@@ -324,7 +354,7 @@ pub struct Lease {
 
 /// Checks every lease against the grants as they are now: `Err` names the
 /// first one whose grant is gone.
-pub fn renew(leases: &[Lease], asker: &Asker<'_>) -> Result<()> {
+pub(crate) fn renew(leases: &[Lease], asker: &Asker<'_>) -> Result<()> {
     for lease in leases {
         asker.check(lease.secret.grant_key(), &lease.deliveries)?;
     }

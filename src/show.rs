@@ -7,7 +7,7 @@ use crate::handle::Handle;
 use crate::store::{Backend, EntryMeta, Store};
 
 /// One entry as shown.
-pub struct Shown {
+pub(crate) struct Shown {
     meta: EntryMeta,
     backend: Backend,
     /// For a link: the reference it points at.
@@ -17,7 +17,7 @@ pub struct Shown {
 }
 
 impl Shown {
-    pub fn new(store: &dyn Store, meta: EntryMeta, asked: Option<&Handle>) -> Result<Self> {
+    pub(crate) fn new(store: &dyn Store, meta: EntryMeta, asked: Option<&Handle>) -> Result<Self> {
         let link = crate::store::link_target(store, &meta)?;
         let asked = asked
             .filter(|h| h.name() != meta.handle)
@@ -31,7 +31,7 @@ impl Shown {
     }
 
     #[must_use]
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         let m = &self.meta;
         let mut v = serde_json::json!({
             "handle": format!("@{}", m.handle),
@@ -51,7 +51,7 @@ impl Shown {
     }
 
     #[must_use]
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let m = &self.meta;
         let mut out = format!("handle:      @{}\n", m.handle);
         if let Some(asked) = &self.asked {
@@ -76,12 +76,12 @@ impl Shown {
     }
 }
 
-pub fn json_list(entries: &[Shown]) -> String {
+pub(crate) fn json_list(entries: &[Shown]) -> String {
     let list: Vec<_> = entries.iter().map(Shown::json).collect();
     format!("{}\n", serde_json::Value::Array(list))
 }
 
-pub fn table(entries: &[Shown]) -> String {
+pub(crate) fn table(entries: &[Shown]) -> String {
     let any_link = entries.iter().any(|e| e.link.is_some());
     let mut header = vec![
         "HANDLE",

@@ -9,6 +9,7 @@
 
 use std::ffi::{CStr, CString, c_char};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::errno::Errno;
 use nix::libc;
@@ -17,7 +18,7 @@ use nix::unistd::{ForkResult, Pid};
 
 /// What the child must be, prepared before the fork so that the child
 /// allocates nothing between fork and exec.
-pub struct SpawnSpec<'a> {
+pub(crate) struct SpawnSpec<'a> {
     /// Paths to try in order (the PATH search is done beforehand).
     pub candidates: &'a [CString],
     pub argv: &'a [CString],
@@ -44,7 +45,7 @@ pub struct SpawnSpec<'a> {
 
 /// Why the command did not start.
 #[derive(Debug)]
-pub enum SpawnError {
+pub(crate) enum SpawnError {
     /// No candidate existed.
     NotFound,
     /// A candidate existed but exec failed with this error.
@@ -54,7 +55,7 @@ pub enum SpawnError {
 }
 
 /// Forks and execs `spec`. Returns the child's pid once exec has succeeded.
-pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Pid, SpawnError> {
+pub(crate) fn spawn(spec: &SpawnSpec<'_>) -> Result<Pid, SpawnError> {
     let argv: Vec<*const c_char> = spec
         .argv
         .iter()
@@ -146,17 +147,10 @@ fn child_setup_and_exec(
                 libc::raise(sig as libc::c_int);
             }
         }
-        // Default dispositions and an empty mask: the command starts as if
-        // launched by a shell (we ignore SIGPIPE; signal-hook's handlers
-        // would be reset by exec anyway).
-        for sig in 1..32 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&raw mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut());
+        // The dispositions `secret` inherited and an empty mask: the
+        // command starts as if launched by our parent (see
+        // `record_inherited_dispositions`).
+        inherited_dispositions();
         for (target, fd) in spec.stdio.iter().enumerate() {
             if let Some(fd) = fd
                 && libc::dup2(*fd, target as libc::c_int) < 0
@@ -201,7 +195,11 @@ fn child_setup_and_exec(
 }
 
 /// Replaces this process with the command (`secret exec --exec`).
-pub fn exec_in_place(candidates: &[CString], argv: &[CString], envp: &[&CStr]) -> SpawnError {
+pub(crate) fn exec_in_place(
+    candidates: &[CString],
+    argv: &[CString],
+    envp: &[&CStr],
+) -> SpawnError {
     let argv: Vec<*const c_char> = argv
         .iter()
         .map(|a| a.as_ptr())
@@ -229,17 +227,105 @@ pub fn exec_in_place(candidates: &[CString], argv: &[CString], envp: &[&CStr]) -
     }
 }
 
-/// Restores default dispositions for the signals we may have touched.
+/// Gives every signal the disposition `secret` inherited, for `--exec`.
 fn reset_signals() {
-    for sig in [
-        Signal::SIGPIPE,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-        Signal::SIGTTOU,
-    ] {
-        // SAFETY: installing SIG_DFL runs no handler code.
-        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    // SAFETY: installing SIG_DFL or SIG_IGN runs no handler code.
+    unsafe { inherited_dispositions() };
+}
+
+/// Signals 1-31 that were ignored when `secret` started, bit N for signal N.
+static IGNORED_AT_START: AtomicU32 = AtomicU32::new(0);
+
+/// Notes which signals our parent left ignored (`nohup`, `trap '' INT`, the
+/// background jobs of a non-interactive shell), before any handler of ours
+/// is installed: such a signal stays ignored in every child and is never
+/// forwarded, as if the child had been started by our parent directly.
+/// SIGPIPE is the exception: the Rust runtime ignores it before `main`, so
+/// whether our parent did is lost; children get the default (what nearly
+/// every parent gives), so a `cmd | head` pipeline ends as it would
+/// without `secret`.
+pub(crate) fn record_inherited_dispositions() {
+    let mut ignored = 0u32;
+    for sig in 1..32 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == libc::SIGPIPE {
+            continue;
+        }
+        // SAFETY: sigaction with a null new action only reads the current
+        // one into `old`, a live, zeroed struct sigaction.
+        let ignored_now = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &raw mut old) == 0
+                && old.sa_sigaction == libc::SIG_IGN
+        };
+        if ignored_now {
+            ignored |= 1 << sig;
+        }
     }
+    IGNORED_AT_START.store(ignored, Ordering::Relaxed);
+}
+
+/// Whether signal `sig` was ignored when `secret` started.
+#[must_use]
+pub(crate) fn ignored_at_start(sig: i32) -> bool {
+    (1..32).contains(&sig) && IGNORED_AT_START.load(Ordering::Relaxed) & (1 << sig) != 0
+}
+
+/// Sets signals 1-31 to SIG_IGN if they were ignored at our start, else
+/// SIG_DFL, and empties the signal mask.
+///
+/// # Safety
+///
+/// Async-signal-safe (an atomic load, signal, sigprocmask), so callable
+/// between fork and exec.
+unsafe fn inherited_dispositions() {
+    let ignored = IGNORED_AT_START.load(Ordering::Relaxed);
+    // SAFETY: installing SIG_DFL or SIG_IGN runs no handler code; the
+    // signal set is a live local.
+    unsafe {
+        for sig in 1..32 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                let action = if ignored & (1 << sig) != 0 {
+                    libc::SIG_IGN
+                } else {
+                    libc::SIG_DFL
+                };
+                libc::signal(sig, action);
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut());
+    }
+}
+
+/// Gives `signals` back the disposition we inherited (SIG_DFL unless they
+/// were ignored): once the child is gone, a Ctrl-C or `kill` that reaches
+/// us while we still relay its background writers' output acts on us as
+/// on any process.
+pub(crate) fn restore_inherited(signals: &[i32]) {
+    for &sig in signals {
+        if !ignored_at_start(sig) && sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: installing SIG_DFL runs no handler code.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}
+
+/// Dies of `sig` as our child did, so that our parent sees "killed by
+/// `sig`" (a shell's loop, `xargs` and `find -exec` stop on that, not on
+/// an exit code): its default disposition, unblocked, raised on ourselves
+/// (what sudo and GNU timeout do). Returns only if `sig` does not kill by
+/// default.
+pub(crate) fn die_of(sig: Signal) {
+    // SAFETY: installing SIG_DFL runs no handler code.
+    let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    let _ = nix::sys::signal::raise(sig);
+    // A pending signal is delivered before raise returns; should it still
+    // be blocked in another way, give it a moment.
+    std::thread::sleep(std::time::Duration::from_millis(10));
 }
 
 /// Marks every descriptor above 2 close-on-exec, so that nothing this
@@ -248,7 +334,7 @@ fn reset_signals() {
 /// gets 0, 1, 2 and only what we hand it on purpose (`--file`). Reading such
 /// a descriptor ourselves (`/dev/fd/N`) still works. Descriptors we open
 /// ourselves already are close-on-exec.
-pub fn close_on_exec_inherited() {
+pub(crate) fn close_on_exec_inherited() {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on the
     // descriptors in the range; it closes nothing and touches no memory.
     let rc = unsafe {
@@ -285,14 +371,14 @@ pub fn close_on_exec_inherited() {
 }
 
 /// Ignores `sig` in this process from now on (the plugin keeper).
-pub fn ignore_signal(sig: Signal) {
+pub(crate) fn ignore_signal(sig: Signal) {
     // SAFETY: installing SIG_IGN runs no handler code.
     let _ = unsafe { signal(sig, SigHandler::SigIgn) };
 }
 
 /// Runs `f` with SIGTTOU blocked, so a background process may change the
 /// terminal's foreground group (tcsetpgrp) without being stopped.
-pub fn with_sigttou_blocked<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn with_sigttou_blocked<T>(f: impl FnOnce() -> T) -> T {
     let mut set = SigSet::empty();
     set.add(Signal::SIGTTOU);
     let mut old = SigSet::empty();
@@ -305,19 +391,19 @@ pub fn with_sigttou_blocked<T>(f: impl FnOnce() -> T) -> T {
 /// Makes `secret` itself undumpable and without core files, so a crash or
 /// `gcore` cannot write a value to disk and other processes of the same user
 /// cannot ptrace it or read its memory.
-pub fn harden() {
+pub(crate) fn harden() {
     let _ = nix::sys::prctl::set_dumpable(false);
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
 }
 
 /// Stops this process (as a terminal's Ctrl-Z would) until SIGCONT.
-pub fn stop_self() {
+pub(crate) fn stop_self() {
     let _ = nix::sys::signal::raise(Signal::SIGSTOP);
 }
 
 /// The window size of the terminal on `fd`, if it is one.
 #[must_use]
-pub fn window_size(fd: RawFd) -> Option<nix::pty::Winsize> {
+pub(crate) fn window_size(fd: RawFd) -> Option<nix::pty::Winsize> {
     let mut size = nix::pty::Winsize {
         ws_row: 0,
         ws_col: 0,
@@ -332,7 +418,7 @@ pub fn window_size(fd: RawFd) -> Option<nix::pty::Winsize> {
 
 /// Sets the window size of the terminal on `fd` (the kernel then sends
 /// SIGWINCH to its foreground group).
-pub fn set_window_size(fd: RawFd, size: &nix::pty::Winsize) {
+pub(crate) fn set_window_size(fd: RawFd, size: &nix::pty::Winsize) {
     // SAFETY: TIOCSWINSZ reads one `struct winsize` from the pointer, which
     // points at a live value of exactly that type.
     unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, std::ptr::from_ref(size)) };

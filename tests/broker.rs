@@ -65,6 +65,15 @@ impl Upstream {
     }
 }
 
+/// An upstream, a world and a broker serving it (`None`: tools missing).
+fn started(extra: &str) -> Option<(Upstream, Env, PathBuf, Broker)> {
+    let upstream = Upstream::start()?;
+    let env = world("127.0.0.1");
+    let file = broker_file(&env, &upstream, extra);
+    let broker = Broker::start(&env, &file);
+    Some((upstream, env, file, broker))
+}
+
 /// A world with @openai_api_key granted to the broker for 127.0.0.1.
 fn world(allowed_host: &str) -> Env {
     let env = Env::with_vault();
@@ -163,13 +172,22 @@ impl Broker {
         curl(&all)
     }
 
-    /// SIGTERM; the broker must exit 0. Returns everything it printed.
-    fn stop(mut self) -> Output {
+    fn signal(&self, signal: nix::sys::signal::Signal) {
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap()),
-            nix::sys::signal::Signal::SIGTERM,
+            signal,
         )
         .unwrap();
+    }
+
+    /// SIGTERM; the broker must exit 0. Returns everything it printed.
+    fn stop(self) -> Output {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.wait()
+    }
+
+    /// Waits for the broker to exit (0). Returns everything it printed.
+    fn wait(mut self) -> Output {
         let deadline = Instant::now() + Duration::from_secs(20);
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -260,12 +278,9 @@ fn audit(env: &Env) -> String {
 
 #[test]
 fn the_caller_uses_the_key_and_every_other_request_is_refused() {
-    let Some(upstream) = Upstream::start() else {
+    let Some((upstream, env, file, broker)) = started("") else {
         return;
     };
-    let env = world("127.0.0.1");
-    let file = broker_file(&env, &upstream, "");
-    let broker = Broker::start(&env, &file);
 
     let (status, text) = broker.curl(&[
         "-H",
@@ -404,12 +419,9 @@ fn the_caller_uses_the_key_and_every_other_request_is_refused() {
 
 #[test]
 fn over_the_rate_limit_is_429_with_retry_after() {
-    let Some(upstream) = Upstream::start() else {
+    let Some((_upstream, env, _file, broker)) = started("rate_limit = \"2/m\"\n") else {
         return;
     };
-    let env = world("127.0.0.1");
-    let file = broker_file(&env, &upstream, "rate_limit = \"2/m\"\n");
-    let broker = Broker::start(&env, &file);
     let url = broker.url("/proxy/echo/v1/models/a");
     assert_eq!(broker.curl(&[&url]).0, 200);
     assert_eq!(broker.curl(&[&url]).0, 200);
@@ -426,14 +438,8 @@ fn over_the_rate_limit_is_429_with_retry_after() {
     assert!(audit(&env).contains("429 GET /proxy/echo/v1/models/a: rate_limit"));
 }
 
-#[test]
-fn a_streamed_event_arrives_before_the_upstream_has_finished() {
-    let Some(upstream) = Upstream::start() else {
-        return;
-    };
-    let env = world("127.0.0.1");
-    let file = broker_file(&env, &upstream, "");
-    let broker = Broker::start(&env, &file);
+/// `curl -N` of the stream endpoint; its lines arrive on the receiver.
+fn stream(broker: &Broker) -> (Child, Receiver<String>) {
     let bearer = format!("Authorization: Bearer {}", broker.token);
     let mut curl = Command::new("curl")
         .args(["-sS", "-N", "--max-time", "30", "-H", &bearer])
@@ -453,6 +459,26 @@ fn a_streamed_event_arrives_before_the_upstream_has_finished() {
         .recv_timeout(Duration::from_secs(15))
         .expect("first event");
     assert_eq!(first, "data: first\n");
+    (curl, events)
+}
+
+/// The rest of a stream once the upstream is released.
+fn rest(upstream: &Upstream, mut curl: Child, events: &Receiver<String>) -> String {
+    upstream.release();
+    let mut rest = String::new();
+    while let Ok(line) = events.recv_timeout(Duration::from_secs(15)) {
+        rest.push_str(&line);
+    }
+    assert!(curl.wait().unwrap().success());
+    rest
+}
+
+#[test]
+fn a_streamed_event_arrives_before_the_upstream_has_finished() {
+    let Some((upstream, env, _file, broker)) = started("") else {
+        return;
+    };
+    let (curl, events) = stream(&broker);
     // The upstream is still holding its response open: nothing more yet.
     assert!(
         events
@@ -460,14 +486,29 @@ fn a_streamed_event_arrives_before_the_upstream_has_finished() {
             .is_ok_and(|l| l == "\n")
     );
     assert!(events.recv_timeout(Duration::from_millis(200)).is_err());
-    upstream.release();
-    let mut rest = String::new();
-    while let Ok(line) = events.recv_timeout(Duration::from_secs(15)) {
-        rest.push_str(&line);
-    }
-    assert_eq!(rest, "data: second\n\n");
-    assert!(curl.wait().unwrap().success());
+    assert_eq!(rest(&upstream, curl, &events), "data: second\n\n");
     let out = broker.stop();
+    assert_no_value(&env, &out, VALUE);
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
+    let Some((upstream, env, _file, broker)) = started("") else {
+        return;
+    };
+    let (curl, events) = stream(&broker);
+    broker.signal(nix::sys::signal::Signal::SIGTERM);
+    wait_line(&broker.lines, "draining", &broker.stderr);
+    // New connections are refused while the stream goes on.
+    let refused = Command::new("curl")
+        .args(["-sS", "--max-time", "5"])
+        .arg(broker.url("/proxy/echo/v1/models/a"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert_eq!(rest(&upstream, curl, &events), "\ndata: second\n\n");
+    let out = broker.wait();
+    out.stderr_has("secret broker: stopped");
     assert_no_value(&env, &out, VALUE);
 }
 
@@ -531,22 +572,15 @@ print("sha256", hashlib.sha256(seen.encode()).hexdigest())
 
 #[test]
 fn sighup_and_token_rotation_reach_the_running_broker() {
-    let Some(upstream) = Upstream::start() else {
+    let Some((_upstream, env, file, mut broker)) = started("") else {
         return;
     };
-    let env = world("127.0.0.1");
-    let file = broker_file(&env, &upstream, "");
-    let mut broker = Broker::start(&env, &file);
     let url = broker.url("/proxy/echo/v1/models/a");
     env.secret(["rotate", "@openai_api_key", "--stdin"])
         .stdin(ROTATED.as_bytes())
         .run()
         .success();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(broker.child.id()).unwrap()),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .unwrap();
+    broker.signal(nix::sys::signal::Signal::SIGHUP);
     wait_line(&broker.lines, "reloaded: 1 route", &broker.stderr);
     let (status, text) = broker.curl(&[&url]);
     assert_eq!(status, 200, "{text}");
@@ -554,6 +588,14 @@ fn sighup_and_token_rotation_reach_the_running_broker() {
         json(&text)["headers"]["authorization"],
         format!("Bearer {ROTATED}")
     );
+
+    // An invalid file keeps the running configuration.
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, good.replace("allowed_paths", "alowed_paths")).unwrap();
+    broker.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_line(&broker.lines, "reload refused", &broker.stderr);
+    assert_eq!(broker.curl(&[&url]).0, 200);
+    std::fs::write(&file, good).unwrap();
 
     let rotated = env
         .secret(["broker", "token", "--rotate", file.to_str().unwrap()])

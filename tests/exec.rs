@@ -29,22 +29,111 @@ fn exit_codes_are_the_childs() {
     }
 }
 
+/// `sh -c SCRIPT` with the world's vault, for scripts that call `secret`.
+fn shell(env: &Env, script: &str) -> std::process::Output {
+    std::process::Command::new("sh")
+        .args(["-c", script])
+        .env("SECRET_HOME", env.home())
+        .env("SECRET_PASSPHRASE", PASSPHRASE)
+        .env("SECRET_TEST_FAST_KDF", "1")
+        .env_remove("CI")
+        .current_dir(env.root())
+        .output()
+        .unwrap()
+}
+
+/// A child killed by signal N: `secret` dies of N too, so its parent sees
+/// what it would see of the bare command, and a shell's `$?` is 128+N.
 #[test]
-fn death_by_signal_is_128_plus_n() {
+fn death_by_signal_is_mirrored() {
+    use std::os::unix::process::ExitStatusExt;
     let env = env_with_key();
-    for (sig, n) in [("TERM", 15), ("KILL", 9), ("USR1", 10)] {
-        env.secret([
-            "exec",
-            "-e",
-            "K=@k",
-            "--",
-            "sh",
-            "-c",
-            &format!("kill -{sig} $$"),
-        ])
-        .run()
-        .code(128 + n);
+    for (sig, n) in [("TERM", 15), ("KILL", 9), ("USR1", 10), ("INT", 2)] {
+        let script = format!("kill -{sig} $$");
+        let mut cmd = env
+            .secret(["exec", "-e", "K=@k", "--", "sh", "-c", &script])
+            .into_command();
+        let status = cmd.status().unwrap();
+        assert_eq!(status.signal(), Some(n), "{sig}: {status:?}");
+        let looped = format!(
+            "{} exec -e K=@k -- sh -c 'kill -{sig} $$'; echo \"rc=$?\"",
+            env!("CARGO_BIN_EXE_secret")
+        );
+        let out = shell(&env, &looped);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&format!("rc={}", 128 + n)),
+            "{sig}: {out:?}"
+        );
     }
+}
+
+/// `--exec` leaves nothing behind to mask the output: refused with
+/// `--mask`, and under CI unless `--no-mask` says so.
+#[test]
+fn exec_is_refused_where_it_would_drop_masking() {
+    let env = env_with_key();
+    let print = ["sh", "-c", "printf %s \"$K\""];
+    let with = |flags: &[&str]| {
+        let mut args = vec!["exec", "-e", "K=@k"];
+        args.extend(flags);
+        args.push("--");
+        args.extend(print);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    env.secret(with(&["--exec", "--mask"]))
+        .run()
+        .code(125)
+        .no_leak(VALUE)
+        .stderr_has("--exec and --mask cannot be combined");
+    env.secret(with(&["--exec"]))
+        .env("CI", "true")
+        .run()
+        .code(125)
+        .no_leak(VALUE)
+        .stderr_has("--no-mask");
+    let out = env
+        .secret(with(&["--exec", "--no-mask"]))
+        .env("CI", "true")
+        .run();
+    out.success();
+    assert_eq!(out.stdout, VALUE);
+    env.secret(with(&[]))
+        .env("CI", "true")
+        .run()
+        .success()
+        .no_leak(VALUE)
+        .stdout_has("<secret:@k>");
+}
+
+/// A signal ignored when `secret` starts (`trap '' INT TERM`, `nohup`)
+/// stays ignored in the child, as without `secret`.
+#[test]
+fn ignored_signals_stay_ignored_in_the_child() {
+    let env = env_with_key();
+    let script = format!(
+        "trap '' INT TERM; {} exec -e K=@k -- sh -c 'grep SigIgn /proc/$$/status'",
+        env!("CARGO_BIN_EXE_secret")
+    );
+    let out = shell(&env, &script);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mask = stdout
+        .split_whitespace()
+        .nth(1)
+        .and_then(|m| u64::from_str_radix(m, 16).ok())
+        .expect("a SigIgn line");
+    let (int, term) = (1u64 << (2 - 1), 1u64 << (15 - 1));
+    assert_eq!(mask & (int | term), int | term, "{stdout}");
+    let plain = env
+        .secret(["exec", "--", "sh", "-c", "grep SigIgn /proc/$$/status"])
+        .run();
+    let plain_mask = plain
+        .stdout()
+        .split_whitespace()
+        .nth(1)
+        .and_then(|m| u64::from_str_radix(m, 16).ok())
+        .expect("a SigIgn line");
+    // Signals 1-31 (what secret manages) start at their default.
+    assert_eq!(plain_mask & 0x7fff_ffff, 0, "{}", plain.stdout());
 }
 
 #[test]
@@ -122,13 +211,7 @@ fn the_child_gets_the_value_and_never_the_control_variables() {
         vars.contains(&"SECRET_KEY_BASE=rails-keeps-this"),
         "only our own control variables are removed"
     );
-    for control in [
-        "SECRET_PASSPHRASE",
-        "SECRET_HOME",
-        "SECRET_SCOPE",
-        "SECRET_BACKEND",
-        "SECRET_TEST_FAST_KDF",
-    ] {
+    for control in crate::util::CONTROL_VARIABLES {
         assert!(
             !stdout.contains(&format!("{control}=")),
             "{control} reached the child"

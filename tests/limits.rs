@@ -5,9 +5,8 @@
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::util::Env;
+use crate::util::{Env, wait_for};
 
 fn write(env: &Env, name: &str, text: &str) -> String {
     let path = env.root().join(name);
@@ -112,17 +111,15 @@ fn the_keeper_skips_junk_and_still_kills_its_groups() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let start = Instant::now();
-    loop {
-        if let Some(status) = sleeper.try_wait().unwrap() {
-            use std::os::unix::process::ExitStatusExt;
-            assert_eq!(status.signal(), Some(9), "killed by the keeper");
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the keeper left its group alive"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut status = None;
+    wait_for("the keeper to kill its group", || {
+        status = sleeper.try_wait().unwrap();
+        status.is_some()
+    });
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.and_then(|s| s.signal()),
+        Some(9),
+        "killed by the keeper"
+    );
 }

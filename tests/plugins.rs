@@ -10,21 +10,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::util::{Env, contains};
+use crate::util::{Env, alive, contains, probe, read_pid, wait_for};
 
 const A_VALUE: &[u8] = b"sk-plugin-a-5f1e2d3c";
 const B_VALUE: &[u8] = b"sk-plugin-b-9a8b7c6d";
-
-fn probe() -> String {
-    let bin = Path::new(env!("CARGO_BIN_EXE_secret"));
-    bin.parent()
-        .unwrap()
-        .join("examples")
-        .join("probe")
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
 
 /// A vault with @a_token and @b_token, granted to plugins `a` and `b`.
 fn world() -> Env {
@@ -52,7 +41,7 @@ fn grant(env: &Env, grants: &[(&str, &str)]) {
 fn plugins_file(env: &Env, text: &str) -> PathBuf {
     let path = env.root().join("plugins.toml");
     let text = text
-        .replace("{probe}", &probe())
+        .replace("{probe}", probe().to_str().unwrap())
         .replace("{root}", env.root().to_str().unwrap());
     std::fs::write(&path, text).unwrap();
     path
@@ -60,43 +49,6 @@ fn plugins_file(env: &Env, text: &str) -> PathBuf {
 
 fn path(env: &Env, name: &str) -> String {
     env.root().join(name).to_str().unwrap().to_owned()
-}
-
-#[track_caller]
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn read_pid(path: &str) -> Pid {
-    wait_for(&format!("{path} to be written"), || {
-        Path::new(path).exists()
-    });
-    Pid::from_raw(
-        std::fs::read_to_string(path)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap(),
-    )
-}
-
-fn alive(pid: Pid) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
 }
 
 fn read(path: &str) -> String {
@@ -219,8 +171,8 @@ secret_env_refs = { TOKEN = "@b_token" }
     let (leak_r, leak_w) = nix::unistd::pipe().unwrap();
     let mut sup = Sup::start(&env, &file);
     drop((leak_r, leak_w));
-    let a = read_pid(&path(&env, "a.ready"));
-    let b = read_pid(&path(&env, "b.ready"));
+    let a = read_pid(path(&env, "a.ready"));
+    let b = read_pid(path(&env, "b.ready"));
     sup.cleanup.extend([a, b]);
     for pid in [a, b] {
         let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -349,7 +301,7 @@ args = ["sleep", "{root}/steady.ready"]
 "#,
     );
     let mut sup = Sup::start(&env, &file);
-    let steady = read_pid(&path(&env, "steady.ready"));
+    let steady = read_pid(path(&env, "steady.ready"));
     sup.cleanup.push(steady);
     sup.wait_stderr("plugin crasher failed: 4 failures in 60s (last: exit code 1); not restarting");
     let times: Vec<u64> = read(&path(&env, "crashes"))
@@ -377,7 +329,7 @@ args = ["sleep", "{root}/steady.ready"]
     // The other plugin never noticed.
     std::thread::sleep(Duration::from_millis(200));
     assert!(alive(steady));
-    assert_eq!(read_pid(&path(&env, "steady.ready")), steady);
+    assert_eq!(read_pid(path(&env, "steady.ready")), steady);
     assert_eq!(err.matches("steady started").count(), 1);
     sup.signal(Signal::SIGTERM);
     assert_eq!(sup.wait(), 0);
@@ -426,8 +378,8 @@ stop_timeout = "300ms"
 "#,
     );
     let mut sup = Sup::start(&env, &file);
-    let leader = read_pid(&path(&env, "leader.ready"));
-    let child = read_pid(&path(&env, "child.ready"));
+    let leader = read_pid(path(&env, "leader.ready"));
+    let child = read_pid(path(&env, "child.ready"));
     sup.cleanup.extend([leader, child]);
     let start = Instant::now();
     sup.signal(Signal::SIGTERM);
@@ -468,18 +420,18 @@ restart_delay = "100ms"
 "#,
     );
     let mut sup = Sup::start(&env, &file);
-    let leader = read_pid(&path(&env, "leader.ready"));
-    let child = read_pid(&path(&env, "child.ready"));
+    let leader = read_pid(path(&env, "leader.ready"));
+    let child = read_pid(path(&env, "child.ready"));
     sup.cleanup.extend([leader, child]);
     std::fs::remove_file(path(&env, "leader.ready")).unwrap();
     std::fs::remove_file(path(&env, "child.ready")).unwrap();
     kill(leader, Signal::SIGTERM).unwrap();
     sup.wait_stderr("a exited (exit code 0); stopping what is left of its process group");
-    let second = read_pid(&path(&env, "leader.ready"));
+    let second = read_pid(path(&env, "leader.ready"));
     sup.cleanup.push(second);
     assert!(!alive(child), "the old grandchild was killed first");
     assert_ne!(second, leader);
-    let child2 = read_pid(&path(&env, "child.ready"));
+    let child2 = read_pid(path(&env, "child.ready"));
     sup.cleanup.push(child2);
     sup.signal(Signal::SIGTERM);
     assert_eq!(sup.wait(), 0);
@@ -500,7 +452,7 @@ stop_timeout = "30s"
 "#,
     );
     let mut sup = Sup::start(&env, &file);
-    let a = read_pid(&path(&env, "a.ready"));
+    let a = read_pid(path(&env, "a.ready"));
     sup.cleanup.push(a);
     sup.signal(Signal::SIGTERM);
     wait_for("TERM", || read(&path(&env, "a.log")).contains("TERM"));
@@ -537,9 +489,12 @@ secret_env_refs = { TOKEN = "@b_token" }
 "#,
     );
     let mut sup = Sup::start(&env, &file);
-    let a = read_pid(&path(&env, "a.ready"));
+    let a = read_pid(path(&env, "a.ready"));
     sup.cleanup.push(a);
     sup.wait_stderr("plugin b failed: secret reference @b_token could not be resolved: denied");
+    // The error keeps its hint: the grant that would allow it.
+    sup.wait_stderr("  hint: if it should, add to ");
+    sup.wait_stderr("consumer = \"b\"");
     assert!(!Path::new(&path(&env, "b.ready")).exists(), "b never ran");
     assert!(alive(a));
     sup.signal(Signal::SIGINT);
@@ -857,9 +812,9 @@ stop_timeout = "0s"
 "#,
     );
     let mut sup = Sup::start(&env, &file);
-    let notifier = read_pid(&path(&env, "notifier.ready"));
+    let notifier = read_pid(path(&env, "notifier.ready"));
     sup.cleanup.push(notifier);
-    let after = read_pid(&path(&env, "after.ready"));
+    let after = read_pid(path(&env, "after.ready"));
     sup.cleanup.push(after);
     sup.wait_stderr("after started");
     let err = sup.stderr();
@@ -888,8 +843,8 @@ args = ["leader", "{root}/leader.log", "{root}/leader.ready", "{root}/child.log"
 "#,
     );
     let mut sup = Sup::start(&env, &file);
-    let leader = read_pid(&path(&env, "leader.ready"));
-    let child = read_pid(&path(&env, "child.ready"));
+    let leader = read_pid(path(&env, "leader.ready"));
+    let child = read_pid(path(&env, "child.ready"));
     sup.cleanup.extend([leader, child]);
     sup.signal(Signal::SIGKILL);
     sup.wait();
@@ -920,7 +875,7 @@ crash_loop = { max = 1, window = "1m" }
 "#,
     );
     let mut sup = Sup::start(&env, &file);
-    let a = read_pid(&path(&env, "a.ready"));
+    let a = read_pid(path(&env, "a.ready"));
     sup.cleanup.push(a);
     assert_eq!(sup.wait(), 1, "{}", sup.stderr());
     assert!(!alive(a));
@@ -963,7 +918,7 @@ depends_on = {{ flagger = "ready", server = "ready" }}
         ),
     );
     let mut sup = Sup::start(&env, &file);
-    let after = read_pid(&path(&env, "after.ready"));
+    let after = read_pid(path(&env, "after.ready"));
     sup.cleanup.push(after);
     sup.wait_stderr("after started");
     let err = sup.stderr();
@@ -998,8 +953,8 @@ stop_timeout = "400ms"
 "#,
     );
     let mut sup = Sup::start(&env, &file);
-    let db = read_pid(&path(&env, "db.ready"));
-    let app = read_pid(&path(&env, "app.ready"));
+    let db = read_pid(path(&env, "db.ready"));
+    let app = read_pid(path(&env, "app.ready"));
     sup.cleanup.extend([db, app]);
     sup.signal(Signal::SIGTERM);
     wait_for("app's TERM", || {
@@ -1130,7 +1085,7 @@ fn sighup_reloads_and_restarts_only_what_changed() {
     .concat();
     let file = plugins_file(&env, &before);
     let mut sup = Sup::start(&env, &file);
-    let pid = |id: &str| read_pid(&path(&env, &format!("{id}.ready")));
+    let pid = |id: &str| read_pid(path(&env, &format!("{id}.ready")));
     let first: Vec<Pid> = ["a", "b", "c", "d", "e"].iter().map(|id| pid(id)).collect();
     sup.cleanup.extend(&first);
     for id in ["b", "c", "e"] {
@@ -1241,7 +1196,7 @@ enabled = false
         .code(1)
         .stderr_has("no supervisor is running");
     let mut sup = Sup::start(&env, &file);
-    let a = read_pid(&path(&env, "a.ready"));
+    let a = read_pid(path(&env, "a.ready"));
     sup.cleanup.push(a);
     sup.wait_stderr("plugin b failed");
     let out = env.secret(["plugins", "status", f, "--json"]).run();
@@ -1309,9 +1264,9 @@ kill_group = false
 "#,
     );
     let mut sup = Sup::start(&env, &file);
-    let stubborn = read_pid(&path(&env, "s.ready"));
-    let leader = read_pid(&path(&env, "l.ready"));
-    let child = read_pid(&path(&env, "c.ready"));
+    let stubborn = read_pid(path(&env, "s.ready"));
+    let leader = read_pid(path(&env, "l.ready"));
+    let child = read_pid(path(&env, "c.ready"));
     sup.cleanup.extend([stubborn, leader, child]);
     let start = Instant::now();
     sup.signal(Signal::SIGTERM);
@@ -1392,4 +1347,49 @@ secret_env_refs = { TOKEN = "@a_token" }
         "{trail}"
     );
     assert!(trail.contains("revoked"), "{trail}");
+}
+
+/// One rule for `SECRET_*`, as for `secret exec`: secret's own control
+/// variables never reach a plugin, even asked for by `pass_env`; other
+/// `SECRET_*` names pass like any variable.
+#[test]
+fn a_plugin_gets_no_control_variable_and_keeps_other_secret_names() {
+    let env = world()
+        .var("SECRET_KEY_BASE", "rails-keeps-this")
+        .var("SECRET_SCOPE", "team")
+        .var("SECRET_BACKEND", "file");
+    let file = plugins_file(
+        &env,
+        r#"
+[[plugins]]
+id = "a"
+command = "{probe}"
+args = ["sleep", "{root}/a.ready"]
+inherit_env = "all"
+pass_env = ["SECRET_*"]
+secret_env_refs = { TOKEN = "@a_token" }
+"#,
+    );
+    let mut sup = Sup::start(&env, &file);
+    let pid = read_pid(path(&env, "a.ready"));
+    sup.cleanup.push(pid);
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let vars: Vec<String> = environ
+        .split(|&b| b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert!(
+        vars.iter().any(|v| v == "SECRET_KEY_BASE=rails-keeps-this"),
+        "{vars:?}"
+    );
+    assert!(contains(&environ, A_VALUE));
+    for control in crate::util::CONTROL_VARIABLES {
+        assert!(
+            !vars.iter().any(|v| v.starts_with(&format!("{control}="))),
+            "{control} reached the plugin: {vars:?}"
+        );
+    }
+    sup.signal(Signal::SIGTERM);
+    assert_eq!(sup.wait(), 0);
+    sup.no_leak(A_VALUE);
 }

@@ -2,71 +2,20 @@
 //! suites check themselves: signals reach the child exactly once, orphans are
 //! reaped, the child dies with us, the terminal works, bytes pass intact.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::util::Env;
+use crate::util::{Env, KillOnDrop, alive, parent_of, probe, read_pid, wait_for, wait_lines};
 
-const VALUE: &[u8] = b"sk-process-5a4b3c2d1e";
+pub(crate) const VALUE: &[u8] = b"sk-process-5a4b3c2d1e";
 
-fn probe() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_secret"));
-    bin.parent().unwrap().join("examples").join("probe")
-}
-
-fn env_with_key() -> Env {
+pub(crate) fn env_with_key() -> Env {
     let env = Env::with_vault();
     env.add("@k", VALUE);
     env
-}
-
-#[track_caller]
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn read_pid(path: &Path) -> Pid {
-    wait_for("the probe to be ready", || path.exists());
-    Pid::from_raw(
-        std::fs::read_to_string(path)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap(),
-    )
-}
-
-/// Kills a probe when the test ends, whether it passed or not.
-struct KillOnDrop(Pid);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = kill(self.0, Signal::SIGKILL);
-    }
-}
-
-fn alive(pid: Pid) -> bool {
-    // A zombie is as good as gone: it runs no code.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
 }
 
 /// `secret exec -e K=@k -- probe ARGS`, started in the background.
@@ -104,21 +53,23 @@ fn every_forwarded_signal_reaches_the_child_exactly_once() {
         );
         let probe_pid = read_pid(&ready);
         let _cleanup = KillOnDrop(probe_pid);
-        kill(Pid::from_raw(secret.id() as i32), signal).unwrap();
-        wait_for("the signal to arrive", || {
-            std::fs::read_to_string(&log).is_ok_and(|s| !s.is_empty())
-        });
-        std::thread::sleep(Duration::from_millis(150));
-        assert_eq!(
-            std::fs::read_to_string(&log).unwrap(),
-            format!("{name}\n"),
-            "{name}"
-        );
+        let secret_pid = Pid::from_raw(secret.id() as i32);
+        kill(secret_pid, signal).unwrap();
+        wait_lines(&log, 1);
+        // Then a marker: once it is recorded, any duplicate of the first
+        // signal would have been forwarded before it.
+        let (marker, marker_name) = if signal == Signal::SIGWINCH {
+            (Signal::SIGUSR1, "USR1")
+        } else {
+            (Signal::SIGWINCH, "WINCH")
+        };
+        kill(secret_pid, marker).unwrap();
+        assert_eq!(wait_lines(&log, 2), [name, marker_name], "{name}");
         kill(probe_pid, Signal::SIGKILL).unwrap();
         assert_eq!(
-            secret.wait().unwrap().code(),
-            Some(128 + 9),
-            "{name}: exit code after SIGKILL"
+            std::os::unix::process::ExitStatusExt::signal(&secret.wait().unwrap()),
+            Some(9),
+            "{name}: secret dies of the child's SIGKILL"
         );
     }
 }
@@ -340,7 +291,7 @@ fn ignore_keep_unset_and_templates() {
     assert!(!out.stdout().contains("OTHER="));
 }
 
-fn shebang_env(env: &Env) -> Vec<(String, String)> {
+pub(crate) fn shebang_env(env: &Env) -> Vec<(String, String)> {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_secret"))
         .parent()
         .unwrap()
@@ -463,7 +414,7 @@ fn no_copy_of_the_value_is_left_in_secrets_memory() {
     secret.wait().unwrap();
 }
 
-fn state(pid: Pid) -> char {
+pub(crate) fn state(pid: Pid) -> char {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
@@ -506,13 +457,13 @@ fn terminal_ctrl_c_ctrl_z_and_fg() {
     let probe_pid = read_pid(&ready);
     let _cleanup = KillOnDrop(probe_pid);
     keys.write_all(b"\x03").unwrap();
-    wait_for("INT", || {
-        std::fs::read_to_string(&log).is_ok_and(|s| !s.is_empty())
-    });
-    std::thread::sleep(Duration::from_millis(150));
+    wait_lines(&log, 1);
+    // A marker through secret: it is forwarded after any INT secret itself
+    // got, so a duplicate would be recorded before it.
+    kill(parent_of(probe_pid), Signal::SIGUSR1).unwrap();
     assert_eq!(
-        std::fs::read_to_string(&log).unwrap(),
-        "INT\n",
+        wait_lines(&log, 2),
+        ["INT", "USR1"],
         "Ctrl-C must reach the child exactly once"
     );
     assert!(alive(probe_pid));
@@ -534,4 +485,102 @@ fn terminal_ctrl_c_ctrl_z_and_fg() {
     drop(keys);
     let status = shell.wait().unwrap();
     assert!(status.success() || status.code().is_some());
+}
+
+/// Under `nohup`, the hang-up that ends a terminal session leaves `secret`
+/// and its child running, as it leaves `nohup sleep`.
+#[test]
+fn nohup_survives_the_hangup() {
+    let env = env_with_key();
+    let log = env.root().join("log");
+    let ready = env.root().join("ready");
+    let probe = probe();
+    let cmd = env
+        .secret([
+            "exec",
+            "-e",
+            "K=@k",
+            "--",
+            probe.to_str().unwrap(),
+            "signals",
+            log.to_str().unwrap(),
+            ready.to_str().unwrap(),
+        ])
+        .into_command();
+    let mut nohup = std::process::Command::new("nohup");
+    nohup
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear()
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .current_dir(env.root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut secret = nohup.spawn().unwrap();
+    let probe_pid = read_pid(&ready);
+    let _cleanup = KillOnDrop(probe_pid);
+    let secret_pid = Pid::from_raw(secret.id() as i32);
+    kill(secret_pid, Signal::SIGHUP).unwrap();
+    // USR1 is caught and forwarded: once it is in the log, HUP (sent
+    // first) would have been too.
+    kill(secret_pid, Signal::SIGUSR1).unwrap();
+    wait_for("USR1", || {
+        std::fs::read_to_string(&log).is_ok_and(|s| s.contains("USR1"))
+    });
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "USR1\n");
+    assert!(alive(secret_pid) && alive(probe_pid));
+    kill(probe_pid, Signal::SIGKILL).unwrap();
+    secret.wait().unwrap();
+}
+
+/// With `#!/usr/bin/env -S secret run bash`, everything after the script
+/// path is the script's, byte for byte: `secret run`'s own options go
+/// before the interpreter only.
+#[test]
+fn run_passes_every_script_argument_through() {
+    let env = env_with_key();
+    let path = env.root().join("args.sh");
+    std::fs::write(
+        &path,
+        "#!/usr/bin/env -S secret run bash\n# secret: K=@k\nfor a in \"$@\"; do printf '[%s]' \"$a\"; done\n[ \"$K\" = sk-process-5a4b3c2d1e ] && echo ok\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let args = [
+        "--help",
+        "-i",
+        "--unset",
+        "X",
+        "--scope",
+        "s",
+        "--consumer",
+        "c",
+        "--exec",
+        "--mask",
+        "--file",
+        "F=@k",
+        "--passphrase-fd",
+        "0",
+        "--",
+        "-",
+        "a b",
+        "",
+    ];
+    let out = std::process::Command::new(&path)
+        .args(args)
+        .env_clear()
+        .envs(shebang_env(&env))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let expected: String = args.iter().map(|a| format!("[{a}]")).collect();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{expected}ok\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
 }

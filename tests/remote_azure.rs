@@ -39,6 +39,11 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 impl StandIn {
     fn start(dir: &Path) -> Option<Self> {
+        Self::start_with(dir, 3599)
+    }
+
+    /// A stand-in whose sign-in replies say the token lives `expires_in` s.
+    fn start_with(dir: &Path, expires_in: u64) -> Option<Self> {
         if !crate::util::tools_present(
             "Azure stand-in",
             &["openssl", "python3"],
@@ -114,6 +119,7 @@ impl StandIn {
             "client_id": "client-1",
             "client_secret": CLIENT_SECRET,
             "scope": "https://vault.azure.net/.default",
+            "expires_in": expires_in,
             "secrets": {
                 "db-password": { "": "az-latest-value", "v1": "az-old-value" },
             },
@@ -290,4 +296,27 @@ fn failures_are_clear_cut_and_show_no_secret() {
         .env("AZURE_KEYVAULT_ENDPOINT", "http://127.0.0.1:9")
         .run();
     plain.code(125).stderr_has("not HTTPS");
+}
+
+/// A token server's `expires_in` cannot overflow a deadline.
+#[test]
+fn a_huge_expires_in_is_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(stand_in) = StandIn::start_with(dir.path(), u64::MAX) else {
+        return;
+    };
+    let env = stand_in
+        .world()
+        .var("AZURE_TENANT_ID", "tenant-1")
+        .var("AZURE_CLIENT_ID", "client-1")
+        .var("AZURE_CLIENT_SECRET", CLIENT_SECRET);
+    let out = fetch(
+        &env,
+        &[
+            "azure-kv://my-vault/db-password",
+            "azure-kv://my-vault/db-password/v1",
+        ],
+    );
+    out.no_panic().success();
+    assert_eq!(out.stdout(), "az-latest-value|az-old-value");
 }

@@ -110,3 +110,36 @@ fn links_are_checked_and_never_replace_a_secret() {
         .code(2)
         .stderr_has("reserved");
 }
+
+#[test]
+fn writes_act_on_the_handle_the_scope_resolves_to() {
+    let env = Env::with_vault();
+    env.add("@db", b"global-db");
+    env.add("@team-a/db", b"team-db");
+    let scoped = |args: &[&str]| {
+        let mut all = vec!["--scope", "team-a/ws-1"];
+        all.extend_from_slice(args);
+        env.secret(all)
+    };
+    // rotate and rm change the entry exec would use, and say which.
+    scoped(&["rotate", "@db", "--stdin"])
+        .stdin(b"team-db-2")
+        .run()
+        .success()
+        .stdout_has("rotated @team-a/db");
+    assert_eq!(value(&env, Some("team-a/ws-1")), "team-db-2");
+    assert_eq!(value(&env, None), "global-db");
+    // add under a scope creates SCOPE/name, even where a wider one exists.
+    scoped(&["add", "@db", "--stdin"])
+        .stdin(b"ws-db")
+        .run()
+        .success()
+        .stdout_has("added @team-a/ws-1/db");
+    assert_eq!(value(&env, Some("team-a/ws-1")), "ws-db");
+    scoped(&["rm", "@db"])
+        .run()
+        .success()
+        .stdout_has("removed @team-a/ws-1/db");
+    assert_eq!(value(&env, Some("team-a/ws-1")), "team-db-2");
+    assert_eq!(value(&env, None), "global-db");
+}

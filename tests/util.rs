@@ -9,11 +9,21 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// secret's own control variables, as a test's world sets them: no child
+/// may see one.
+pub(crate) const CONTROL_VARIABLES: &[&str] = &[
+    "SECRET_PASSPHRASE",
+    "SECRET_HOME",
+    "SECRET_SCOPE",
+    "SECRET_BACKEND",
+    "SECRET_TEST_FAST_KDF",
+];
+
 /// The passphrase every test vault is created with.
-pub const PASSPHRASE: &str = "correct horse battery staple";
+pub(crate) const PASSPHRASE: &str = "correct horse battery staple";
 
 /// One test's world: a 0700 temporary directory holding `SECRET_HOME`.
-pub struct Env {
+pub(crate) struct Env {
     dir: tempfile::TempDir,
     /// Extra variables for every command run in this world.
     vars: Vec<(String, String)>,
@@ -21,7 +31,7 @@ pub struct Env {
 
 impl Env {
     /// A fresh world with no store yet.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
         Self {
@@ -31,35 +41,35 @@ impl Env {
     }
 
     /// A fresh world with an initialised file vault.
-    pub fn with_vault() -> Self {
+    pub(crate) fn with_vault() -> Self {
         let env = Self::new();
         env.secret(["init"]).run().success();
         env
     }
 
     /// Adds a variable to every later command.
-    pub fn var(mut self, key: &str, value: &str) -> Self {
+    pub(crate) fn var(mut self, key: &str, value: &str) -> Self {
         self.vars.push((key.into(), value.into()));
         self
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.dir.path()
     }
 
     /// `SECRET_HOME`.
-    pub fn home(&self) -> PathBuf {
+    pub(crate) fn home(&self) -> PathBuf {
         self.dir.path().join("home")
     }
 
-    pub fn vault(&self) -> PathBuf {
+    pub(crate) fn vault(&self) -> PathBuf {
         self.home().join("vault.secret")
     }
 
     /// `secret ARGS…` with a clean, hermetic environment: PATH, HOME inside
     /// the world, `SECRET_HOME`, the test passphrase and the fast test KDF.
     /// No `CI`, no terminal, stdin empty unless set.
-    pub fn secret<I, S>(&self, args: I) -> Cmd
+    pub(crate) fn secret<I, S>(&self, args: I) -> Cmd
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -83,7 +93,7 @@ impl Env {
     }
 
     /// `printf VALUE | secret add HANDLE --stdin`.
-    pub fn add(&self, handle: &str, value: &[u8]) {
+    pub(crate) fn add(&self, handle: &str, value: &[u8]) {
         self.secret(["add", handle, "--stdin"])
             .stdin(value)
             .run()
@@ -91,7 +101,7 @@ impl Env {
     }
 
     /// Every byte of every file under `SECRET_HOME`.
-    pub fn all_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+    pub(crate) fn all_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
         fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
             for entry in fs::read_dir(dir).expect("read_dir").flatten() {
                 let path = entry.path();
@@ -111,7 +121,7 @@ impl Env {
 
     /// Fails if `value` is in any file under `SECRET_HOME`.
     #[track_caller]
-    pub fn assert_not_on_disk(&self, value: &[u8]) {
+    pub(crate) fn assert_not_on_disk(&self, value: &[u8]) {
         for (path, bytes) in self.all_files() {
             assert!(
                 !contains(&bytes, value),
@@ -123,34 +133,34 @@ impl Env {
 }
 
 /// A command being built.
-pub struct Cmd {
+pub(crate) struct Cmd {
     cmd: Command,
     stdin: Option<Vec<u8>>,
 }
 
 impl Cmd {
-    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
         self.cmd.env(key, value);
         self
     }
 
-    pub fn env_remove(mut self, key: &str) -> Self {
+    pub(crate) fn env_remove(mut self, key: &str) -> Self {
         self.cmd.env_remove(key);
         self
     }
 
-    pub fn stdin(mut self, bytes: &[u8]) -> Self {
+    pub(crate) fn stdin(mut self, bytes: &[u8]) -> Self {
         self.stdin = Some(bytes.to_vec());
         self
     }
 
     /// The underlying command, for tests that manage the process themselves.
-    pub fn into_command(mut self) -> Command {
+    pub(crate) fn into_command(mut self) -> Command {
         self.cmd.stdin(Stdio::null());
         self.cmd
     }
 
-    pub fn run(mut self) -> Output {
+    pub(crate) fn run(mut self) -> Output {
         self.cmd
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()
@@ -177,28 +187,28 @@ impl Cmd {
 
 /// What a finished command left.
 #[derive(Debug)]
-pub struct Output {
+pub(crate) struct Output {
     pub code: Option<i32>,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
 }
 
 impl Output {
-    pub fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
 
     #[track_caller]
-    pub fn success(&self) -> &Self {
+    pub(crate) fn success(&self) -> &Self {
         self.code(0)
     }
 
     #[track_caller]
-    pub fn code(&self, code: i32) -> &Self {
+    pub(crate) fn code(&self, code: i32) -> &Self {
         assert_eq!(
             self.code,
             Some(code),
@@ -210,7 +220,7 @@ impl Output {
     }
 
     #[track_caller]
-    pub fn stdout_has(&self, needle: &str) -> &Self {
+    pub(crate) fn stdout_has(&self, needle: &str) -> &Self {
         assert!(
             self.stdout().contains(needle),
             "stdout lacks {needle:?}:\n{}",
@@ -220,7 +230,7 @@ impl Output {
     }
 
     #[track_caller]
-    pub fn stderr_has(&self, needle: &str) -> &Self {
+    pub(crate) fn stderr_has(&self, needle: &str) -> &Self {
         assert!(
             self.stderr().contains(needle),
             "stderr lacks {needle:?}:\n{}",
@@ -231,7 +241,7 @@ impl Output {
 
     /// Fails if `value` appears in stdout or stderr.
     #[track_caller]
-    pub fn no_leak(&self, value: &[u8]) -> &Self {
+    pub(crate) fn no_leak(&self, value: &[u8]) -> &Self {
         assert!(
             !contains(&self.stdout, value),
             "secret value in stdout:\n{}",
@@ -247,7 +257,7 @@ impl Output {
 
     /// Fails on any sign of a panic.
     #[track_caller]
-    pub fn no_panic(&self) -> &Self {
+    pub(crate) fn no_panic(&self) -> &Self {
         assert_ne!(self.code, Some(101), "panicked:\n{}", self.stderr());
         assert!(
             !self.stderr().contains("panicked"),
@@ -258,12 +268,12 @@ impl Output {
     }
 }
 
-pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Whether `CI` is set to a true value.
-pub fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
@@ -281,7 +291,7 @@ fn on_path(program: &str) -> bool {
 /// external program. When one is missing: a failure under CI (the tests
 /// must run there), otherwise a loud skip written straight to stderr (the
 /// test harness captures `eprintln!`, and a skip must be seen).
-pub fn tools_present(what: &str, tools: &[&str], install: &str) -> bool {
+pub(crate) fn tools_present(what: &str, tools: &[&str], install: &str) -> bool {
     let missing: Vec<&str> = tools.iter().copied().filter(|t| !on_path(t)).collect();
     if missing.is_empty() {
         return true;
@@ -299,4 +309,94 @@ pub fn tools_present(what: &str, tools: &[&str], install: &str) -> bool {
         "\n**********\n*** SKIPPED {what} test: {message}\n**********\n"
     );
     false
+}
+
+// ---- Process tests: the probe, waiting on events, cleaning up. ----
+
+/// The probe program (`examples/probe`): prints its environment, records
+/// the signals it gets one per line, writes its pid when ready, exits as
+/// told.
+pub(crate) fn probe() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_secret"));
+    bin.parent()
+        .expect("target dir")
+        .join("examples")
+        .join("probe")
+}
+
+/// Waits (at most 10 s) until `done`, polling every 10 ms; fails naming
+/// `what` otherwise.
+#[track_caller]
+pub(crate) fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The pid a probe wrote to `path` once ready (waits for it).
+#[track_caller]
+pub(crate) fn read_pid(path: impl AsRef<Path>) -> nix::unistd::Pid {
+    let path = path.as_ref();
+    // The probe writes it whole (a temporary file renamed into place).
+    wait_for(&format!("{} to be written", path.display()), || {
+        path.exists()
+    });
+    nix::unistd::Pid::from_raw(
+        fs::read_to_string(path)
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("a pid"),
+    )
+}
+
+/// The lines of a probe's signal record once it has at least `n` (waits
+/// for them): a count checked on an event, not after a sleep.
+#[track_caller]
+pub(crate) fn wait_lines(path: impl AsRef<Path>, n: usize) -> Vec<String> {
+    let path = path.as_ref();
+    let read = || fs::read_to_string(path).unwrap_or_default();
+    wait_for(&format!("{n} lines in {}", path.display()), || {
+        read().lines().count() >= n
+    });
+    read().lines().map(str::to_owned).collect()
+}
+
+/// Whether `pid` runs (a zombie is as good as gone: it runs no code).
+pub(crate) fn alive(pid: nix::unistd::Pid) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+/// The parent of `pid`.
+pub(crate) fn parent_of(pid: nix::unistd::Pid) -> nix::unistd::Pid {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let ppid = stat
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .expect("ppid");
+    nix::unistd::Pid::from_raw(ppid)
+}
+
+/// Kills a process when the test ends, whether it passed or not.
+pub(crate) struct KillOnDrop(pub(crate) nix::unistd::Pid);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGKILL);
+    }
 }

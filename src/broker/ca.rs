@@ -113,8 +113,13 @@ impl Authority {
         let mut params = CertificateParams::new(vec![host.to_owned()]).map_err(failed)?;
         params.not_before = self.params.not_before;
         params.not_after = self.params.not_after;
+        // No common name for an address: OpenSSL checks a CN against the
+        // CA's DNS name constraints when a leaf has no DNS name, and an
+        // address is no DNS name (curl: "permitted subtree violation").
         let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, host);
+        if host.parse::<IpAddr>().is_err() {
+            name.push(DnType::CommonName, host);
+        }
         params.distinguished_name = name;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

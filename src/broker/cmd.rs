@@ -113,18 +113,7 @@ fn load(path: &Path, host: &Host<'_>) -> Option<Config> {
     match Config::load(path, &|s| crate::remote::is_scheme(s, host.config)) {
         Ok(config) => Some(config),
         Err(invalid) => {
-            let mut text = String::new();
-            for line in invalid.lines() {
-                text.push_str(&line);
-                text.push('\n');
-            }
-            let n = invalid.diags.len();
-            text.push_str(&format!(
-                "secret: {n} problem{} in {}; nothing was started\n",
-                if n == 1 { "" } else { "s" },
-                path.display()
-            ));
-            let _ = std::io::stderr().write_all(text.as_bytes());
+            let _ = std::io::stderr().write_all(invalid.report().as_bytes());
             None
         }
     }

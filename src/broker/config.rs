@@ -13,7 +13,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::route::PathRule;
-use crate::handle::{Reference, Source};
+use crate::handle::{Source, ValueSpec};
+use crate::supervise::config::Invalid;
 use crate::supervise::diag::{Diag, suggestion};
 
 const TOP_KEYS: &[&str] = &["listen", "routes"];
@@ -118,24 +119,6 @@ pub struct Route {
     pub rate_limit: Option<Rate>,
     pub max_request_body: u64,
     pub ca_file: Option<PathBuf>,
-}
-
-/// Why a file was refused: every problem, in file order.
-#[derive(Debug)]
-pub struct Invalid {
-    pub path: PathBuf,
-    pub text: String,
-    pub diags: Vec<Diag>,
-}
-
-impl Invalid {
-    #[must_use]
-    pub fn lines(&self) -> Vec<String> {
-        self.diags
-            .iter()
-            .map(|d| d.render(&self.path, &self.text))
-            .collect()
-    }
 }
 
 impl Config {
@@ -410,9 +393,9 @@ impl Parser<'_> {
 
     fn secret(&mut self, key: &str, v: &Value<'_>) -> Option<(String, Source)> {
         let text = self.text(key, v, "a secret reference such as \"@openai_api_key\"")?;
-        match Reference::parse_with(&text, self.remote) {
-            Ok(Reference::Handle(h)) => Some((text, Source::Local(h))),
-            Ok(Reference::Remote(r)) => Some((text, Source::Remote(r))),
+        match ValueSpec::parse_with(&text, self.remote) {
+            Ok(ValueSpec::Handle(h)) => Some((text, Source::Local(h))),
+            Ok(ValueSpec::Remote(r)) => Some((text, Source::Remote(r))),
             Err(e) if text.starts_with('@') && !text.starts_with("@@") => {
                 self.error(v.span(), format!("{key}: {e}"));
                 None

@@ -611,3 +611,45 @@ impl Listener for tokio::net::TcpListener {
         Ok((stream, Via::Tcp(self.local_addr()?)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn only_localhost_or_the_listeners_own_address_is_a_host() {
+        let tcp = Via::Tcp("127.0.0.1:18443".parse().expect("addr"));
+        let ok = |via, host: &'static str| host_ok(via, Some(&HeaderValue::from_static(host)));
+        assert!(ok(tcp, "127.0.0.1:18443"));
+        assert!(ok(tcp, "localhost:18443"));
+        assert!(ok(tcp, "LOCALHOST"));
+        assert!(!ok(tcp, "127.0.0.1:80"));
+        assert!(!ok(tcp, "evil.example:18443"));
+        assert!(!ok(tcp, "127.0.0.2:18443"));
+        assert!(!host_ok(tcp, None));
+        assert!(ok(Via::Unix, "localhost"));
+        assert!(!ok(Via::Unix, "evil.example"));
+        assert!(host_ok(Via::Unix, None));
+    }
+}

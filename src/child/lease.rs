@@ -117,3 +117,20 @@ impl Watch {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_is_at_half_the_ttl_never_too_often_and_never_overflows() {
+        assert_eq!(interval(300), Duration::from_secs(150));
+        assert_eq!(interval(0), MIN_INTERVAL);
+        assert_eq!(interval(u64::MAX), Duration::from_millis(u64::MAX));
+        assert!(
+            Instant::now()
+                .checked_add(interval(crate::grants::MAX_TTL_SECS))
+                .is_some()
+        );
+    }
+}

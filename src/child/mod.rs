@@ -102,10 +102,10 @@ pub(crate) fn launch(plan: Launch<'_>) -> Result<u8> {
         .as_ref()
         .filter(|r| r.has_pty())
         .map(|_| &resize as &dyn Fn());
-    let code = running.supervise(on_winch);
+    let ended = running.supervise(on_winch);
     done.store(true, Ordering::SeqCst);
     if let Some(relay) = relay {
         relay.finish();
     }
-    Ok(code)
+    Ok(ended.mirror())
 }

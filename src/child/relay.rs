@@ -4,13 +4,30 @@
 //! progress bars and full-screen programs keep working): our terminal goes to
 //! raw mode, keystrokes are relayed to the child's terminal, and window-size
 //! changes are copied over. It owns no secrets beyond the redactors' patterns.
+//!
+//! Order. When our stdout and stderr are one open file (`2>&1`, a CI
+//! runner's log), the child gets one pipe for both, so the log shows its
+//! writes in exactly the order it made them. Otherwise each stream keeps
+//! its own order, and a stream writes only whole lines while another one
+//! is relayed too (a partial line once the stream is idle), so no line is
+//! ever spliced into another.
+//!
+//! Idle. A stream quiet for [`IDLE`] releases what it holds: the partial
+//! line, and the redactor's held prefix of a possible secret (a prompt
+//! without a newline shows at once, a typed key echoes).
+//!
+//! End. Relaying ends when every writer has closed the pipes, not when the
+//! child exits: a process the child left in the background keeps its
+//! output relayed and masked (and does not die of SIGPIPE), and `secret`
+//! waits for it. Redirecting such a process's output elsewhere avoids the
+//! wait.
 
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::termios::{self, SetArg, Termios};
@@ -21,7 +38,7 @@ use crate::mask::Redactor;
 /// The child's side of the plumbing, and ours. Every descriptor is
 /// close-on-exec: the child gets its ends through dup2 onto 0, 1, 2, and
 /// keeps none of ours.
-pub struct Plumbing {
+pub(crate) struct Plumbing {
     /// Descriptors to install as the child's 0, 1, 2.
     pub child_stdio: [Option<OwnedFd>; 3],
     /// With a pseudo-terminal: its slave, to become the child's controlling
@@ -34,8 +51,7 @@ pub struct Plumbing {
 }
 
 /// Running relay threads.
-pub struct Relay {
-    done: Arc<AtomicBool>,
+pub(crate) struct Relay {
     threads: Vec<JoinHandle<()>>,
     saved_mode: Option<Termios>,
     master: Option<Arc<OwnedFd>>,
@@ -44,7 +60,7 @@ pub struct Relay {
 impl Plumbing {
     /// Pipes for stdout and stderr, or a pseudo-terminal when our stdout is
     /// a terminal.
-    pub fn new() -> Result<Self> {
+    pub(crate) fn new() -> Result<Self> {
         let io = |e: nix::errno::Errno| Error::io("setting up masked output", e.into());
         let stdout_tty = std::io::stdout().is_terminal();
         let stderr_tty = std::io::stderr().is_terminal();
@@ -83,6 +99,15 @@ impl Plumbing {
                 sources,
                 master: Some(master),
             })
+        } else if stdout_is_stderr() {
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io)?;
+            let w2 = dup(&w)?;
+            Ok(Self {
+                child_stdio: [None, Some(w), Some(w2)],
+                child_tty: None,
+                sources: vec![(r, 1)],
+                master: None,
+            })
         } else {
             let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io)?;
             let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io)?;
@@ -97,14 +122,14 @@ impl Plumbing {
 
     /// The raw descriptors for `SpawnSpec::stdio`.
     #[must_use]
-    pub fn stdio(&self) -> [Option<RawFd>; 3] {
+    pub(crate) fn stdio(&self) -> [Option<RawFd>; 3] {
         [0, 1, 2].map(|i| self.child_stdio[i].as_ref().map(AsRawFd::as_raw_fd))
     }
 
     /// Once the child runs: closes its ends here (so EOF can come), puts our
     /// terminal in raw mode when relaying keystrokes, and starts the threads.
     /// `redactor` makes one redactor per stream.
-    pub fn start(self, redactor: impl Fn() -> Redactor) -> Relay {
+    pub(crate) fn start(self, redactor: impl Fn() -> Redactor) -> Relay {
         let Self {
             child_stdio,
             sources,
@@ -113,14 +138,19 @@ impl Plumbing {
         } = self;
         let relays_keys = master.is_some() && child_stdio[0].is_some();
         drop(child_stdio);
-        let done = Arc::new(AtomicBool::new(false));
+        let whole_lines = sources.len() > 1;
+        let writing = Arc::new(Mutex::new(()));
         let mut threads = Vec::new();
         for (fd, target) in sources {
-            let done = Arc::clone(&done);
-            let mut filter = redactor();
-            threads.push(std::thread::spawn(move || {
-                pump(&fd, target, &mut filter, &done)
-            }));
+            let writing = Arc::clone(&writing);
+            let mut stream = Stream {
+                target,
+                filter: redactor(),
+                whole_lines,
+                writing,
+                unwritten: Vec::new(),
+            };
+            threads.push(std::thread::spawn(move || pump(&fd, &mut stream)));
         }
         let mut saved_mode = None;
         if let Some(master) = master.as_ref().filter(|_| relays_keys) {
@@ -130,7 +160,6 @@ impl Plumbing {
             std::thread::spawn(move || keys(&master));
         }
         Relay {
-            done,
             threads,
             saved_mode,
             master,
@@ -140,7 +169,7 @@ impl Plumbing {
 
 impl Relay {
     /// Copies our window size to the child's terminal (on SIGWINCH).
-    pub fn resize(&self) {
+    pub(crate) fn resize(&self) {
         if let (Some(master), Some(size)) =
             (&self.master, window_size(std::io::stdout().as_raw_fd()))
         {
@@ -150,14 +179,14 @@ impl Relay {
 
     /// Whether the child's output goes through a pseudo-terminal.
     #[must_use]
-    pub fn has_pty(&self) -> bool {
+    pub(crate) fn has_pty(&self) -> bool {
         self.master.is_some()
     }
 
-    /// After the child ended: drains what is left, flushes the redactors and
-    /// restores our terminal.
-    pub fn finish(self) {
-        self.done.store(true, Ordering::SeqCst);
+    /// After the child ended: relays until every writer has closed the
+    /// pipes (the child's background processes included), flushes the
+    /// redactors and restores our terminal.
+    pub(crate) fn finish(self) {
         for t in self.threads {
             let _ = t.join();
         }
@@ -172,36 +201,106 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
         .map_err(|e| Error::io("duplicating a descriptor", e))
 }
 
-/// Reads `fd` until EOF, or until the child is done and nothing more comes
-/// for a moment (a grandchild may hold the pipe open forever), redacting into
-/// our descriptor `target`.
-fn pump(fd: &OwnedFd, target: i32, filter: &mut Redactor, done: &AtomicBool) {
-    let mut out: Box<dyn Write> = if target == 1 {
-        Box::new(std::io::stdout())
-    } else {
-        Box::new(std::io::stderr())
-    };
+/// How long a stream may be quiet before what it holds is released.
+pub(crate) const IDLE: Duration = Duration::from_millis(30);
+
+/// Output that, once past the last newline, is written anyway.
+const MAX_PARTIAL_LINE: usize = 64 * 1024;
+
+/// One output stream of the child, on its way to our descriptor `target`.
+struct Stream {
+    target: i32,
+    filter: Redactor,
+    /// Write only whole lines until idle (another stream shares the writer).
+    whole_lines: bool,
+    /// Held while writing, so no stream's line is spliced into another's.
+    writing: Arc<Mutex<()>>,
+    /// Redacted bytes not yet written: a partial line.
+    unwritten: Vec<u8>,
+}
+
+impl Stream {
+    /// Whether anything waits for more input or for the stream to idle.
+    fn holds(&self) -> bool {
+        self.filter.held() > 0 || !self.unwritten.is_empty()
+    }
+
+    /// Redacts `input`; writes what is ready. False once our side is gone.
+    fn push(&mut self, input: &[u8]) -> bool {
+        self.filter.push(input, &mut self.unwritten);
+        let ready = if self.whole_lines && self.unwritten.len() < MAX_PARTIAL_LINE {
+            self.unwritten
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1)
+        } else {
+            self.unwritten.len()
+        };
+        self.write(ready)
+    }
+
+    /// The stream is idle or over: releases everything held.
+    fn release(&mut self, end: bool) -> bool {
+        if end {
+            self.filter.finish(&mut self.unwritten);
+        } else {
+            self.filter.flush_held(&mut self.unwritten);
+        }
+        self.write(self.unwritten.len())
+    }
+
+    fn write(&mut self, n: usize) -> bool {
+        if n == 0 {
+            return true;
+        }
+        let ok = {
+            let _turn = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+            if self.target == 1 {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&self.unwritten[..n])
+                    .and_then(|()| out.flush())
+            } else {
+                std::io::stderr().lock().write_all(&self.unwritten[..n])
+            }
+        };
+        self.unwritten.drain(..n);
+        ok.is_ok()
+    }
+}
+
+/// Reads `fd` until every writer has closed it (EOF, or EIO for a
+/// pseudo-terminal), redacting into our descriptor; after [`IDLE`] without
+/// input, releases what the stream holds.
+fn pump(fd: &OwnedFd, stream: &mut Stream) {
     let mut file = File::from(match fd.try_clone() {
         Ok(f) => f,
         Err(_) => return,
     });
     let mut buf = vec![0u8; 64 * 1024];
-    let mut redacted = Vec::with_capacity(64 * 1024);
+    let idle = u16::try_from(IDLE.as_millis()).map_or(PollTimeout::MAX, PollTimeout::from);
     loop {
+        let timeout = if stream.holds() {
+            idle
+        } else {
+            PollTimeout::NONE
+        };
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(100u16)) {
-            Ok(0) if done.load(Ordering::SeqCst) => break,
-            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+        match poll(&mut fds, timeout) {
+            Ok(0) => {
+                if !stream.release(false) {
+                    return;
+                }
+                continue;
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break,
             Ok(_) => {}
         }
         match file.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                redacted.clear();
-                filter.push(&buf[..n], &mut redacted);
-                if out.write_all(&redacted).and_then(|()| out.flush()).is_err() {
-                    break;
+                if !stream.push(&buf[..n]) {
+                    return;
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -209,9 +308,27 @@ fn pump(fd: &OwnedFd, target: i32, filter: &mut Redactor, done: &AtomicBool) {
             Err(_) => break,
         }
     }
-    redacted.clear();
-    filter.finish(&mut redacted);
-    let _ = out.write_all(&redacted).and_then(|()| out.flush());
+    stream.release(true);
+}
+
+/// Whether our stdout and stderr lead to one file (`2>&1`): the same
+/// device and inode, open for writing alike. Two separate opens of one
+/// file pass too: their writes land in one file, so one pipe keeps their
+/// order there as well. (fstat rather than kcmp(2), which container
+/// seccomp profiles often refuse.)
+fn stdout_is_stderr() -> bool {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let (out, err) = (std::io::stdout(), std::io::stderr());
+    let same_file = match (
+        nix::sys::stat::fstat(out.as_fd()),
+        nix::sys::stat::fstat(err.as_fd()),
+    ) {
+        (Ok(x), Ok(y)) => x.st_dev == y.st_dev && x.st_ino == y.st_ino,
+        _ => false,
+    };
+    let access =
+        |fd| fcntl(fd, FcntlArg::F_GETFL).map(|f| OFlag::from_bits_truncate(f) & OFlag::O_ACCMODE);
+    same_file && access(out.as_fd()).ok() == access(err.as_fd()).ok()
 }
 
 /// Relays our keystrokes to the child's terminal.

@@ -3,17 +3,26 @@
 //! reaping (as PID 1 or a subreaper) and the exit status. It knows nothing
 //! of secrets: `child::launch` hands it a prepared command.
 //!
-//! Process groups. When `secret` runs in the foreground of a terminal and is
-//! not part of a pipeline (stdin and stdout are that terminal), the child gets
-//! a process group of its own and the terminal's foreground: Ctrl-C, Ctrl-\
-//! and Ctrl-Z go to the child alone, exactly once, and a shell's `kill %1`
-//! (which signals our group) reaches the child once, through us. On Ctrl-Z we
-//! take the terminal back and stop ourselves, so the shell sees the job stop;
-//! on `fg` we hand the terminal back and continue the child. In a pipeline
-//! the child must stay in our group (the other members share the terminal),
-//! so signals the terminal sends to the whole group are not forwarded again.
-//! Without a terminal (CI, containers) the child gets its own group and every
-//! signal reaches it through us.
+//! Process groups. When a job-control shell made `secret` a job of its own
+//! (we lead our process group, which is the terminal's foreground, and
+//! stdin and stdout are that terminal), the child gets a process group of
+//! its own and the terminal's foreground: Ctrl-C, Ctrl-\ and Ctrl-Z go to
+//! the child alone, exactly once, and a shell's `kill %1` (which signals our
+//! group) reaches the child once, through us. On Ctrl-Z we take the terminal
+//! back and stop ourselves, so the shell sees the job stop; on `fg` we hand
+//! the terminal back and continue the child. When we are a member of
+//! someone else's group in the foreground (a script, a pipeline), the child
+//! stays in our group: the terminal's signals reach the script, us and the
+//! child together, so they are not forwarded again. Without a terminal (CI,
+//! containers) the child gets its own group and every signal reaches it
+//! through us.
+//!
+//! Signals. A signal ignored when `secret` started is neither caught nor
+//! forwarded, and stays ignored in the child (`nohup`, `trap '' INT`).
+//! When the child dies of signal N, `secret` dies of N too (default
+//! disposition, raised on itself), so a shell running a loop of `secret
+//! exec` stops on Ctrl-C as it would with the command alone; as PID 1,
+//! where that is impossible, it exits 128+N.
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -21,7 +30,7 @@ use std::os::fd::AsFd;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{Pid, getpgrp, tcgetpgrp, tcsetpgrp};
+use nix::unistd::{Pid, getpgrp, getpid, tcgetpgrp, tcsetpgrp};
 use signal_hook::consts::signal as sig;
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
@@ -31,7 +40,7 @@ use crate::error::{Error, Result};
 use crate::sys::{self, SpawnSpec};
 
 /// Signals passed on to the child.
-pub const FORWARDED: &[i32] = &[
+pub(crate) const FORWARDED: &[i32] = &[
     sig::SIGHUP,
     sig::SIGINT,
     sig::SIGQUIT,
@@ -63,7 +72,7 @@ enum Terminal {
 }
 
 /// What the caller decided about supervision.
-pub struct Supervision {
+pub(crate) struct Supervision {
     /// Reap every orphan (PR_SET_CHILD_SUBREAPER); implied as PID 1.
     pub subreaper: bool,
 }
@@ -76,7 +85,10 @@ fn terminal_mode() -> Terminal {
     match tcgetpgrp(tty.as_fd()) {
         Ok(fg) if fg == getpgrp() => {
             let on_tty = |fd: std::os::fd::BorrowedFd<'_>| nix::unistd::isatty(fd).unwrap_or(false);
-            if on_tty(std::io::stdin().as_fd()) && on_tty(std::io::stdout().as_fd()) {
+            if getpgrp() == getpid()
+                && on_tty(std::io::stdin().as_fd())
+                && on_tty(std::io::stdout().as_fd())
+            {
                 Terminal::Handed(tty)
             } else {
                 Terminal::Shared
@@ -87,7 +99,7 @@ fn terminal_mode() -> Terminal {
 }
 
 /// Parses `TERM`, `SIGTERM` or `15` (any case).
-pub fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
+pub(crate) fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
     let upper = text.to_ascii_uppercase();
     let named = if upper.starts_with("SIG") {
         upper
@@ -103,14 +115,54 @@ pub fn parse_signal(text: &str) -> std::result::Result<Signal, String> {
         })
 }
 
+/// The signals we catch and forward: those of `FORWARDED` our parent did
+/// not leave ignored.
+fn forwarded() -> Vec<i32> {
+    FORWARDED
+        .iter()
+        .copied()
+        .filter(|s| !sys::ignored_at_start(*s))
+        .collect()
+}
+
 /// Registers for the signals we forward (before the fork, so none is lost).
-pub fn listen() -> Result<SignalsInfo<WithOrigin>> {
-    SignalsInfo::<WithOrigin>::new(FORWARDED.iter().copied().chain([sig::SIGCHLD]))
+pub(crate) fn listen() -> Result<SignalsInfo<WithOrigin>> {
+    SignalsInfo::<WithOrigin>::new(forwarded().into_iter().chain([sig::SIGCHLD]))
         .map_err(|e| Error::io("installing signal handlers", e))
 }
 
+/// How the child ended.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Ended {
+    Exited(u8),
+    Signaled(Signal),
+}
+
+impl Ended {
+    /// The code to exit with: the child's, or 128+N for signal N.
+    #[must_use]
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Self::Exited(code) => code,
+            Self::Signaled(signal) => u8::try_from(128 + signal as i32).unwrap_or(255),
+        }
+    }
+
+    /// Ends as the child did: for a death by signal, dies of the same
+    /// signal (PID 1 cannot, and exits 128+N); otherwise returns the code.
+    #[must_use]
+    pub(crate) fn mirror(self) -> u8 {
+        if let Self::Signaled(signal) = self
+            && getpid().as_raw() != 1
+        {
+            sys::die_of(signal);
+        }
+        self.code()
+    }
+}
+
 /// A started child, to be supervised.
-pub struct Running {
+pub(crate) struct Running {
     child: Pid,
     terminal: Terminal,
     signals: SignalsInfo<WithOrigin>,
@@ -118,7 +170,11 @@ pub struct Running {
 
 /// Spawns the child described by `spec` (whose `new_group` this sets).
 /// The caller drops every secret buffer before calling `supervise`.
-pub fn start(spec: &mut SpawnSpec<'_>, shown: &str, supervision: &Supervision) -> Result<Running> {
+pub(crate) fn start(
+    spec: &mut SpawnSpec<'_>,
+    shown: &str,
+    supervision: &Supervision,
+) -> Result<Running> {
     // With a pseudo-terminal of its own the child is in a session of its
     // own: our terminal stays ours (in raw mode, relaying keys).
     let terminal = if spec.controlling_tty.is_some() {
@@ -145,15 +201,15 @@ pub fn start(spec: &mut SpawnSpec<'_>, shown: &str, supervision: &Supervision) -
 
 impl Running {
     #[must_use]
-    pub fn pid(&self) -> Pid {
+    pub(crate) fn pid(&self) -> Pid {
         self.child
     }
 
-    /// Forwards signals and reaps until the child ends; returns the code to
-    /// exit with. `on_winch`, when given, handles SIGWINCH instead of
+    /// Forwards signals and reaps until the child ends; returns how it
+    /// ended. `on_winch`, when given, handles SIGWINCH instead of
     /// forwarding it (a pseudo-terminal is resized, and the kernel tells the
-    /// child).
-    pub fn supervise(mut self, on_winch: Option<&dyn Fn()>) -> u8 {
+    /// child). Once it has ended, the signals we caught act on us again.
+    pub(crate) fn supervise(mut self, on_winch: Option<&dyn Fn()>) -> Ended {
         let mut skip_cont = false;
         loop {
             for origin in self.signals.wait() {
@@ -162,6 +218,7 @@ impl Running {
                         if let Terminal::Handed(tty) = &self.terminal {
                             sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), getpgrp()).ok());
                         }
+                        sys::restore_inherited(&forwarded());
                         return code;
                     }
                 } else if let (sig::SIGWINCH, Some(resize)) = (origin.signal, on_winch) {
@@ -195,14 +252,14 @@ fn forward(origin: &Origin, child: Pid, terminal: &Terminal, skip_cont: &mut boo
 
 /// Collects every child that changed state. Returns the code to exit with
 /// once our child has ended.
-fn reap(child: Pid, terminal: &Terminal, skip_cont: &mut bool) -> Option<u8> {
+fn reap(child: Pid, terminal: &Terminal, skip_cont: &mut bool) -> Option<Ended> {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
             Ok(WaitStatus::Exited(pid, code)) if pid == child => {
-                return Some(u8::try_from(code & 0xff).unwrap_or(1));
+                return Some(Ended::Exited(u8::try_from(code & 0xff).unwrap_or(1)));
             }
             Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
-                return Some(u8::try_from(128 + signal as i32).unwrap_or(255));
+                return Some(Ended::Signaled(signal));
             }
             Ok(WaitStatus::Stopped(pid, _)) if pid == child => {
                 job_stopped(child, terminal, skip_cont)

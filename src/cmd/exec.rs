@@ -40,10 +40,12 @@ pub(crate) fn exec(ctx: &Context, args: ExecArgs) -> Result<u8> {
 /// `secret run INTERPRETER SCRIPT ARGS…`: the script's header names its
 /// secrets.
 pub(crate) fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
-    let (mappings, files) = mapping::parse_script_header(&args.script, &ctx.schemes())?;
-    let mut command = vec![args.interpreter, args.script.into_os_string()];
-    command.extend(args.args);
-    launch(ctx, &command, mappings, files, &args.child)
+    let Some(script) = args.command.get(1) else {
+        return Err(Error::usage("secret run needs INTERPRETER SCRIPT"));
+    };
+    let (mappings, files) =
+        mapping::parse_script_header(std::path::Path::new(script), &ctx.schemes())?;
+    launch(ctx, &args.command, mappings, files, &args.child)
 }
 
 fn launch(
@@ -53,6 +55,7 @@ fn launch(
     mut files: Vec<Mapping>,
     child: &ChildArgs,
 ) -> Result<u8> {
+    refuse_unmasked_exec(child)?;
     for arg in &child.file {
         files.push(mapping::parse_file_arg(arg, &ctx.schemes())?);
     }
@@ -137,7 +140,7 @@ fn launch(
         vars.push((m.var.clone(), Zeroizing::new(file.path().into_bytes())));
         memfiles.push(file);
     }
-    let redactor = if child.mask_wanted() && !child.replace {
+    let redactor = if child.mask_wanted() {
         let labelled = values.iter().map(|(s, v)| (s.to_string(), v));
         Some(crate::child::relay::redactor(labelled, |w| {
             eprintln!("secret: warning: {w}");
@@ -172,4 +175,23 @@ fn launch(
     // The proxy lives exactly as long as the child.
     drop(proxy);
     code
+}
+
+/// `--exec` replaces `secret` with the command, so nothing is left to mask
+/// its output: refused with `--mask`, and under `CI` (where masking is the
+/// default) unless `--no-mask` says raw output is wanted.
+fn refuse_unmasked_exec(child: &ChildArgs) -> Result<()> {
+    if !child.replace || !child.mask_wanted() {
+        return Ok(());
+    }
+    if child.mask {
+        return Err(Error::usage_hint(
+            "--exec and --mask cannot be combined: --exec replaces secret with the command, so nothing would be left to mask its output",
+            "drop --exec to keep masking, or pass --no-mask to run the command unmasked",
+        ));
+    }
+    Err(Error::usage_hint(
+        "--exec would print secrets unmasked: CI is set, so masking is on by default, and --exec replaces secret with the command, leaving nothing to mask its output",
+        "drop --exec to keep masking, or add --no-mask to run the command unmasked",
+    ))
 }

@@ -16,6 +16,9 @@ use context::Context;
 
 /// Runs the parsed command line; returns the exit code.
 pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
+    // Before any thread or child exists: nothing we start may possess the
+    // unlock cache's keyring.
+    crate::unlock::isolate_children()?;
     if let Command::Generate { what, dir } = &cli.command {
         return crate::docs::generate(*what, dir).map(|()| 0);
     }

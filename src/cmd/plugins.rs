@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::context::{Context, print};
 use crate::cli::PluginsCommand;
 use crate::error::{Error, Result};
-use crate::supervise::config::Config;
+use crate::supervise::config::PluginsFile;
 use crate::supervise::{self, Host, SharedStore, keeper, launch, run, status};
 
 /// Runs `secret plugins …`; returns the exit code.
@@ -75,23 +75,12 @@ fn dispatch(command: PluginsCommand, host: &Host<'_>) -> Result<u8> {
 }
 
 /// Loads and validates; on problems prints them all and returns `None`.
-fn load(file: Option<PathBuf>, host: &Host<'_>) -> Result<Option<Config>> {
+fn load(file: Option<PathBuf>, host: &Host<'_>) -> Result<Option<PluginsFile>> {
     let path = file.unwrap_or_else(|| supervise::default_path(host.paths));
-    match Config::load(&path, &|s| crate::remote::is_scheme(s, host.config)) {
+    match PluginsFile::load(&path, &|s| crate::remote::is_scheme(s, host.config)) {
         Ok(config) => Ok(Some(config)),
         Err(invalid) => {
-            let mut text = String::new();
-            for line in invalid.lines() {
-                text.push_str(&line);
-                text.push('\n');
-            }
-            let n = invalid.diags.len();
-            text.push_str(&format!(
-                "secret: {n} problem{} in {}; nothing was started\n",
-                if n == 1 { "" } else { "s" },
-                path.display()
-            ));
-            let _ = std::io::stderr().write_all(text.as_bytes());
+            let _ = std::io::stderr().write_all(invalid.report().as_bytes());
             Ok(None)
         }
     }
@@ -99,7 +88,7 @@ fn load(file: Option<PathBuf>, host: &Host<'_>) -> Result<Option<Config>> {
 
 /// `secret plugins check`: the file is valid; now say what each plugin
 /// would get, resolving every reference (never printing a value).
-fn check(config: &Config, host: &Host<'_>) -> Result<u8> {
+fn check(config: &PluginsFile, host: &Host<'_>) -> Result<u8> {
     let store = SharedStore::open_for(config, host)?;
     let mut out = String::new();
     let enabled = config.plugins.iter().filter(|p| p.enabled).count();

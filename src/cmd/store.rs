@@ -28,6 +28,9 @@ pub(crate) fn add(
             format!("make a link with: secret link {handle} vault://mount/path#field"),
         ));
     }
+    // Under a scope a new secret belongs to the scope: `--scope team-a/ws-1
+    // add @db` creates @team-a/ws-1/db, whatever a wider scope holds.
+    let handle = ctx.scope.narrowest(&handle)?;
     let mut store = ctx.open_store()?;
     let value = passphrase::read_value(&handle.to_string(), stdin)?;
     let meta = store.add(&handle, &value, provider, kind)?;
@@ -36,9 +39,12 @@ pub(crate) fn add(
 
 /// `secret rotate @name [--stdin]`: a link's value lives elsewhere.
 pub(crate) fn rotate(ctx: &Context, handle: &str, stdin: bool) -> Result<u8> {
-    let handle = Handle::parse(handle)?;
+    // The entry that answers in scope, as exec and inspect would use it.
+    let asked = Handle::parse(handle)?;
     let mut store = ctx.open_store()?;
-    if store.meta(&handle)?.kind == store::LINK_KIND {
+    let found = resolve::find(store.as_ref(), &ctx.scope, &asked)?;
+    let handle = Handle::from_name(&found.handle)?;
+    if found.kind == store::LINK_KIND {
         return Err(Error::usage_hint(
             format!("{handle} is a link; its value lives in the remote store"),
             format!(
@@ -53,8 +59,10 @@ pub(crate) fn rotate(ctx: &Context, handle: &str, stdin: bool) -> Result<u8> {
 
 /// `secret rm @name`.
 pub(crate) fn rm(ctx: &Context, handle: &str) -> Result<u8> {
-    let handle = Handle::parse(handle)?;
-    let meta = ctx.open_store()?.remove(&handle)?;
+    let asked = Handle::parse(handle)?;
+    let mut store = ctx.open_store()?;
+    let found = resolve::find(store.as_ref(), &ctx.scope, &asked)?;
+    let meta = store.remove(&Handle::from_name(&found.handle)?)?;
     changed(ctx, "rm", &meta, "removed")
 }
 
@@ -91,6 +99,7 @@ pub(crate) fn inspect(ctx: &Context, handle: &str, json: bool) -> Result<u8> {
 /// never replaced by a link.
 pub(crate) fn link(ctx: &Context, handle: &str, reference: &str) -> Result<u8> {
     let handle = Handle::parse(handle)?;
+    crate::handle::check_remote_path(reference)?;
     let remote = crate::remote::Remote::parse(reference, &ctx.config).unwrap_or_else(|| {
         Err(Error::usage_hint(
             format!("\"{reference}\" is not a remote reference"),

@@ -65,7 +65,7 @@ impl Reference {
 
     /// Reads the value.
     pub fn fetch(&self) -> Result<SecretValue> {
-        let me = self.to_string();
+        let me = super::escape_for_terminal(&self.to_string());
         let endpoint = match env("AZURE_KEYVAULT_ENDPOINT") {
             Some(e) => e.trim_end_matches('/').to_owned(),
             None => format!(
@@ -284,8 +284,12 @@ fn token(agent: &ureq::Agent, me: &str) -> Result<SecretValue> {
         )
     })?;
     let token = SecretValue::new(granted.access_token.as_bytes().to_vec());
-    let until = Instant::now() + Duration::from_secs(granted.expires_in.saturating_sub(300));
-    *cache = Some((who, SecretValue::new(token.expose().to_vec()), until));
+    // The server's number is trusted for at most a day, and a deadline that
+    // does not fit is no deadline: the token is then not cached.
+    let lifetime = Duration::from_secs(granted.expires_in.saturating_sub(300).min(24 * 3600));
+    if let Some(until) = Instant::now().checked_add(lifetime) {
+        *cache = Some((who, SecretValue::new(token.expose().to_vec()), until));
+    }
     Ok(token)
 }
 

@@ -180,14 +180,20 @@ impl Reference {
 
     fn remote_error(&self, message: impl Into<String>, hint: impl Into<String>) -> Error {
         Error::Remote {
-            reference: self.to_string(),
+            reference: super::escape_for_terminal(&self.to_string()),
             message: message.into(),
             hint: hint.into(),
         }
     }
 
     fn usage(&self, problem: &str, hint: impl Into<String>) -> Error {
-        Error::usage_hint(format!("reference \"{self}\": {problem}"), hint)
+        Error::usage_hint(
+            format!(
+                "reference \"{}\": {problem}",
+                super::escape_for_terminal(&self.to_string())
+            ),
+            hint,
+        )
     }
 
     /// Checks the reference text and works out what to run.
@@ -324,6 +330,14 @@ impl Reference {
                         self.example(),
                     ));
                 }
+                // The AWS CLI reads a parameter that looks like a URL
+                // (file://, fileb://, http://, https://) from there.
+                if id.contains("://") {
+                    return Err(self.usage(
+                        "the secret id contains \"://\", which the AWS CLI would read as a file or URL to load; refused",
+                        "use the secret's name or ARN",
+                    ));
+                }
                 Ok(plan(
                     [
                         "aws",
@@ -363,10 +377,10 @@ impl Reference {
                 }
                 if [project, secret, version]
                     .iter()
-                    .any(|p| p.starts_with('-'))
+                    .any(|p| p.starts_with('-') || p.starts_with('@') || p.contains(':'))
                 {
                     return Err(self.usage(
-                        "PROJECT, SECRET or VERSION starts with '-', which gcloud could take for an option; refused",
+                        "PROJECT, SECRET or VERSION starts with '-' or '@' or contains ':', which gcloud could take for an option, a file or a URL; refused",
                         self.example(),
                     ));
                 }
@@ -450,7 +464,9 @@ impl Reference {
             }
         };
 
-        let deadline = Instant::now() + plan.timeout;
+        let deadline = Instant::now()
+            .checked_add(plan.timeout)
+            .ok_or_else(|| self.remote_error("the timeout is too long", plan.failed.clone()))?;
         let mut status = None;
         let mut stdout = None;
         let mut stderr = None;
@@ -472,7 +488,8 @@ impl Reference {
                     kill();
                     let exited = status.is_some();
                     // Collect what the killed group left on stderr.
-                    let grace = Instant::now() + KILL_GRACE;
+                    let now = Instant::now();
+                    let grace = now.checked_add(KILL_GRACE).unwrap_or(now);
                     while stderr.is_none() {
                         match rx.recv_timeout(grace.saturating_duration_since(Instant::now())) {
                             Ok(Event::Stderr(read)) => {
@@ -548,13 +565,22 @@ impl Reference {
         shown: &str,
         hint: &str,
     ) -> Result<SecretValue> {
+        // One trailing line end, "\n" or "\r\n", as stdin's is.
         if bytes.last() == Some(&b'\n') {
             bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
         }
         match output {
             Output::Whole => {}
             Output::FirstLine => {
                 if let Some(end) = bytes.iter().position(|&b| b == b'\n') {
+                    let end = if end > 0 && bytes[end - 1] == b'\r' {
+                        end - 1
+                    } else {
+                        end
+                    };
                     bytes.truncate(end);
                 }
             }
@@ -632,15 +658,37 @@ fn substitute(arg: &str, full: &str, path: &str) -> String {
     out
 }
 
+/// The longest a provider may be given.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
 fn parse_timeout(name: &str, text: &str) -> Result<Duration> {
-    match humantime::parse_duration(text.trim()) {
+    let text = text.trim();
+    // humantime parses "500000000000y" into a Duration that overflows any
+    // deadline: a long number is refused before it is parsed.
+    if text.len() > 32 {
+        return Err(Error::usage_hint(
+            format!("[providers.{name}] timeout is too long to be a duration"),
+            "write it as e.g. timeout = \"10s\"; at most 1h",
+        ));
+    }
+    match humantime::parse_duration(text) {
+        Ok(d) if d > MAX_TIMEOUT => Err(Error::usage_hint(
+            format!(
+                "[providers.{name}] timeout \"{}\" is over the limit of 1h",
+                super::escape_for_terminal(text)
+            ),
+            "write it as e.g. timeout = \"10s\"; at most 1h",
+        )),
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err(Error::usage_hint(
             format!("[providers.{name}] timeout must be more than zero"),
             "write it as e.g. timeout = \"10s\"",
         )),
         Err(e) => Err(Error::usage_hint(
-            format!("[providers.{name}] timeout \"{text}\" is not a duration: {e}"),
+            format!(
+                "[providers.{name}] timeout \"{}\" is not a duration: {e}",
+                super::escape_for_terminal(text)
+            ),
             "write it as e.g. timeout = \"10s\", \"500ms\" or \"2m\"",
         )),
     }

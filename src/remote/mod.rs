@@ -7,6 +7,7 @@
 
 pub mod azure;
 pub mod command;
+#[allow(unreachable_pub)] // helper S: make http.rs items pub(crate), then drop this
 mod http;
 pub mod openbao;
 
@@ -53,7 +54,10 @@ impl Remote {
             other => match command::Reference::parse(other, rest, config) {
                 Some(r) => r.map(Self::Command),
                 None => Err(Error::usage_hint(
-                    format!("unknown reference scheme \"{other}://\""),
+                    format!(
+                        "unknown reference scheme \"{}://\"",
+                        escape_for_terminal(other)
+                    ),
                     "use vault://, azure-kv://, op://, pass://, aws-sm://, gcp-sm:// or a provider from [providers.NAME] in config.toml",
                 )),
             },
@@ -68,6 +72,25 @@ impl Remote {
             Self::Command(r) => r.fetch(config),
         }
     }
+}
+
+/// `text` with every control character written as an escape (`\n`,
+/// `\u{1b}`), for messages: a reference from an env file must not be able
+/// to retitle, clear or rewrite the terminal it is printed on.
+#[must_use]
+pub fn escape_for_terminal(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 impl fmt::Display for Remote {

@@ -85,7 +85,7 @@ impl Reference {
 
     /// Reads the value with explicit settings.
     pub fn fetch_with(&self, settings: &Settings) -> Result<SecretValue> {
-        let me = self.to_string();
+        let me = super::escape_for_terminal(&self.to_string());
         let address = settings.address.as_deref().ok_or_else(|| {
             remote_error(
                 &me,

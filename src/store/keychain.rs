@@ -75,6 +75,7 @@ impl Keychain {
         item(&root_user(&store_id))?
             .set_secret(root.as_bytes())
             .map_err(|e| keychain_error("storing the root key", &e))?;
+        crate::audit::use_key(&root);
         let keys = Keys::from_root(root);
         let mut meta = MetaFile {
             version: 1,
@@ -99,6 +100,7 @@ impl Keychain {
             hint: "it was changed by another program; restore it or run `secret init` in a new SECRET_HOME".into(),
         })?;
         let keys = Keys::from_root(Key::from_bytes(Zeroizing::new(root)));
+        crate::audit::use_key(&keys.root);
         let meta = verify(&path, &bytes, &keys)?;
         Ok(Self {
             paths: paths.clone(),
@@ -108,12 +110,29 @@ impl Keychain {
     }
 
     /// Re-reads the metadata under the writers' lock, applies `change`, and
-    /// writes it back atomically.
-    fn modify<T>(&mut self, change: impl FnOnce(&mut MetaFile, &Keys) -> Result<T>) -> Result<T> {
+    /// writes it back atomically. The change (`action` on `handle`) is
+    /// audited before `change` touches the keychain, so no change is made
+    /// without its record; the command adds the outcome after.
+    fn modify<T>(
+        &mut self,
+        action: &'static str,
+        handle: &Handle,
+        change: impl FnOnce(&mut MetaFile, &Keys) -> Result<T>,
+    ) -> Result<T> {
         let _lock = fsio::lock_exclusive(&self.paths.lock_file())?;
         let path = self.paths.keychain_meta_file();
         let (_, bytes) = read_unverified(&path)?;
         let mut meta = verify(&path, &bytes, &self.keys)?;
+        crate::audit::append(
+            &self.paths,
+            &[crate::audit::Event {
+                action,
+                handle: Some(handle.name().to_owned()),
+                consumer: "cli".into(),
+                outcome: "committing".into(),
+                ..crate::audit::Event::default()
+            }],
+        )?;
         let out = change(&mut meta, &self.keys)?;
         meta.seal(&self.keys);
         write_meta(&path, &meta)?;
@@ -171,7 +190,7 @@ impl Store for Keychain {
                 handle: handle.clone(),
             });
         }
-        self.modify(|meta, keys| {
+        self.modify("add", handle, |meta, keys| {
             let at = match Self::find(meta, handle) {
                 Ok(_) => {
                     return Err(Error::SecretExists {
@@ -200,7 +219,7 @@ impl Store for Keychain {
     fn rotate(&mut self, handle: &Handle, value: &SecretValue) -> Result<EntryMeta> {
         check_value(value)?;
         Self::find(&self.meta, handle)?;
-        self.modify(|meta, keys| {
+        self.modify("rotate", handle, |meta, keys| {
             let i = Self::find(meta, handle)?;
             let fingerprint = put(&meta.store_id, keys, handle, value)?;
             let entry = &mut meta.entries[i];
@@ -212,7 +231,7 @@ impl Store for Keychain {
     }
 
     fn remove(&mut self, handle: &Handle) -> Result<EntryMeta> {
-        self.modify(|meta, _| {
+        self.modify("rm", handle, |meta, _| {
             let i = Self::find(meta, handle)?;
             delete(&meta.store_id, handle)?;
             Ok(meta.entries.remove(i))

@@ -163,7 +163,7 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    pub fn from_root(root: Key) -> Self {
+    pub(crate) fn from_root(root: Key) -> Self {
         Self {
             value: root.subkey("secret/v1/value"),
             commit: root.subkey("secret/v1/commit"),

@@ -96,13 +96,19 @@ pub struct Vault {
 
 impl Vault {
     /// Creates a new, empty vault protected by `passphrase`. Fails, changing
-    /// nothing, if one exists.
+    /// nothing, if anything is at the vault's path. Atomic: the file appears
+    /// whole (temp file, fsync, rename) or not at all, so it is the commit
+    /// point of `init`: write config.toml and grants.toml first, call this
+    /// last, and an `init` killed before it leaves no vault, so the next
+    /// `init` simply runs again. Its record ("init", "committing") is in the
+    /// trail before the vault exists.
     pub fn create(paths: &Paths, passphrase: &SecretValue, params: KdfParams) -> Result<()> {
         params.check_for_create()?;
         fsio::ensure_private_dir(&paths.data_dir)?;
         let _lock = fsio::lock_exclusive(&paths.lock_file())?;
         let path = paths.vault_file();
-        if path.exists() {
+        // Anything there, even a dangling link, is not ours to replace.
+        if path.symlink_metadata().is_ok() {
             return Err(Error::AlreadyInitialized { path });
         }
         let root = Key::generate()?;
@@ -114,8 +120,19 @@ impl Vault {
             slots: vec![Slot::Passphrase(slot)],
             entries: Vec::new(),
         };
+        crate::audit::use_key(&root);
         let keys = Keys::from_root(root);
-        fsio::write_atomic(&path, &encode(&contents, &keys.commit))?;
+        let encoded = encode(&contents, &keys.commit);
+        crate::audit::append(
+            paths,
+            &[crate::audit::Event {
+                action: "init",
+                consumer: "cli".into(),
+                outcome: "committing (generation 1)".into(),
+                ..crate::audit::Event::default()
+            }],
+        )?;
+        fsio::write_atomic(&path, &encoded)?;
         record_generation(paths, &contents);
         Ok(())
     }
@@ -144,7 +161,10 @@ impl Vault {
         ask: impl FnOnce() -> Result<SecretValue>,
     ) -> Result<Self> {
         let path = paths.vault_file();
-        let bytes = read_vault(&path)?;
+        let bytes = read_vault_bytes(&path)?;
+        if let Some(version) = newer_version(&bytes) {
+            return Err(classify_newer(&path, &bytes, version, use_cache, ask));
+        }
         let contents = decode(&bytes).map_err(|reason| Error::damaged(&path, reason))?;
         let cached = use_cache
             .then(|| crate::unlock::cached(&contents.vault_id))
@@ -156,7 +176,8 @@ impl Vault {
             None => Keys::from_root(unlock(&path, &contents, &ask()?)?),
         };
         verify_commitment(&path, &bytes, &keys.commit)?;
-        check_generation(paths, &contents);
+        crate::audit::use_key(&keys.root);
+        check_generation(paths, &contents, &keys);
         Ok(Self {
             path,
             paths: paths.clone(),
@@ -181,7 +202,7 @@ impl Vault {
     /// the same cost parameters. Values are untouched.
     pub fn change_passphrase(&mut self, new: &SecretValue) -> Result<()> {
         let root = Key::from_bytes(Zeroizing::new(*self.keys.root.as_bytes()));
-        self.modify(|contents, _| {
+        self.modify("passwd", None, |contents, _| {
             let params = contents
                 .slots
                 .iter()
@@ -198,8 +219,17 @@ impl Vault {
     }
 
     /// Runs `change` on the newest contents under the writers' lock, then
-    /// writes the result atomically with the next generation number.
-    fn modify<T>(&mut self, change: impl FnOnce(&mut Contents, &Keys) -> Result<T>) -> Result<T> {
+    /// writes the result atomically with the next generation number. The
+    /// change is audited *before* it is committed (`action` on `handle`,
+    /// outcome "committing (generation N)"), so a command killed after the
+    /// rename cannot leave a change without its record; the command adds
+    /// the outcome after. If the record cannot be written, nothing changes.
+    fn modify<T>(
+        &mut self,
+        action: &'static str,
+        handle: Option<&Handle>,
+        change: impl FnOnce(&mut Contents, &Keys) -> Result<T>,
+    ) -> Result<T> {
         let _lock = fsio::lock_exclusive(&self.paths.lock_file())?;
         let bytes = read_vault(&self.path)?;
         verify_commitment(&self.path, &bytes, &self.keys.commit)?;
@@ -223,7 +253,18 @@ impl Vault {
             });
         }
         contents.generation += 1;
-        fsio::write_atomic(&self.path, &encode(&contents, &self.keys.commit))?;
+        let encoded = encode(&contents, &self.keys.commit);
+        crate::audit::append(
+            &self.paths,
+            &[crate::audit::Event {
+                action,
+                handle: handle.map(|h| h.name().to_owned()),
+                consumer: "cli".into(),
+                outcome: format!("committing (generation {})", contents.generation),
+                ..crate::audit::Event::default()
+            }],
+        )?;
+        fsio::write_atomic(&self.path, &encoded)?;
         record_generation(&self.paths, &contents);
         self.contents = contents;
         Ok(out)
@@ -263,7 +304,7 @@ impl Store for Vault {
                 "it was replaced by another vault since it was unlocked",
             ));
         }
-        check_generation(&self.paths, &contents);
+        check_generation(&self.paths, &contents, &self.keys);
         self.contents = contents;
         Ok(())
     }
@@ -295,7 +336,7 @@ impl Store for Vault {
         kind: &str,
     ) -> Result<EntryMeta> {
         check_value(value)?;
-        self.modify(|contents, keys| {
+        self.modify("add", Some(handle), |contents, keys| {
             let at = match find(&contents.entries, handle) {
                 Ok(_) => {
                     return Err(Error::SecretExists {
@@ -326,7 +367,7 @@ impl Store for Vault {
 
     fn rotate(&mut self, handle: &Handle, value: &SecretValue) -> Result<EntryMeta> {
         check_value(value)?;
-        self.modify(|contents, keys| {
+        self.modify("rotate", Some(handle), |contents, keys| {
             let i = find(&contents.entries, handle)?;
             let vault_id = contents.vault_id;
             let entry = &mut contents.entries[i];
@@ -338,7 +379,7 @@ impl Store for Vault {
     }
 
     fn remove(&mut self, handle: &Handle) -> Result<EntryMeta> {
-        self.modify(|contents, _| {
+        self.modify("rm", Some(handle), |contents, _| {
             let i = find(&contents.entries, handle)?;
             Ok(contents.entries.remove(i).meta())
         })
@@ -369,23 +410,75 @@ fn value_aad(vault_id: &[u8; 16], name: &str, version: u64) -> Vec<u8> {
     aad
 }
 
+/// The largest vault file read (100,000 entries take about 20 MiB).
+pub const MAX_VAULT_LEN: u64 = 256 << 20;
+
+fn read_vault_bytes(path: &Path) -> Result<Vec<u8>> {
+    fsio::read_private_file(path, "the vault", MAX_VAULT_LEN, fsio::Readers::OwnerOnly)?.ok_or_else(
+        || Error::NotInitialized {
+            path: path.to_owned(),
+        },
+    )
+}
+
+/// Reads the vault; a newer format is reported before decoding.
 fn read_vault(path: &Path) -> Result<Vec<u8>> {
-    let bytes = fsio::read_private(path)?.ok_or_else(|| Error::NotInitialized {
-        path: path.to_owned(),
-    })?;
-    // A newer format is not damage: say so before decoding.
-    if bytes.starts_with(MAGIC)
-        && let Some(v) = bytes.get(MAGIC.len()..MAGIC.len() + 2)
-    {
-        let version = u16::from_be_bytes([v[0], v[1]]);
-        if version > FORMAT_VERSION {
-            return Err(Error::NewerFormat {
-                path: path.to_owned(),
-                version,
-            });
-        }
+    let bytes = read_vault_bytes(path)?;
+    match newer_version(&bytes) {
+        Some(version) => Err(Error::NewerFormat {
+            path: path.to_owned(),
+            version,
+        }),
+        None => Ok(bytes),
     }
-    Ok(bytes)
+}
+
+/// The format version, when it is newer than this build's.
+fn newer_version(bytes: &[u8]) -> Option<u16> {
+    if !bytes.starts_with(MAGIC) {
+        return None;
+    }
+    let v = bytes.get(MAGIC.len()..MAGIC.len() + 2)?;
+    let version = u16::from_be_bytes([v[0], v[1]]);
+    (version > FORMAT_VERSION).then_some(version)
+}
+
+/// A file that says it is a newer format may be one, or a vault of this
+/// format whose version bytes were damaged. A newer format's commitment
+/// cannot be checked by this build; but if the file, read as this format,
+/// unlocks and its commitment verifies, it is damage, and is called so.
+fn classify_newer(
+    path: &Path,
+    bytes: &[u8],
+    version: u16,
+    use_cache: bool,
+    ask: impl FnOnce() -> Result<SecretValue>,
+) -> Error {
+    let newer = Error::NewerFormat {
+        path: path.to_owned(),
+        version,
+    };
+    let mut patched = bytes.to_vec();
+    patched[MAGIC.len()..MAGIC.len() + 2].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
+    let Ok(contents) = decode(&patched) else {
+        return newer;
+    };
+    let key = use_cache
+        .then(|| crate::unlock::cached(&contents.vault_id))
+        .flatten()
+        .or_else(|| {
+            let passphrase = ask().ok()?;
+            unlock(path, &contents, &passphrase).ok()
+        });
+    match key.map(Keys::from_root) {
+        Some(keys) if verify_commitment(path, &patched, &keys.commit).is_ok() => Error::damaged(
+            path,
+            format!(
+                "it has format version {version}, newer than this build reads, yet everything else is an intact version-{FORMAT_VERSION} vault whose commitment checks out as version {FORMAT_VERSION}: its version bytes were changed"
+            ),
+        ),
+        _ => newer,
+    }
 }
 
 impl PassphraseSlot {
@@ -438,12 +531,36 @@ impl PassphraseSlot {
     }
 }
 
+/// Refuses to run a key derivation far above what `secret` creates,
+/// unless `SECRET_ALLOW_EXPENSIVE_KDF=1` says the user means it.
+fn check_cost(path: &Path, params: KdfParams) -> Result<()> {
+    if !params.is_expensive()
+        || std::env::var_os("SECRET_ALLOW_EXPENSIVE_KDF").is_some_and(|v| v == "1")
+    {
+        return Ok(());
+    }
+    let d = KdfParams::DEFAULT;
+    Err(Error::UnsafeFile {
+        path: path.to_owned(),
+        problem: format!(
+            "its passphrase slot asks for Argon2id with {} MiB and {} passes, more than {}x what secret creates ({} MiB, {} passes): one attempt could take minutes and that much memory",
+            params.m_kib / 1024,
+            params.t,
+            KdfParams::EXPENSIVE_FACTOR,
+            d.m_kib / 1024,
+            d.t
+        ),
+        fix: "if you set this cost on purpose, allow it with SECRET_ALLOW_EXPENSIVE_KDF=1; otherwise the header was altered: restore the vault from a backup".into(),
+    })
+}
+
 /// Unwraps the vault key from the first passphrase slot that opens.
 fn unlock(path: &Path, header: &Contents, passphrase: &SecretValue) -> Result<Key> {
     let mut saw_slot = false;
     for slot in &header.slots {
         if let Slot::Passphrase(p) = slot {
             saw_slot = true;
+            check_cost(path, p.params)?;
             if let Some(key) = p.unwrap_key(&header.vault_id, passphrase)? {
                 return Ok(key);
             }
@@ -676,14 +793,28 @@ fn decode_passphrase_slot(body: &[u8]) -> Result<PassphraseSlot, String> {
 }
 
 /// Warns when the vault's generation is lower than one seen before: the file
-/// may have been replaced by an older copy (a rollback).
-fn check_generation(paths: &Paths, contents: &Contents) {
+/// may have been replaced by an older copy (a rollback). A writer that
+/// committed between our read and our look at the record is not one: the
+/// file is read again, and only a file that is still older (and authentic)
+/// draws the warning.
+fn check_generation(paths: &Paths, contents: &Contents, keys: &Keys) {
     let seen = seen_generation(paths, &contents.vault_id);
     if seen > contents.generation {
+        let path = paths.vault_file();
+        let on_disk = read_vault(&path).ok().and_then(|bytes| {
+            verify_commitment(&path, &bytes, &keys.commit).ok()?;
+            decode(&bytes)
+                .ok()
+                .filter(|c| c.vault_id == contents.vault_id)
+                .map(|c| c.generation)
+        });
+        let now = on_disk.unwrap_or(contents.generation);
+        if now >= seen {
+            return;
+        }
         eprintln!(
-            "secret: warning: the vault at {} is at generation {}, but generation {seen} was seen before: it may be an older copy (rolled back), so removed or rotated secrets may have come back",
-            paths.vault_file().display(),
-            contents.generation
+            "secret: warning: the vault at {} is at generation {now}, but generation {seen} was seen before: it may be an older copy (rolled back), so removed or rotated secrets may have come back",
+            path.display(),
         );
     } else if seen < contents.generation
         && let Ok(_lock) = fsio::lock_exclusive(&paths.lock_file())
@@ -700,7 +831,14 @@ fn seen_generation(paths: &Paths, vault_id: &[u8; 16]) -> u64 {
 }
 
 fn read_generation(paths: &Paths) -> Option<([u8; 16], u64)> {
-    let text = std::fs::read_to_string(paths.generation_file()).ok()?;
+    let bytes = fsio::read_private_file(
+        &paths.generation_file(),
+        "the generation record",
+        256,
+        fsio::Readers::OwnerOnly,
+    )
+    .ok()??;
+    let text = String::from_utf8(bytes).ok()?;
     let (id, generation) = text.trim().split_once(' ')?;
     let id: [u8; 16] = (0..16)
         .map(|i| u8::from_str_radix(id.get(2 * i..2 * i + 2)?, 16).ok())

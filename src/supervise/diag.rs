@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// One problem in the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diag {
+pub(crate) struct Diag {
     /// Bytes of the file the problem is about (for line and column).
     pub span: Range<usize>,
     /// The whole message, key path first. Never holds a value from `env`
@@ -17,7 +17,7 @@ pub struct Diag {
 }
 
 impl Diag {
-    pub fn new(span: Range<usize>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(span: Range<usize>, message: impl Into<String>) -> Self {
         Self {
             span,
             message: message.into(),
@@ -26,7 +26,7 @@ impl Diag {
 
     /// `file:line:col: message`.
     #[must_use]
-    pub fn render(&self, file: &Path, text: &str) -> String {
+    pub(crate) fn render(&self, file: &Path, text: &str) -> String {
         let (line, col) = line_col(text, self.span.start);
         format!("{}:{line}:{col}: {}", file.display(), self.message)
     }
@@ -34,7 +34,7 @@ impl Diag {
 
 /// The 1-based line and column (in characters) of byte `offset` of `text`.
 #[must_use]
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
@@ -45,7 +45,7 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// The Levenshtein distance between `a` and `b`, in characters.
 #[must_use]
-pub fn distance(a: &str, b: &str) -> usize {
+pub(crate) fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -68,7 +68,7 @@ pub fn distance(a: &str, b: &str) -> usize {
 /// at most a third of the length apart (at least 1, at most 3 edits), or
 /// equal but for case.
 #[must_use]
-pub fn did_you_mean<'a>(
+pub(crate) fn did_you_mean<'a>(
     typed: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
@@ -90,7 +90,7 @@ pub fn did_you_mean<'a>(
 
 /// `; did you mean "x"?` or nothing.
 #[must_use]
-pub fn suggestion<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn suggestion<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     did_you_mean(typed, candidates).map_or(String::new(), |s| format!("; did you mean \"{s}\"?"))
 }
 

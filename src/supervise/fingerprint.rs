@@ -13,10 +13,10 @@ use crate::error::Result;
 use crate::value::SecretValue;
 
 /// The per-process HMAC key.
-pub struct Key([u8; 32]);
+pub(crate) struct Key([u8; 32]);
 
 impl Key {
-    pub fn generate() -> Result<Self> {
+    pub(crate) fn generate() -> Result<Self> {
         Ok(Self(crate::crypto::random::<32>()?))
     }
 }
@@ -51,7 +51,7 @@ impl Feed for Hmac<Sha256> {
 /// stop and kill settings. Restart policy, backoff and dependencies are
 /// not in it: changing them applies without a restart.
 #[must_use]
-pub fn settings(plugin: &Plugin) -> [u8; 32] {
+pub(crate) fn settings(plugin: &Plugin) -> [u8; 32] {
     let mut h = Sha256::new();
     h.part(plugin.command.as_bytes());
     h.part(plugin.program.as_os_str().as_encoded_bytes());
@@ -86,7 +86,7 @@ pub fn settings(plugin: &Plugin) -> [u8; 32] {
 
 /// The keyed hash of the values a spawn would get, by variable.
 #[must_use]
-pub fn secrets(key: &Key, values: &[(String, SecretValue)]) -> [u8; 32] {
+pub(crate) fn secrets(key: &Key, values: &[(String, SecretValue)]) -> [u8; 32] {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("HMAC takes any key length");
     mac.part(&(values.len() as u64).to_be_bytes());
     for (var, value) in values {
@@ -99,13 +99,14 @@ pub fn secrets(key: &Key, values: &[(String, SecretValue)]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervise::config::Config;
+    use crate::supervise::config::PluginsFile;
     use std::path::Path;
 
     fn plugin(extra: &str) -> Plugin {
         let text = format!("[[plugins]]\nid = \"a\"\ncommand = \"x\"\n{extra}\n");
         let dir = std::env::temp_dir();
-        let mut c = Config::parse(&text, Path::new("p.toml"), &dir, &|_| false).expect("valid");
+        let mut c =
+            PluginsFile::parse(&text, Path::new("p.toml"), &dir, &|_| false).expect("valid");
         c.plugins.remove(0)
     }
 

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::sys::{self, SpawnSpec};
 
 /// The supervisor's side: the keeper's pid and the pipe to it.
-pub struct Keeper {
+pub(crate) struct Keeper {
     pid: Pid,
     pipe: std::fs::File,
 }
@@ -33,7 +33,7 @@ pub struct Keeper {
 impl Keeper {
     /// Starts the keeper (`/proc/self/exe plugins keeper`, empty
     /// environment but HOME=/, cwd /).
-    pub fn start() -> Result<Self> {
+    pub(crate) fn start() -> Result<Self> {
         let io = |e: nix::errno::Errno| Error::io("starting the plugin keeper", e.into());
         let (r, w): (OwnedFd, OwnedFd) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io)?;
@@ -68,23 +68,23 @@ impl Keeper {
     }
 
     #[must_use]
-    pub fn pid(&self) -> Pid {
+    pub(crate) fn pid(&self) -> Pid {
         self.pid
     }
 
     /// Tells the keeper about a new group.
-    pub fn add(&mut self, pgid: Pid) {
+    pub(crate) fn add(&mut self, pgid: Pid) {
         let _ = writeln!(self.pipe, "+{pgid}");
     }
 
     /// Tells the keeper a group is gone.
-    pub fn remove(&mut self, pgid: Pid) {
+    pub(crate) fn remove(&mut self, pgid: Pid) {
         let _ = writeln!(self.pipe, "-{pgid}");
     }
 
     /// Closes the pipe (the keeper exits, killing whatever it still knows)
     /// and reaps it.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         let Self { pid, pipe } = self;
         drop(pipe);
         let _ = nix::sys::wait::waitpid(pid, None);
@@ -93,7 +93,7 @@ impl Keeper {
 
 /// The keeper itself (`secret plugins keeper`): reads `+PGID`/`-PGID` lines
 /// from stdin; at end of file SIGKILLs every group still listed.
-pub fn main() -> u8 {
+pub(crate) fn main() -> u8 {
     for sig in [
         Signal::SIGINT,
         Signal::SIGTERM,

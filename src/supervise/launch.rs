@@ -26,7 +26,7 @@ use crate::value::SecretValue;
 /// Resolves every reference of the plugin at once: one result per
 /// reference, in order (so a failure names it), and the leases of the
 /// grants that allowed them. Each resolution and denial is audited.
-pub fn resolve_each(
+pub(crate) fn resolve_each(
     plugin: &Plugin,
     host: &Host<'_>,
     store: &SharedStore,
@@ -85,7 +85,7 @@ pub fn resolve_each(
 }
 
 /// A plugin's secrets by variable name, and the leases behind them.
-pub struct Secrets {
+pub(crate) struct Secrets {
     pub values: Vec<(String, SecretValue)>,
     pub leases: Vec<Lease>,
 }
@@ -93,14 +93,14 @@ pub struct Secrets {
 impl Secrets {
     /// The shortest lease, if any grant has a ttl.
     #[must_use]
-    pub fn shortest_lease(&self) -> Option<u64> {
+    pub(crate) fn shortest_lease(&self) -> Option<u64> {
         self.leases.iter().map(|l| l.ttl).min()
     }
 }
 
 /// The plugin's secrets, or why it cannot have them (every failing
 /// reference named, never a value).
-pub fn secrets(plugin: &Plugin, host: &Host<'_>, store: &SharedStore) -> Result<Secrets> {
+pub(crate) fn secrets(plugin: &Plugin, host: &Host<'_>, store: &SharedStore) -> Result<Secrets> {
     let mut values = Vec::new();
     let mut problems = Vec::new();
     let (results, leases) = resolve_each(plugin, host, store);
@@ -122,7 +122,7 @@ pub fn secrets(plugin: &Plugin, host: &Host<'_>, store: &SharedStore) -> Result<
 /// `inherit_env` base and `pass_env` names from `inherited`, then `env`,
 /// then the secrets (which win).
 #[must_use]
-pub fn environment(
+pub(crate) fn environment(
     plugin: &Plugin,
     inherited: impl IntoIterator<Item = (OsString, OsString)>,
     secrets: &[(String, SecretValue)],
@@ -149,7 +149,7 @@ pub fn environment(
 }
 
 /// How the plugin's descriptors are wired.
-pub struct Wiring {
+pub(crate) struct Wiring {
     /// The child's 0, 1, 2.
     pub stdio: [Option<RawFd>; 3],
     /// (ours, the child's): `notify_fd`.
@@ -159,7 +159,7 @@ pub struct Wiring {
 /// Starts the plugin through `child::spawn` in a new process group, with
 /// `env` as its whole environment. `Err` says why it did not start, naming
 /// the path.
-pub fn spawn(plugin: &Plugin, env: &[Zeroizing<Vec<u8>>], wiring: &Wiring) -> Result<Pid> {
+pub(crate) fn spawn(plugin: &Plugin, env: &[Zeroizing<Vec<u8>>], wiring: &Wiring) -> Result<Pid> {
     let argv = child::spawn::argv(
         &std::iter::once(plugin.command.as_str())
             .chain(plugin.args.iter().map(String::as_str))
@@ -199,7 +199,7 @@ fn program_has_slash(plugin: &Plugin) -> bool {
 
 /// Whether any reference is to the local store.
 #[must_use]
-pub fn needs_store(plugin: &Plugin) -> bool {
+pub(crate) fn needs_store(plugin: &Plugin) -> bool {
     plugin
         .secret_env_refs
         .iter()
@@ -209,13 +209,14 @@ pub fn needs_store(plugin: &Plugin) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervise::config::Config;
+    use crate::supervise::config::PluginsFile;
     use std::path::Path;
 
     fn plugin(extra: &str) -> Plugin {
         let text = format!("[[plugins]]\nid = \"a\"\ncommand = \"x\"\n{extra}\n");
         let dir = std::env::temp_dir();
-        let mut c = Config::parse(&text, Path::new("p.toml"), &dir, &|_| false).expect("valid");
+        let mut c =
+            PluginsFile::parse(&text, Path::new("p.toml"), &dir, &|_| false).expect("valid");
         c.plugins.remove(0)
     }
 

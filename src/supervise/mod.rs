@@ -8,7 +8,7 @@
 //! - `diag`: positions (`file:line:col`) and did-you-mean;
 //! - `config`: the schema, strict parsing and every validation rule;
 //! - `launch`: resolving one plugin's secrets through the grants, building
-//!   its environment in wiping buffers and starting it;
+//!   its environment and starting it, through `resolve` and `child`;
 //! - `output`: the pipes from each plugin and the threads that prefix and
 //!   mask its lines;
 //! - `run`: the state machine and the event loop (signals, reaping,
@@ -19,153 +19,21 @@
 //!   supervisor is killed with SIGKILL;
 //! - `status`: the status socket and `secret plugins status`.
 //!
-//! This module owns the commands' entry points, the one store unlock
-//! shared by every plugin (and the grants file, parsed once per change),
-//! and `check`.
+//! This module owns the one store unlock shared by every plugin (and the
+//! grants file, parsed once per change); the commands' flows are in
+//! `cmd/plugins.rs`.
 //!
-//! # Choices where PLUGINS.md is silent, and deviations
-//!
-//! - **Where the file is.** `secret plugins run|check|status [FILE]`: a
-//!   positional path (DESIGN.md's form) rather than `--plugins PATH`;
-//!   without it, the configuration directory's `plugins.toml`
-//!   (`$SECRET_HOME/plugins.toml` or `$XDG_CONFIG_HOME/secret/plugins.toml`).
-//! - **Every error at once.** The file is walked as toml's spanned document
-//!   tree, not deserialised with serde's `deny_unknown_fields` (which stops
-//!   at the first problem), so one run lists every problem, in file order,
-//!   as `FILE:LINE:COL: key.path: message`, then `secret: N problems in
-//!   FILE; nothing was started` (exit 2, for `run` and `check`).
-//! - **Messages never echo env or secret_env_refs values.** A
-//!   `secret_env_refs` value that is not a reference is reported without
-//!   its text (PLUGINS.md's example quotes it): a value pasted there by
-//!   mistake is likely the secret itself.
-//! - **`SECRET_*`.** Every inherited variable named `SECRET_*` is removed
-//!   (whatever `inherit_env` and `pass_env` say). A plugin may set a
-//!   `SECRET_*` name explicitly through `env` or `secret_env_refs` (Rails'
-//!   `SECRET_KEY_BASE`), except secret's own control variables
-//!   (`SECRET_HOME`, `SECRET_PASSPHRASE`, …), which are a validation error.
-//! - **`[defaults]`.** A plugin's key replaces the default's whole value
-//!   (`crash_loop`, `ready` and `pass_env` are not merged key by key).
-//!   `defaults.cwd` is relative to plugins.toml's directory. A per-plugin
-//!   key in `[defaults]` gets its own message ("is per-plugin only").
-//! - **Values in `env` must be strings** (`PORT = "8080"`, not `8080`).
-//! - **`secret_env_refs`** takes one `@handle` or remote reference per
-//!   variable; templates (`x{{@a}}`) and `@@literals` are refused there.
-//! - **Signals.** `stop_signal` accepts HUP, INT, QUIT, TERM, USR1, USR2 and
-//!   KILL; another real signal (WINCH) is "not allowed here", a misspelt
-//!   one "unknown" with a did-you-mean.
-//! - **`ready = {}` needs a probe key**, and `interval` is refused on
-//!   log_line and notify_fd probes, where it means nothing (it must be at
-//!   least 10ms). `notify_fd` is at most 1023. The `exec` probe runs with
-//!   the plugin's cwd and environment *without* its secrets, output
-//!   discarded; `log_line` is matched against each output line after
-//!   masking; `tcp` resolves HOST:PORT at each attempt. A readiness timeout
-//!   stops the plugin (stop_signal, stop_timeout, SIGKILL) and marks it
-//!   `failed`.
-//! - **One unlock.** `run` and `check` open the store once, before any
-//!   plugin starts, when some enabled plugin names a local `@handle`; a
-//!   store that cannot be opened (locked, wrong passphrase) stops the
-//!   command (exit 1) with nothing started. Every spawn then resolves that
-//!   plugin's references again, audited with consumer = the plugin id,
-//!   through grants.toml as it is then (re-parsed only when the file
-//!   changed), from the open store (re-read, with the keys already
-//!   unlocked, when the vault file changed: a rotation reaches the next
-//!   spawn). Remote references are fetched at each spawn.
-//! - **Resolution runs on the supervisor's one thread**: a slow remote
-//!   store delays the supervisor's reactions (not the running plugins)
-//!   while it fetches.
-//! - **References are resolved one at a time**, so a failure names the
-//!   reference: `secret reference @x could not be resolved: …`; the
-//!   plugin is `failed` at once (no backoff), others start.
-//! - **Leases** (`ttl_secs` in grants.toml) are renewed at half the
-//!   shortest ttl while a plugin runs: its secrets are resolved again
-//!   through the grants as they are then. A withdrawn grant stops the plugin
-//!   (stop_signal, stop_timeout, SIGKILL) and marks it `failed`; a rotated
-//!   value restarts it when `on_secret_change = "restart"`.
-//! - **`check` exit codes**: 0 when the file is valid and every enabled
-//!   plugin's references resolve; 1 when the file is valid but some
-//!   reference does not resolve (each is listed under its plugin, with the
-//!   grant that would allow it); 2 when the file is invalid. `check`
-//!   resolves for real, so its resolutions are in the audit trail.
-//! - **Output.** A plugin's stdout goes to the supervisor's stdout and its
-//!   stderr to the supervisor's stderr, line by line (a line is never
-//!   interleaved with another), prefixed `PREFIX | ` with the prefixes
-//!   padded to the same width and coloured by plugin. A last line without
-//!   a newline is printed with one; a line over 64 KiB is cut. Masking
-//!   uses exec's redactor, so a value shows as `<secret:@handle>`
-//!   (PLUGINS.md says `***`): one marker format across the tool, and the
-//!   base64/hex/URL forms are caught too. `timestamps = true` prints
-//!   `HH:MM:SS` in UTC. The supervisor's own messages go to stderr as
-//!   `secret: …`.
-//! - **Descriptors.** Every descriptor the supervisor inherited above 2 is
-//!   made close-on-exec at start, so a plugin holds exactly its 0, 1, 2
-//!   (and its `notify_fd`).
-//! - **The parent-death signal is SIGKILL**: once the supervisor is gone
-//!   nobody would escalate a gentler signal.
-//! - **The kill -9 guarantee** (PLUGINS.md option (a)): one keeper process
-//!   (our binary as the hidden `secret plugins keeper`) for all plugins,
-//!   told each group over a pipe; end of file on it (the supervisor died,
-//!   however) makes it SIGKILL every group still listed. A descendant that
-//!   leaves its process group (setsid) is not covered. If the keeper dies,
-//!   it is replaced (three times at most), with a warning.
-//! - **Exit classification.** A plugin whose main process exits while
-//!   other members of its process group live on is stopped as a whole
-//!   (stop_signal, stop_timeout, SIGKILL) before it is restarted or
-//!   declared exited/failed; the main process's status decides the
-//!   classification. With `kill_group = false` only the main process is
-//!   signalled and waited for, and what it leaves behind is left alone
-//!   (unless the supervisor itself is killed: the keeper kills the group).
-//! - **Restart delays.** After a failure, `restart_delay × 2^(k-1)` capped
-//!   at `restart_delay_max`; after a success under `restart = "always"`,
-//!   `restart_delay`. `restart = "no"` ends in `exited` whatever the code
-//!   (as PLUGINS.md's states say); `completed` dependencies still look at
-//!   the code. The crash-loop line names the window as written
-//!   (`4 failures in 60s`).
-//! - **Dependencies.** `started` is met once the dependency has been
-//!   started (it stays met across its restarts); `ready` likewise once its
-//!   probe passed (without a probe, once started); `completed` when it
-//!   ended in `exited` with a success code. A dependent whose dependency is
-//!   terminal without meeting the condition is `blocked` (logged once,
-//!   shown by `status`) and counts as failed for the exit code; once every
-//!   plugin is terminal or blocked the supervisor exits (1).
-//! - **Stopping** re-checks the emptiness of a group whose leader is gone
-//!   on every SIGCHLD and, because a member whose parent is outside the
-//!   group dies silently, every 50 ms while such a stop is under way. Idle,
-//!   nothing is polled: the loop blocks on one channel fed by the signal
-//!   thread, the probes and the status socket, with a timeout only when a
-//!   backoff, stop, readiness, reload or shutdown deadline is pending.
-//! - **Shutdown exit code** is 0 after SIGTERM/SIGINT even when a plugin
-//!   had failed before (PLUGINS.md's 0 rule wins over its 1 rule), 1 when
-//!   `on_plugin_failed = "shutdown"` caused it, 128+N after a second
-//!   signal N. Plugins waiting or in backoff are not started any more.
-//! - **Reload** (SIGHUP, debounced by `reload_debounce`: further SIGHUPs
-//!   in the window are absorbed). The spawn fingerprint covers command,
-//!   args, cwd, env, which reference feeds which variable, inherit/pass
-//!   env, output/prefix/masking, the readiness probe, and stop and kill
-//!   settings; restart policy, backoff and dependencies apply without a
-//!   restart. A plugin that is `failed` or `exited` starts again when its
-//!   fingerprint changed (a grant added for a denied plugin, then SIGHUP,
-//!   starts it). A changed plugin restarts with a fresh backoff. Removed or
-//!   now-disabled plugins are stopped. New `[supervisor]` settings apply
-//!   at once (colour and timestamps to output from new spawns). A store that was never opened (no local handle at start)
-//!   is opened at the reload that first needs it. One summary line:
-//!   `reload: N restarted, N started, N stopped, N unchanged`.
-//! - **Status.** `secret plugins status [FILE] [--json]` asks the
-//!   supervisor of FILE over a Unix socket (0600, in a 0700 directory:
-//!   `$XDG_RUNTIME_DIR/secret` when set and SECRET_HOME is not, else the
-//!   data directory's `run/`), named after a hash of FILE's absolute path.
-//!   Exit 0, or 1 when no supervisor answers. A second `plugins run` of
-//!   the same file is refused (exit 2) while the first answers there.
-//! - **Audit.** Besides each resolution, `plugin-start` (outcome `pid N`)
-//!   and `plugin-exit` (how it ended) are recorded with consumer = the id.
+//! The choices made where PLUGINS.md is silent, and the deviations, are
+//! in `docs/supervisor.md`.
 
-pub mod config;
-pub mod diag;
-pub mod fingerprint;
-pub mod keeper;
-pub mod launch;
-pub mod output;
-pub mod run;
-pub mod status;
+pub(crate) mod config;
+pub(crate) mod diag;
+pub(crate) mod fingerprint;
+pub(crate) mod keeper;
+pub(crate) mod launch;
+pub(crate) mod output;
+pub(crate) mod run;
+pub(crate) mod status;
 
 use std::cell::{OnceCell, RefCell};
 use std::path::PathBuf;
@@ -177,10 +45,10 @@ use crate::paths::Paths;
 use crate::resolve::Scope;
 use crate::store::{Backend, Store};
 
-use config::Config;
+use config::PluginsFile;
 
 /// What the supervisor needs from the rest of `secret`.
-pub struct Host<'a> {
+pub(crate) struct Host<'a> {
     pub paths: &'a Paths,
     pub scope: &'a Scope,
     pub config: &'a crate::config::Config,
@@ -197,7 +65,7 @@ impl Host<'_> {
 
 /// The file named, else the configuration directory's `plugins.toml`.
 #[must_use]
-pub fn default_path(paths: &Paths) -> PathBuf {
+pub(crate) fn default_path(paths: &Paths) -> PathBuf {
     paths.config_dir.join("plugins.toml")
 }
 
@@ -215,7 +83,7 @@ fn stamp(path: &std::path::Path) -> Stamp {
 /// The store, unlocked once and lent to every resolution (re-read first if
 /// its file changed since: a rotation reaches the next spawn without a
 /// second unlock), and the grants file, parsed again only when it changed.
-pub struct SharedStore {
+pub(crate) struct SharedStore {
     store: OnceCell<RefCell<Box<dyn Store>>>,
     /// The vault file's stamp when the store was last read.
     seen: RefCell<Stamp>,
@@ -227,7 +95,7 @@ pub struct SharedStore {
 impl SharedStore {
     /// Opens the store now when `config` needs it (some enabled plugin names
     /// a local handle); else leaves it closed.
-    pub fn open_for(config: &Config, host: &Host<'_>) -> Result<Self> {
+    pub(crate) fn open_for(config: &PluginsFile, host: &Host<'_>) -> Result<Self> {
         let shared = Self {
             store: OnceCell::new(),
             seen: RefCell::new(None),
@@ -248,7 +116,7 @@ impl SharedStore {
     /// A store not opened yet (for `secret broker`, which opens it with
     /// `open` when a route names a local handle).
     #[must_use]
-    pub fn closed(paths: &Paths) -> Self {
+    pub(crate) fn closed(paths: &Paths) -> Self {
         Self {
             store: OnceCell::new(),
             seen: RefCell::new(None),
@@ -258,7 +126,7 @@ impl SharedStore {
     }
 
     /// Opens (unlocks) the store unless it is open.
-    pub fn open(&self, host: &Host<'_>) -> Result<()> {
+    pub(crate) fn open(&self, host: &Host<'_>) -> Result<()> {
         if self.store.get().is_none() {
             *self.seen.borrow_mut() = stamp(&self.vault_file);
             let store = (host.open_store)()?;
@@ -269,7 +137,7 @@ impl SharedStore {
 
     /// grants.toml as it is now: parsed again only when the file changed
     /// (a grant withdrawn or added applies at the next spawn).
-    pub fn grants(&self, paths: &Paths) -> Result<Rc<Grants>> {
+    pub(crate) fn grants(&self, paths: &Paths) -> Result<Rc<Grants>> {
         let now = stamp(&paths.config_dir.join("grants.toml"));
         if let Some((seen, grants)) = self.grants.borrow().as_ref()
             && *seen == now
@@ -285,7 +153,11 @@ impl SharedStore {
     /// since, so a rotation reaches the next spawn without a second
     /// unlock), or with `None` when `needed` is false. A store that is
     /// needed but was never opened is an internal error.
-    pub fn with<T>(&self, needed: bool, f: impl FnOnce(Option<&dyn Store>) -> T) -> Result<T> {
+    pub(crate) fn with<T>(
+        &self,
+        needed: bool,
+        f: impl FnOnce(Option<&dyn Store>) -> T,
+    ) -> Result<T> {
         if !needed {
             return Ok(f(None));
         }

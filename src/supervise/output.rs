@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::mask::Redactor;
 
 /// Sees each output line (masked, without prefix or newline).
-pub type LineHook = Box<dyn FnMut(&[u8]) + Send>;
+pub(crate) type LineHook = Box<dyn FnMut(&[u8]) + Send>;
 
 /// A line longer than this is cut and printed in pieces.
 const MAX_LINE: usize = 64 * 1024;
@@ -36,7 +36,7 @@ const MAX_LINE: usize = 64 * 1024;
 const PALETTE: &[u8] = &[36, 33, 32, 35, 34, 96, 93, 92, 95, 94];
 
 /// How one plugin's lines look.
-pub struct Style {
+pub(crate) struct Style {
     /// `PREFIX | ` (padded, maybe coloured), or empty for raw output.
     pub label: String,
     pub timestamps: bool,
@@ -45,7 +45,13 @@ pub struct Style {
 impl Style {
     /// The label for `prefix`, padded to `width`, coloured when `color`.
     #[must_use]
-    pub fn new(prefix: &str, width: usize, index: usize, color: bool, timestamps: bool) -> Self {
+    pub(crate) fn new(
+        prefix: &str,
+        width: usize,
+        index: usize,
+        color: bool,
+        timestamps: bool,
+    ) -> Self {
         let label = if color {
             let code = PALETTE[index % PALETTE.len()];
             format!("\x1b[{code}m{prefix:<width$} |\x1b[0m ")
@@ -57,7 +63,7 @@ impl Style {
 
     /// No prefix.
     #[must_use]
-    pub fn raw() -> Self {
+    pub(crate) fn raw() -> Self {
         Self {
             label: String::new(),
             timestamps: false,
@@ -73,7 +79,7 @@ enum Target {
 }
 
 /// One spawn's descriptors.
-pub struct Streams {
+pub(crate) struct Streams {
     /// The child's 0, 1, 2.
     child: [OwnedFd; 3],
     /// Our read ends (none when output is discarded).
@@ -98,7 +104,7 @@ impl Streams {
     /// stdin from /dev/null; stdout and stderr into pipes (or /dev/null when
     /// discarded). Every descriptor is close-on-exec on our side, so no
     /// other plugin inherits it.
-    pub fn new(mode: Output) -> Result<Self> {
+    pub(crate) fn new(mode: Output) -> Result<Self> {
         let stdin = devnull(false)?;
         if mode == Output::Discard {
             return Ok(Self {
@@ -116,14 +122,14 @@ impl Streams {
 
     /// The raw descriptors for the spawn.
     #[must_use]
-    pub fn stdio(&self) -> [Option<RawFd>; 3] {
+    pub(crate) fn stdio(&self) -> [Option<RawFd>; 3] {
         [0, 1, 2].map(|i| Some(self.child[i].as_raw_fd()))
     }
 
     /// Once the plugin runs: closes its ends here (so end of file can come)
     /// and starts the relay. `on_line` sees each complete line, masked and
     /// without its prefix (the `log_line` readiness probe).
-    pub fn start(
+    pub(crate) fn start(
         self,
         style: Style,
         redactor: &Redactor,

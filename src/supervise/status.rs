@@ -18,7 +18,7 @@ use crate::paths::Paths;
 
 /// One plugin in a snapshot.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PluginStatus {
+pub(crate) struct PluginStatus {
     pub id: String,
     pub state: String,
     pub pid: Option<i32>,
@@ -32,7 +32,7 @@ pub struct PluginStatus {
 
 /// What `status` shows.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub supervisor_pid: u32,
     pub file: String,
     pub shutting_down: bool,
@@ -42,7 +42,7 @@ pub struct Snapshot {
 /// Where sockets live: `$XDG_RUNTIME_DIR/secret` when set (and
 /// SECRET_HOME is not), else the data directory's `run/`.
 #[must_use]
-pub fn runtime_dir(paths: &Paths) -> PathBuf {
+pub(crate) fn runtime_dir(paths: &Paths) -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(dir)
             if !dir.is_empty() && std::env::var_os("SECRET_HOME").is_none_or(|h| h.is_empty()) =>
@@ -55,7 +55,7 @@ pub fn runtime_dir(paths: &Paths) -> PathBuf {
 
 /// The socket of the supervisor running `file`.
 #[must_use]
-pub fn socket_path(paths: &Paths, file: &Path) -> PathBuf {
+pub(crate) fn socket_path(paths: &Paths, file: &Path) -> PathBuf {
     let absolute = std::fs::canonicalize(file)
         .or_else(|_| std::path::absolute(file))
         .unwrap_or_else(|_| file.to_owned());
@@ -64,7 +64,7 @@ pub fn socket_path(paths: &Paths, file: &Path) -> PathBuf {
 }
 
 /// The listening socket; removed when dropped.
-pub struct Server {
+pub(crate) struct Server {
     path: PathBuf,
 }
 
@@ -76,7 +76,7 @@ impl Drop for Server {
 
 /// Listens on `path`; each connection gets `snapshot()` (JSON). Refuses
 /// when another supervisor already answers there.
-pub fn serve(
+pub(crate) fn serve(
     path: &Path,
     snapshot: impl Fn() -> Option<String> + Send + 'static,
 ) -> Result<Server> {
@@ -115,7 +115,7 @@ pub fn serve(
 
 /// Asks the supervisor of `path` for its snapshot; `None` when none
 /// answers there.
-pub fn query(path: &Path) -> Result<Option<Snapshot>> {
+pub(crate) fn query(path: &Path) -> Result<Option<Snapshot>> {
     let Ok(mut stream) = UnixStream::connect(path) else {
         return Ok(None);
     };
@@ -134,7 +134,7 @@ pub fn query(path: &Path) -> Result<Option<Snapshot>> {
 
 /// The table `status` prints.
 #[must_use]
-pub fn table(s: &Snapshot) -> String {
+pub(crate) fn table(s: &Snapshot) -> String {
     let width = s
         .plugins
         .iter()

@@ -68,7 +68,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(400, {"error": "invalid_scope", "error_description": "unexpected scope " + field("scope")})
         with lock:
             issued["count"] += 1
-        self.reply(200, {"token_type": "Bearer", "expires_in": 3599, "access_token": config["token"]})
+        self.reply(200, {"token_type": "Bearer", "expires_in": config.get("expires_in", 3599), "access_token": config["token"]})
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -83,6 +83,16 @@ class Handler(BaseHTTPRequestHandler):
                     "role": "assistant", "content": self.headers.get("Authorization", "")}}],
                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
             })
+        if self.path.split("?")[0].endswith("/hash"):
+            # What arrived, without echoing it: for the proxy tests, whose
+            # proxy masks an echoed value in responses.
+            import hashlib
+            auth = self.headers.get("Authorization", "")
+            query = self.path.split("?", 1)[1] if "?" in self.path else ""
+            return self.reply(200, {
+                "authorization_sha256": hashlib.sha256(auth.encode()).hexdigest(),
+                "query_sha256": hashlib.sha256(query.encode()).hexdigest(),
+            })
         if self.path.split("?")[0].endswith("/stream"):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")

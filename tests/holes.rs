@@ -1,0 +1,137 @@
+//! What a reference, template or env file may not do: walk out of a grant
+//! with `..`, pass a near-miss template as literal text, or point a launch
+//! at another program through PATH or a loader hook.
+
+use crate::util::Env;
+
+#[test]
+fn env_files_and_headers_cannot_hijack_what_runs() {
+    let env = Env::with_vault();
+    env.add("@k", b"hook-secret-value");
+    for line in ["PATH=/evil:{{@k}}", "LD_PRELOAD={{@k}}", "BASH_ENV=x{{@k}}"] {
+        std::fs::write(env.root().join("app.env"), format!("{line}\n")).unwrap();
+        let out = env
+            .secret([
+                "exec",
+                "--env-file",
+                "app.env",
+                "--",
+                "sh",
+                "-c",
+                "echo RAN",
+            ])
+            .run();
+        out.code(125).stderr_has("decides what runs");
+        assert!(!out.stdout().contains("RAN"), "{line}: the command ran");
+        assert!(!out.stderr().contains("hook-secret-value"));
+    }
+    let script = env.root().join("s.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n# secret: LD_PRELOAD={{@k}}\necho RAN\n",
+    )
+    .unwrap();
+    let out = env.secret(["run", "sh", script.to_str().unwrap()]).run();
+    out.code(125).stderr_has("decides what runs");
+    assert!(!out.stdout().contains("RAN"));
+}
+
+#[test]
+fn dot_segments_are_refused_before_grants_see_them() {
+    let env = Env::with_vault();
+    std::fs::write(
+        env.home().join("config.toml"),
+        "[providers.catstore]\ncommand = [\"cat\", \"{path}\"]\n",
+    )
+    .unwrap();
+    for reference in [
+        "catstore://public/../private/y",
+        "catstore://public/./y",
+        "catstore://public//y",
+        "catstore://public/%2E%2E/private/y",
+    ] {
+        let out = env
+            .secret(["exec", "--env", &format!("V={reference}"), "--", "true"])
+            .run();
+        out.code(125).stderr_has("path segment");
+    }
+    let out = env.secret(["audit"]).run();
+    assert!(!out.stdout().contains("private"), "{}", out.stdout());
+    env.secret(["link", "@l", "catstore://public/../private/y"])
+        .run()
+        .code(2)
+        .stderr_has("path segment");
+}
+
+#[test]
+fn near_miss_templates_are_refused_with_the_accepted_form() {
+    let env = Env::with_vault();
+    env.add("@db", b"templated-value");
+    for text in ["X=a{{ @db }}b", "X={{db}}", "X=pg://{{@db }}@h"] {
+        env.secret(["exec", "--env", text, "--", "true"])
+            .run()
+            .code(125)
+            .stderr_has("looks like a template")
+            .stderr_has("{{@name}}");
+    }
+    let out = env
+        .secret([
+            "exec",
+            "--env",
+            "X=a{{@db}}b",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$X\"",
+        ])
+        .run();
+    out.success();
+    assert_eq!(out.stdout(), "atemplated-valueb");
+}
+
+#[test]
+fn a_link_needs_a_grant_for_its_target_too() {
+    let env = Env::with_vault();
+    std::fs::write(env.root().join("private-y"), "linked-target-value").unwrap();
+    std::fs::write(
+        env.home().join("config.toml"),
+        format!(
+            "[providers.catstore]\ncommand = [\"cat\", \"{}/{{path}}\"]\n",
+            env.root().display()
+        ),
+    )
+    .unwrap();
+    env.secret(["link", "@mylink", "catstore://private-y"])
+        .run()
+        .success();
+    let grants = env.home().join("grants.toml");
+    let only_link = "[[grants]]\nsecret_ref = \"@mylink\"\nconsumer = \"app\"\n";
+    std::fs::write(&grants, only_link).unwrap();
+    let launch = || {
+        env.secret([
+            "exec",
+            "--consumer",
+            "app",
+            "--env",
+            "V=@mylink",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$V\"",
+        ])
+        .run()
+    };
+    let denied = launch();
+    denied.code(125).stderr_has("catstore://private-y");
+    assert!(!denied.stdout().contains("linked-target-value"));
+    std::fs::write(
+        &grants,
+        format!(
+            "{only_link}\n[[grants]]\nsecret_ref = \"catstore://private-y\"\nconsumer = \"app\"\n"
+        ),
+    )
+    .unwrap();
+    let allowed = launch();
+    allowed.success();
+    assert_eq!(allowed.stdout(), "linked-target-value");
+}

@@ -1,0 +1,342 @@
+//! What `secret` trusts and what it hands over: odd files where the vault
+//! and the trail should be, readers racing writers, inputs from providers.
+
+use crate::util::Env;
+
+/// A reader that unlocks while another command writes must not cry
+/// rollback: only a file that is still older after a re-read is one.
+#[test]
+fn concurrent_rotations_draw_no_rollback_warning() {
+    // The real KDF: its cost is the window in which a writer commits
+    // between the reader's read of the file and its look at the record.
+    let env = Env::new().var("SECRET_TEST_FAST_KDF", "0");
+    env.secret(["init"]).run().success();
+    env.add("@a", b"v0-initial");
+    let warnings = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            (1..=8)
+                .map(|i| {
+                    let out = env
+                        .secret(["rotate", "@a", "--stdin"])
+                        .stdin(format!("v{i}-rotated\n").as_bytes())
+                        .run();
+                    out.success();
+                    out.stderr()
+                })
+                .collect::<Vec<_>>()
+        });
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..4)
+                        .map(|_| {
+                            let out = env.secret(["exec", "--env", "V=@a", "--", "true"]).run();
+                            out.success();
+                            out.stderr()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all = writer.join().expect("writer");
+        for r in readers {
+            all.extend(r.join().expect("reader"));
+        }
+        all
+    });
+    let bad: Vec<&String> = warnings
+        .iter()
+        .filter(|e| e.contains("older copy"))
+        .collect();
+    assert!(bad.is_empty(), "false rollback warnings: {bad:?}");
+}
+
+/// A real rollback still warns: an older copy put back over a newer vault.
+#[test]
+fn a_real_rollback_still_warns() {
+    let env = Env::with_vault();
+    env.add("@a", b"v0-initial");
+    let old = std::fs::read(env.vault()).expect("vault");
+    env.secret(["rotate", "@a", "--stdin"])
+        .stdin(b"v1-rotated")
+        .run()
+        .success();
+    std::fs::write(env.vault(), old).expect("roll back");
+    env.secret(["list"])
+        .run()
+        .success()
+        .stderr_has("older copy");
+}
+
+/// Runs `cmd`, killing it if it has not finished within `limit`; returns
+/// its stderr and whether it finished in time.
+fn run_within(cmd: crate::util::Cmd, limit: std::time::Duration) -> (bool, String) {
+    use std::io::Read;
+    let mut cmd = cmd.into_command();
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn secret");
+    let start = std::time::Instant::now();
+    let finished = loop {
+        if child.try_wait().expect("wait").is_some() {
+            break true;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
+    (finished, err)
+}
+
+#[test]
+fn a_fifo_at_the_vault_fails_fast() {
+    let env = Env::with_vault();
+    std::fs::remove_file(env.vault()).expect("rm vault");
+    nix::unistd::mkfifo(
+        &env.vault(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .expect("mkfifo");
+    for args in [
+        &["exec", "--env", "K=@k", "--", "true"][..],
+        &["list"],
+        &["lock"],
+    ] {
+        let (finished, err) = run_within(env.secret(args), std::time::Duration::from_secs(1));
+        assert!(finished, "secret {args:?} hung on a FIFO vault");
+        assert!(
+            err.contains("a FIFO, not a regular file"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_huge_sparse_vault_is_refused_without_reading_it() {
+    let env = Env::with_vault();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(env.vault())
+        .expect("open");
+    file.set_len(6 << 30).expect("sparse 6 GiB");
+    let (finished, err) = run_within(env.secret(["list"]), std::time::Duration::from_secs(2));
+    assert!(finished, "secret read a 6 GiB vault");
+    assert!(err.contains("over the limit"), "{err}");
+}
+
+#[test]
+fn a_symlinked_vault_is_refused_and_never_forked() {
+    let env = Env::with_vault();
+    env.add("@k", b"sk-linked-value");
+    let elsewhere = env.root().join("real.secret");
+    std::fs::rename(env.vault(), &elsewhere).expect("move");
+    std::os::unix::fs::symlink(&elsewhere, env.vault()).expect("symlink");
+    let before = std::fs::read(&elsewhere).expect("read");
+    env.secret(["list"])
+        .run()
+        .code(1)
+        .stderr_has("symbolic link");
+    env.secret(["rotate", "@k", "--stdin"])
+        .stdin(b"sk-new-value")
+        .run()
+        .code(1)
+        .stderr_has("symbolic link");
+    env.secret(["init"]).run().code(1);
+    assert!(
+        env.vault().symlink_metadata().expect("link").is_symlink(),
+        "the link was replaced"
+    );
+    assert_eq!(
+        std::fs::read(&elsewhere).expect("read"),
+        before,
+        "the target changed"
+    );
+}
+
+#[test]
+fn the_audit_trail_is_never_followed_through_a_symlink() {
+    let env = Env::with_vault();
+    let trail = env.home().join("audit.jsonl");
+    let elsewhere = env.root().join("elsewhere.jsonl");
+    std::fs::rename(&trail, &elsewhere).expect("move");
+    std::os::unix::fs::symlink(&elsewhere, &trail).expect("symlink");
+    let before = std::fs::read(&elsewhere).expect("read");
+    env.secret(["add", "@k", "--stdin"])
+        .stdin(b"sk-some-value")
+        .run()
+        .code(1)
+        .stderr_has("symbolic link");
+    env.secret(["audit"])
+        .run()
+        .code(1)
+        .stderr_has("symbolic link");
+    assert_eq!(std::fs::read(&elsewhere).expect("read"), before);
+}
+
+/// Appends `text` to config.toml (mode 0600).
+fn configure(env: &Env, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = env.home().join("config.toml");
+    let mut config = std::fs::read_to_string(&path).unwrap_or_default();
+    config.push_str(text);
+    std::fs::write(&path, config).expect("write config.toml");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+#[test]
+fn aws_ids_the_cli_would_load_are_refused() {
+    let env = Env::with_vault();
+    for id in [
+        "file:///etc/hostname",
+        "fileb:///etc/hostname",
+        "http://example.com/x",
+        "https://example.com/x#k",
+    ] {
+        // Refused either by the shared path check (the empty segment of
+        // "scheme://") or by the AWS preset's own rule; never run.
+        let out = env
+            .secret(["exec", "-e", &format!("K=aws-sm://{id}"), "--", "true"])
+            .run();
+        out.code(125).no_panic();
+        assert!(
+            out.stderr().contains("AWS CLI would read") || out.stderr().contains("path segment"),
+            "{}",
+            out.stderr()
+        );
+    }
+}
+
+#[test]
+fn a_providers_crlf_is_stripped_like_stdins() {
+    let env = Env::with_vault();
+    configure(
+        &env,
+        "[providers.crlf]\ncommand = [\"/bin/sh\", \"-c\", \"printf 'line-one\\\\r\\\\n'\", \"sh\", \"{path}\"]\n\
+         [providers.crlf1]\ncommand = [\"/bin/sh\", \"-c\", \"printf 'first\\\\r\\\\nsecond\\\\r\\\\n'\", \"sh\", \"{path}\"]\nfirst_line = true\n",
+    );
+    for (reference, want) in [("crlf://x", "line-one"), ("crlf1://x", "first")] {
+        let out = env
+            .secret([
+                "exec",
+                "-e",
+                &format!("K={reference}"),
+                "--",
+                "sh",
+                "-c",
+                "printf %s \"$K\"",
+            ])
+            .run();
+        out.success();
+        assert_eq!(out.stdout(), want, "{reference}");
+    }
+}
+
+#[test]
+fn an_absurd_provider_timeout_is_a_clear_error() {
+    let env = Env::with_vault();
+    configure(
+        &env,
+        "[providers.slow]\ncommand = [\"/bin/echo\", \"{path}\"]\ntimeout = \"500000000000y\"\n\
+         [providers.long]\ncommand = [\"/bin/echo\", \"{path}\"]\ntimeout = \"2h\"\n",
+    );
+    env.secret(["exec", "-e", "K=slow://x", "--", "true"])
+        .run()
+        .no_panic()
+        .code(125)
+        .stderr_has("timeout");
+    env.secret(["exec", "-e", "K=long://x", "--", "true"])
+        .run()
+        .no_panic()
+        .code(125)
+        .stderr_has("at most 1h");
+}
+
+#[test]
+fn control_characters_in_a_reference_are_printed_escaped() {
+    let env = Env::with_vault();
+    let evil = "pass://a\u{1b}]0;pwned\u{7}\u{1b}[2J";
+    let out = env
+        .secret(["exec", "-e", &format!("K={evil}"), "--", "true"])
+        .run();
+    out.code(125).no_panic();
+    let err = out.stderr();
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\u{7}'),
+        "raw control characters: {err:?}"
+    );
+    assert!(err.contains("\\u{1b}"), "{err:?}");
+}
+
+#[test]
+fn a_flipped_version_byte_is_called_damage_not_a_newer_format() {
+    let env = Env::with_vault();
+    env.add("@k", b"sk-version-value");
+    let good = std::fs::read(env.vault()).expect("vault");
+    let mut flipped = good.clone();
+    flipped[9] ^= 0x02; // version 1 -> 3
+    std::fs::write(env.vault(), &flipped).expect("write");
+    let out = env.secret(["list"]).run();
+    out.code(1)
+        .stderr_has("is damaged")
+        .stderr_has("version bytes were changed");
+    assert!(
+        !out.stderr().contains("vault itself is fine"),
+        "{}",
+        out.stderr()
+    );
+
+    // What cannot be read as this format is reported as newer, honestly.
+    let mut newer = flipped;
+    newer.extend_from_slice(b"a newer format's extra bytes");
+    std::fs::write(env.vault(), &newer).expect("write");
+    env.secret(["list"])
+        .run()
+        .code(1)
+        .stderr_has("newer than this build reads")
+        .stderr_has("if not, the file is damaged");
+}
+
+#[test]
+fn a_kdf_far_above_the_defaults_needs_consent() {
+    let env = Env::with_vault();
+    let mut bytes = std::fs::read(env.vault()).expect("vault");
+    bytes[43..47].copy_from_slice(&13u32.to_be_bytes()); // t = 13 > 4 x 3
+    std::fs::write(env.vault(), &bytes).expect("write");
+    let start = std::time::Instant::now();
+    env.secret(["list"])
+        .run()
+        .code(1)
+        .stderr_has("13 passes")
+        .stderr_has("SECRET_ALLOW_EXPENSIVE_KDF=1");
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    // Allowed, it runs (and the altered header then fails its check).
+    env.secret(["list"])
+        .env("SECRET_ALLOW_EXPENSIVE_KDF", "1")
+        .run()
+        .code(1)
+        .stderr_has("wrong passphrase");
+}
+
+#[test]
+fn after_lock_the_error_points_at_the_unlock_cache() {
+    let env = Env::with_vault();
+    env.add("@k", b"sk-locked-value");
+    env.secret(["lock"]).run().success();
+    env.secret(["exec", "-e", "K=@k", "--", "true"])
+        .env_remove("SECRET_PASSPHRASE")
+        .run()
+        .code(125)
+        .stderr_has("no passphrase given")
+        .stderr_has("secret lock")
+        .stderr_has("secret unlock --for");
+}
