@@ -28,9 +28,6 @@ _secret() {
             secret,exec)
                 cmd="secret__subcmd__exec"
                 ;;
-            secret,generate)
-                cmd="secret__subcmd__generate"
-                ;;
             secret,grants)
                 cmd="secret__subcmd__grants"
                 ;;
@@ -123,9 +120,6 @@ _secret() {
                 ;;
             secret__subcmd__help,exec)
                 cmd="secret__subcmd__help__subcmd__exec"
-                ;;
-            secret__subcmd__help,generate)
-                cmd="secret__subcmd__help__subcmd__generate"
                 ;;
             secret__subcmd__help,grants)
                 cmd="secret__subcmd__help__subcmd__grants"
@@ -230,7 +224,7 @@ _secret() {
 
     case "${cmd}" in
         secret)
-            opts="-h -V --passphrase-fd --scope --help --version init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help"
+            opts="-h -V --passphrase-fd --scope --help --version init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -567,28 +561,6 @@ _secret() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        secret__subcmd__generate)
-            opts="-h -V --passphrase-fd --scope --help --version man completions"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --passphrase-fd)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --scope)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         secret__subcmd__grants)
             opts="-h -V --passphrase-fd --scope --help --version check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -688,7 +660,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help)
-            opts="init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker generate help"
+            opts="init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -800,20 +772,6 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help__subcmd__exec)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        secret__subcmd__help__subcmd__generate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

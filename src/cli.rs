@@ -1,6 +1,6 @@
 //! The command line, as clap definitions. Doc comments are the help text:
 //! the first line is the short help, the rest the long help. The same
-//! definitions generate `man/` and `completions/` (`secret generate`).
+//! definitions generate `man/` and `completions/` (`examples/generate.rs`).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -193,7 +193,7 @@ pub(crate) enum Command {
     /// Each plugin runs in its own process group with only its own secrets
     /// (grants.toml consumer = the plugin id), its output prefixed with its
     /// id and masked. The file is FILE, else plugins.toml in the
-    /// configuration directory. See PLUGINS.md for the schema.
+    /// configuration directory. See docs/plugins.md for the schema.
     #[command(subcommand)]
     Plugins(PluginsCommand),
 
@@ -205,15 +205,6 @@ pub(crate) enum Command {
     /// the configuration directory. See docs/broker.md.
     #[command(subcommand)]
     Broker(BrokerCommand),
-
-    /// Write the man pages or shell completions (for packagers).
-    #[command(hide = true)]
-    Generate {
-        #[arg(value_enum)]
-        what: Generated,
-        /// The directory to write into.
-        dir: PathBuf,
-    },
 }
 
 #[derive(Debug, Args)]
@@ -486,14 +477,6 @@ impl ChildArgs {
             !v.is_empty() && !matches!(v.as_str(), "0" | "false" | "no" | "off")
         })
     }
-}
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Generated {
-    /// man/secret.1 and one page per subcommand.
-    Man,
-    /// bash, zsh and fish completions.
-    Completions,
 }
 
 /// `--backend`: the clap face of `store::Backend`.

@@ -24,7 +24,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// Fills `N` bytes from the operating system's CSPRNG.
 pub fn random<const N: usize>() -> Result<[u8; N]> {
     let mut out = [0u8; N];
-    getrandom::fill(&mut out).map_err(|e| {
+    getrandom::getrandom(&mut out).map_err(|e| {
         Error::io(
             "reading the system random number generator",
             std::io::Error::other(e.to_string()),

@@ -1,31 +1,16 @@
-//! Generated documentation: man pages and shell completions, both from the
-//! clap definitions in `cli`, so they cannot drift from the real flags.
-
-use std::path::Path;
+//! Generated documentation: the clap definitions in `cli` as a
+//! `clap::Command`, for `examples/generate.rs` (which writes `man/` and
+//! `completions/`) and the test that checks those files are current. The
+//! generators themselves are dev-dependencies: they are not linked into the
+//! `secret` binary.
 
 use clap::CommandFactory;
-use clap_complete::Shell;
 
-use crate::cli::{Cli, Generated};
-use crate::error::{Error, Result};
+use crate::cli::Cli;
 
-/// Writes `man/` pages or `completions/` scripts into `dir`.
-pub fn generate(what: Generated, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let cmd = Cli::command();
-    let io = |e: std::io::Error| Error::io(format!("writing into {}", dir.display()), e);
-    match what {
-        Generated::Man => {
-            clap_mangen::generate_to(cmd, dir).map_err(io)?;
-        }
-        Generated::Completions => {
-            for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-                let mut cmd = Cli::command();
-                clap_complete::generate_to(shell, &mut cmd, "secret", dir).map_err(io)?;
-            }
-            drop(cmd);
-        }
-    }
-    Ok(())
+/// The whole command line, as man pages and completions describe it.
+#[doc(hidden)]
+#[must_use]
+pub fn command() -> clap::Command {
+    Cli::command()
 }

@@ -631,7 +631,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "[[plugins]]\nid = \"a\"\ncommand = \"x\"\nready = { log_line = \"(\" }\n",
-        "plugins[0].ready.log_line: invalid regex: unclosed group",
+        "plugins[0].ready.log_line: invalid regex: found open group without closing ')'",
     ),
     (
         "[[plugins]]\nid = \"a\"\ncommand = \"x\"\ncwd = \"./missing\"\n",

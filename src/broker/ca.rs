@@ -75,7 +75,7 @@ impl Authority {
         let cert = params.self_signed(&key.0).map_err(failed)?;
         Ok(Self {
             der: cert.der().clone(),
-            pem: cert.pem(),
+            pem: pem_certificate(cert.der()),
             params,
             key,
             leaves: Mutex::new(HashMap::new()),
@@ -139,6 +139,19 @@ impl Authority {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
     }
+}
+
+/// A certificate in PEM: base64 of the DER, 64 columns, armoured.
+fn pem_certificate(der: &[u8]) -> String {
+    use base64ct::Encoding;
+    let body = base64ct::Base64::encode_string(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
 }
 
 /// Name constraints: DNS subtrees for the names (`*.domain` and `domain`

@@ -101,7 +101,8 @@ pub fn shape(label: &str, value: &SecretValue) -> Result<Vec<u8>> {
     let hex = v[keep..].iter().all(u8::is_ascii_hexdigit);
     loop {
         let mut noise = vec![0u8; v.len()];
-        getrandom::fill(&mut noise).map_err(|e| Error::internal(format!("no randomness: {e}")))?;
+        getrandom::getrandom(&mut noise)
+            .map_err(|e| Error::internal(format!("no randomness: {e}")))?;
         let out: Vec<u8> = v
             .iter()
             .zip(noise)

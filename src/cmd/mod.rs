@@ -19,9 +19,6 @@ pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
     // Before any thread or child exists: nothing we start may possess the
     // unlock cache's keyring.
     crate::unlock::isolate_children()?;
-    if let Command::Generate { what, dir } = &cli.command {
-        return crate::docs::generate(*what, dir).map(|()| 0);
-    }
     let mut ctx = Context::load(cli.passphrase_fd, cli.scope.as_deref())?;
     match cli.command {
         Command::Init { backend } => vault::init(&ctx, backend.into()),
@@ -60,6 +57,5 @@ pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
         Command::Run(args) => exec::run(&ctx, args),
         Command::Plugins(command) => plugins::plugins(&ctx, command),
         Command::Broker(command) => plugins::broker(&ctx, command),
-        Command::Generate { .. } => Ok(0),
     }
 }

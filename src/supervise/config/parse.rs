@@ -282,7 +282,7 @@ impl Parser<'_> {
         let probe = match kind {
             "log_line" => {
                 let pattern = self.string(&ppath, pv)?;
-                if let Err(e) = regex::Regex::new(&pattern) {
+                if let Err(e) = regex_lite::Regex::new(&pattern) {
                     let text = e.to_string();
                     let last = text.lines().last().unwrap_or_default().trim();
                     let first = last.strip_prefix("error: ").unwrap_or(last).to_owned();

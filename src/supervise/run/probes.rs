@@ -53,11 +53,11 @@ impl Supervisor<'_> {
         else {
             return None;
         };
-        let regex = regex::bytes::Regex::new(pattern).ok()?;
+        let regex = regex_lite::Regex::new(pattern).ok()?;
         let tx = self.tx.clone();
         let mut done = false;
         Some(Box::new(move |line: &[u8]| {
-            if !done && regex.is_match(line) {
+            if !done && regex.is_match(&String::from_utf8_lossy(line)) {
                 done = true;
                 let _ = tx.send(Wake::Ready(i, generation));
             }
