@@ -87,7 +87,7 @@ complete -c secret -n "__fish_secret_using_subcommand grants; and not __fish_see
 complete -c secret -n "__fish_secret_using_subcommand grants; and not __fish_seen_subcommand_from check help" -s V -l version -d 'Print version'
 complete -c secret -n "__fish_secret_using_subcommand grants; and not __fish_seen_subcommand_from check help" -f -a "check" -d 'Say whether a consumer may have a secret, and which rule decides'
 complete -c secret -n "__fish_secret_using_subcommand grants; and not __fish_seen_subcommand_from check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l consumer -d 'The consumer: a plugin id, or exec' -r
+complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l consumer -d 'The consumer: exec, broker, or plugin:ID for a plugin' -r
 complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l purpose -d 'The purpose the consumer states' -r
 complete -c secret -n "__fish_secret_using_subcommand grants; and __fish_seen_subcommand_from check" -l delivery -d 'How the value would be delivered' -r -f -a "env\t''
 file\t''

@@ -244,7 +244,7 @@ pub(crate) enum GrantsCommand {
     Check {
         /// A handle (@name) or a remote reference.
         handle: String,
-        /// The consumer: a plugin id, or exec.
+        /// The consumer: exec, broker, or plugin:ID for a plugin.
         #[arg(long, default_value = "exec")]
         consumer: String,
         /// The purpose the consumer states.

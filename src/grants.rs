@@ -20,7 +20,7 @@ pub const DEFAULT_FILE: &str = r#"# Who may have which secret. Deny by default: 
 # [[grants]]
 # secret_ref = "openai_api_key"   # a handle (no @), "prefix/*", "*", or a
 #                                 # remote reference such as "vault://secret/*"
-# consumer   = "my-plugin"        # a plugin id, or "exec" for secret exec
+# consumer   = "plugin:my-plugin" # plugin:ID, or "exec" for secret exec
 # purposes   = ["llm.chat"]       # optional: then --purpose must be one of these
 # delivery   = ["env", "file"]    # optional: env variables, in-memory files
 # ttl_secs   = 300                # optional: the lease length

@@ -30,7 +30,7 @@ fn grant(env: &Env, grants: &[(&str, &str)]) {
     let mut text = std::fs::read_to_string(&path).unwrap_or_default();
     for (secret, consumer) in grants {
         text.push_str(&format!(
-            "\n[[grants]]\nsecret_ref = \"{secret}\"\nconsumer = \"{consumer}\"\n"
+            "\n[[grants]]\nsecret_ref = \"{secret}\"\nconsumer = \"plugin:{consumer}\"\n"
         ));
     }
     std::fs::write(path, text).unwrap();
@@ -222,10 +222,10 @@ secret_env_refs = { TOKEN = "@b_token" }
     sup.no_leak(A_VALUE);
     sup.no_leak(B_VALUE);
     env.assert_not_on_disk(A_VALUE);
-    // Each spawn is audited with the plugin id as consumer.
+    // Each spawn is audited with the plugin's consumer, plugin:ID.
     let audit = env.secret(["audit", "--json"]).run();
     let trail = audit.stdout();
-    for (consumer, handle) in [("a", "a_token"), ("b", "b_token")] {
+    for (consumer, handle) in [("plugin:a", "a_token"), ("plugin:b", "b_token")] {
         assert!(
             trail.lines().any(|l| l.contains("\"action\":\"resolve\"")
                 && l.contains(&format!("\"consumer\":\"{consumer}\""))
@@ -494,7 +494,7 @@ secret_env_refs = { TOKEN = "@b_token" }
     sup.wait_stderr("plugin b failed: secret reference @b_token could not be resolved: denied");
     // The error keeps its hint: the grant that would allow it.
     sup.wait_stderr("  hint: if it should, add to ");
-    sup.wait_stderr("consumer = \"b\"");
+    sup.wait_stderr("consumer = \"plugin:b\"");
     assert!(!Path::new(&path(&env, "b.ready")).exists(), "b never ran");
     assert!(alive(a));
     sup.signal(Signal::SIGINT);
@@ -502,9 +502,11 @@ secret_env_refs = { TOKEN = "@b_token" }
     sup.no_leak(B_VALUE);
     let trail = env.secret(["audit", "--json"]).run().stdout();
     assert!(
-        trail.lines().any(|l| l.contains("\"consumer\":\"b\"")
-            && l.contains("\"handle\":\"b_token\"")
-            && l.contains("\"outcome\":\"denied\"")),
+        trail
+            .lines()
+            .any(|l| l.contains("\"consumer\":\"plugin:b\"")
+                && l.contains("\"handle\":\"b_token\"")
+                && l.contains("\"outcome\":\"denied\"")),
         "{trail}"
     );
     // check says the same, with the grant that would fix it; exit 1.
@@ -514,7 +516,7 @@ secret_env_refs = { TOKEN = "@b_token" }
     out.code(1)
         .stdout_has("a: secrets: TOKEN (@a_token); env: none")
         .stdout_has("b: error: TOKEN (@b_token) could not be resolved: denied")
-        .stdout_has("consumer = \"b\"")
+        .stdout_has("consumer = \"plugin:b\"")
         .no_leak(A_VALUE)
         .no_leak(B_VALUE);
 }
@@ -1297,7 +1299,7 @@ fn leases_are_renewed_a_rotation_restarts_and_a_withdrawn_grant_stops() {
     let grants = env.home().join("grants.toml");
     std::fs::write(
         &grants,
-        "[[grants]]\nsecret_ref = \"a_token\"\nconsumer = \"a\"\nttl_secs = 1\n",
+        "[[grants]]\nsecret_ref = \"a_token\"\nconsumer = \"plugin:a\"\nttl_secs = 1\n",
     )
     .unwrap();
     let file = plugins_file(
@@ -1392,4 +1394,31 @@ secret_env_refs = { TOKEN = "@a_token" }
     sup.signal(Signal::SIGTERM);
     assert_eq!(sup.wait(), 0);
     sup.no_leak(A_VALUE);
+}
+
+#[test]
+fn a_plugin_named_exec_gets_none_of_the_clis_grants() {
+    let env = Env::with_vault();
+    env.add("@a_token", A_VALUE);
+    // init's grant: consumer "exec" may have every handle. A plugin that
+    // calls itself "exec" is consumer "plugin:exec" and is denied.
+    let file = plugins_file(
+        &env,
+        "[[plugins]]\nid = \"exec\"\ncommand = \"{probe}\"\nrestart = \"no\"\nsecret_env_refs = { A = \"@a_token\" }\n",
+    );
+    let out = env
+        .secret(["plugins", "check", file.to_str().unwrap()])
+        .run();
+    assert_ne!(out.code, Some(0), "{}", out.stdout());
+    assert!(
+        out.stdout().contains("plugin:exec") || out.stderr().contains("plugin:exec"),
+        "{}{}",
+        out.stdout(),
+        out.stderr()
+    );
+    out.no_leak(A_VALUE);
+    env.secret(["exec", "--consumer", "plugin:exec", "--", "true"])
+        .run()
+        .code(125)
+        .stderr_has("reserved");
 }

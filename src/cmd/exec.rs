@@ -56,6 +56,15 @@ fn launch(
     child: &ChildArgs,
 ) -> Result<u8> {
     refuse_unmasked_exec(child)?;
+    if child.consumer.contains(':') {
+        return Err(Error::usage_hint(
+            format!(
+                "--consumer \"{}\": names with \":\" are reserved (plugins are \"plugin:ID\")",
+                child.consumer.escape_default()
+            ),
+            "give exec a consumer name of its own, without \":\"",
+        ));
+    }
     for arg in &child.file {
         files.push(mapping::parse_file_arg(arg, &ctx.schemes())?);
     }

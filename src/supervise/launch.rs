@@ -37,8 +37,9 @@ pub(crate) fn resolve_each(
     }
     let requests = resolve::requests(refs.iter().map(|r| (r.source.clone(), Delivery::Env)));
     let resolved = store.grants(host.paths).and_then(|grants| {
+        let consumer = super::consumer(&plugin.id);
         let asker = resolve::Asker {
-            consumer: &plugin.id,
+            consumer: &consumer,
             purpose: None,
             grants: &grants,
         };

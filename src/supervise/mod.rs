@@ -65,6 +65,16 @@ impl Host<'_> {
 
 /// The file named, else the configuration directory's `plugins.toml`.
 #[must_use]
+/// The consumer a plugin is in grants.toml and the audit trail:
+/// `plugin:<id>`. Plugins live in a namespace of their own, so a plugin
+/// with `id = "exec"` is not the CLI and gets none of its grants.
+pub(crate) fn consumer(id: &str) -> String {
+    format!("{PLUGIN_CONSUMER_PREFIX}{id}")
+}
+
+/// The namespace of plugin consumers.
+pub(crate) const PLUGIN_CONSUMER_PREFIX: &str = "plugin:";
+
 pub(crate) fn default_path(paths: &Paths) -> PathBuf {
     paths.config_dir.join("plugins.toml")
 }

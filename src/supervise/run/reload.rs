@@ -84,7 +84,7 @@ impl Supervisor<'_> {
         let id = plugin.id.clone();
         let holder = lease::Holder {
             paths: self.host.paths.clone(),
-            consumer: id.clone(),
+            consumer: crate::supervise::consumer(&id),
             purpose: None,
         };
         if let Err(e) = holder.renew(&self.units[i].leases) {

@@ -62,7 +62,7 @@ impl Supervisor<'_> {
     pub(super) fn audit(&self, id: &str, action: &'static str, outcome: String) {
         let event = AuditEvent {
             action,
-            consumer: id.to_owned(),
+            consumer: crate::supervise::consumer(id),
             outcome,
             ..AuditEvent::default()
         };
