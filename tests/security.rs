@@ -340,3 +340,144 @@ fn after_lock_the_error_points_at_the_unlock_cache() {
         .stderr_has("secret lock")
         .stderr_has("secret unlock --for");
 }
+
+/// A group member who can write into `SECRET_HOME` could name a program in
+/// config.toml: the directory is refused before config.toml is used, so
+/// the program never runs.
+#[test]
+fn a_group_writable_home_runs_no_provider() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::with_vault();
+    let marker = env.root().join("evil-ran");
+    let evil = env.root().join("evil.sh");
+    std::fs::write(
+        &evil,
+        format!("#!/bin/sh\ntouch {}\necho stolen\n", marker.display()),
+    )
+    .expect("write evil.sh");
+    std::fs::set_permissions(&evil, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    configure(
+        &env,
+        &format!(
+            "[providers.evil]\ncommand = [\"{}\", \"{{path}}\"]\n",
+            evil.display()
+        ),
+    );
+    std::fs::set_permissions(env.home(), std::fs::Permissions::from_mode(0o770))
+        .expect("chmod home");
+    let out = env
+        .secret(["exec", "--env", "T=evil://x", "--", "true"])
+        .run();
+    assert_ne!(out.code, Some(0));
+    out.stderr_has(&format!("chmod 700 {}", env.home().display()));
+    assert!(
+        !marker.exists(),
+        "the provider ran from a group-writable home"
+    );
+    std::fs::set_permissions(env.home(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod home");
+}
+
+#[test]
+fn a_grants_file_others_can_change_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::with_vault();
+    env.add("@k", b"sk-grant-guarded");
+    let grants = env.home().join("grants.toml");
+    std::fs::write(
+        &grants,
+        "[[grants]]\nsecret_ref = \"@k\"\nconsumer = \"exec\"\n",
+    )
+    .expect("write grants");
+    std::fs::set_permissions(&grants, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let out = env
+        .secret([
+            "exec",
+            "--env",
+            "V=@k",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$V\"",
+        ])
+        .run();
+    out.code(125)
+        .stderr_has("grants.toml")
+        .stderr_has(&format!("chmod go-w {}", grants.display()));
+    assert!(!out.stdout().contains("sk-grant-guarded"));
+    std::fs::set_permissions(&grants, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let ok = env
+        .secret([
+            "exec",
+            "--env",
+            "V=@k",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$V\"",
+        ])
+        .run();
+    ok.success();
+    assert_eq!(ok.stdout(), "sk-grant-guarded");
+}
+
+#[test]
+fn odd_env_files_fail_fast() {
+    let env = Env::with_vault();
+    let (finished, err) = run_within(
+        env.secret(["exec", "--env-file", "/dev/zero", "--", "true"]),
+        std::time::Duration::from_secs(2),
+    );
+    assert!(finished, "--env-file /dev/zero did not stop");
+    assert!(
+        err.contains("a character device, not a regular file"),
+        "{err}"
+    );
+    let fifo = env.root().join("env.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let (finished, err) = run_within(
+        env.secret(["exec", "--env-file", fifo.to_str().unwrap(), "--", "true"]),
+        std::time::Duration::from_secs(2),
+    );
+    assert!(finished, "a FIFO env file blocked");
+    assert!(err.contains("a FIFO, not a regular file"), "{err}");
+    let big = env.root().join("big.env");
+    std::fs::File::create(&big)
+        .expect("create")
+        .set_len(64 << 20)
+        .expect("sparse");
+    let (finished, err) = run_within(
+        env.secret(["exec", "--env-file", big.to_str().unwrap(), "--", "true"]),
+        std::time::Duration::from_secs(2),
+    );
+    assert!(finished, "a 64 MiB env file was read");
+    assert!(err.contains("over the limit"), "{err}");
+    let script = env.root().join("script.sh");
+    nix::unistd::mkfifo(&script, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let (finished, err) = run_within(
+        env.secret(["run", "sh", script.to_str().unwrap()]),
+        std::time::Duration::from_secs(2),
+    );
+    assert!(finished, "a FIFO script blocked");
+    assert!(err.contains("a FIFO, not a regular file"), "{err}");
+}
+
+#[test]
+fn plugin_and_broker_files_others_can_change_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::with_vault();
+    for (name, args) in [
+        ("plugins.toml", &["plugins", "check"][..]),
+        ("broker.toml", &["broker", "check"][..]),
+    ] {
+        let file = env.root().join(name);
+        std::fs::write(&file, "").expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        let mut argv: Vec<&str> = args.to_vec();
+        argv.push(file.to_str().unwrap());
+        let out = env.secret(argv).run();
+        assert_ne!(out.code, Some(0), "{name}");
+        out.stderr_has("group or others can change")
+            .stderr_has(&format!("chmod go-w {}", file.display()));
+    }
+}
