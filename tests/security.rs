@@ -390,8 +390,8 @@ fn a_grants_file_others_can_change_is_refused() {
     )
     .expect("write grants");
     std::fs::set_permissions(&grants, std::fs::Permissions::from_mode(0o666)).expect("chmod");
-    let out = env
-        .secret([
+    let launch = || {
+        env.secret([
             "exec",
             "--env",
             "V=@k",
@@ -400,66 +400,58 @@ fn a_grants_file_others_can_change_is_refused() {
             "-c",
             "printf %s \"$V\"",
         ])
-        .run();
+        .run()
+    };
+    let out = launch();
     out.code(125)
         .stderr_has("grants.toml")
         .stderr_has(&format!("chmod go-w {}", grants.display()));
     assert!(!out.stdout().contains("sk-grant-guarded"));
     std::fs::set_permissions(&grants, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let ok = env
-        .secret([
-            "exec",
-            "--env",
-            "V=@k",
-            "--",
-            "sh",
-            "-c",
-            "printf %s \"$V\"",
-        ])
-        .run();
+    let ok = launch();
     ok.success();
     assert_eq!(ok.stdout(), "sk-grant-guarded");
+}
+
+/// Runs `secret ARGS…`, which must give up within 2 s with `problem`.
+fn fails_fast(env: &Env, args: &[&str], problem: &str) {
+    let (finished, err) = run_within(env.secret(args), std::time::Duration::from_secs(2));
+    assert!(finished, "secret {args:?} did not stop");
+    assert!(err.contains(problem), "{args:?}: {err}");
 }
 
 #[test]
 fn odd_env_files_fail_fast() {
     let env = Env::with_vault();
-    let (finished, err) = run_within(
-        env.secret(["exec", "--env-file", "/dev/zero", "--", "true"]),
-        std::time::Duration::from_secs(2),
-    );
-    assert!(finished, "--env-file /dev/zero did not stop");
-    assert!(
-        err.contains("a character device, not a regular file"),
-        "{err}"
-    );
     let fifo = env.root().join("env.fifo");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
-    let (finished, err) = run_within(
-        env.secret(["exec", "--env-file", fifo.to_str().unwrap(), "--", "true"]),
-        std::time::Duration::from_secs(2),
-    );
-    assert!(finished, "a FIFO env file blocked");
-    assert!(err.contains("a FIFO, not a regular file"), "{err}");
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    nix::unistd::mkfifo(&fifo, mode).expect("mkfifo");
     let big = env.root().join("big.env");
     std::fs::File::create(&big)
         .expect("create")
         .set_len(64 << 20)
         .expect("sparse");
-    let (finished, err) = run_within(
-        env.secret(["exec", "--env-file", big.to_str().unwrap(), "--", "true"]),
-        std::time::Duration::from_secs(2),
-    );
-    assert!(finished, "a 64 MiB env file was read");
-    assert!(err.contains("over the limit"), "{err}");
     let script = env.root().join("script.sh");
-    nix::unistd::mkfifo(&script, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
-    let (finished, err) = run_within(
-        env.secret(["run", "sh", script.to_str().unwrap()]),
-        std::time::Duration::from_secs(2),
+    nix::unistd::mkfifo(&script, mode).expect("mkfifo");
+    let (fifo, big, script) = (
+        fifo.to_str().unwrap(),
+        big.to_str().unwrap(),
+        script.to_str().unwrap(),
     );
-    assert!(finished, "a FIFO script blocked");
-    assert!(err.contains("a FIFO, not a regular file"), "{err}");
+    for (args, problem) in [
+        (
+            &["exec", "--env-file", "/dev/zero", "--", "true"][..],
+            "a character device, not a regular file",
+        ),
+        (
+            &["exec", "--env-file", fifo, "--", "true"],
+            "a FIFO, not a regular file",
+        ),
+        (&["exec", "--env-file", big, "--", "true"], "over the limit"),
+        (&["run", "sh", script], "a FIFO, not a regular file"),
+    ] {
+        fails_fast(&env, args, problem);
+    }
 }
 
 #[test]
