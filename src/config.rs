@@ -14,6 +14,11 @@ use crate::store::Backend;
 /// Every duration read is checked against it when it is read.
 pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(31_557_600);
 
+/// The largest `config.toml`, `grants.toml`, env file, `plugins.toml` or
+/// `broker.toml` read (4 MiB): far beyond any hand-written file, small
+/// enough that a device or a runaway file fails at once.
+pub const MAX_POLICY_LEN: u64 = 4 << 20;
+
 /// `config.toml`: what `secret init` chose.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,15 +44,14 @@ pub struct ProxyConfig {
 impl Config {
     pub fn load(paths: &Paths) -> Result<Self> {
         let path = paths.config_file();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| {
+        match fsio::read_policy_file(&path, "config.toml", MAX_POLICY_LEN)? {
+            Some(text) => toml::from_str(&text).map_err(|e| {
                 Error::usage_hint(
                     format!("{}: {}", path.display(), e.message()),
                     "fix the file, or remove it to use the file vault",
                 )
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+            None => Ok(Self::default()),
         }
     }
 

@@ -25,10 +25,17 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     check_private(dir)
 }
 
-/// Refuses a file or directory that group or others can access.
+/// Refuses a file or directory that group or others can access, or that
+/// is not ours.
 pub fn check_private(path: &Path) -> Result<()> {
     let meta =
         fs::metadata(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let what = if meta.is_dir() {
+        "the directory"
+    } else {
+        "the file"
+    };
+    check_owner(path, what, &meta)?;
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
         let want = if meta.is_dir() { "700" } else { "600" };
@@ -300,6 +307,31 @@ fn check_dir(dir: &Path, what: &str, readers: Readers) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Reads a policy file (`config.toml`, `grants.toml`): it decides what runs
+/// and what is handed over, so before a byte of it is used its directory
+/// must be private and ours (when the directory exists at all; a missing
+/// one holds no file), and the file itself as `read_private_file` checks
+/// with `Readers::Anyone`: nobody else may change it, reading it is harmless.
+pub fn read_policy_file(path: &Path, what: &str, max_len: u64) -> Result<Option<String>> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if dir.exists() {
+        check_private(dir)?;
+    }
+    let Some(bytes) = read_private_file(path, what, max_len, Readers::Anyone)? else {
+        return Ok(None);
+    };
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| Error::UnsafeFile {
+            path: path.to_owned(),
+            problem: format!("{what} is not UTF-8 text"),
+            fix: format!("check that {} is the file you meant", path.display()),
+        })
 }
 
 /// Reads a whole file that must be private (mode 0600 or stricter, in a

@@ -124,12 +124,10 @@ impl Grants {
     /// Reads the file; a missing file is not an error (it denies everything).
     pub fn load(paths: &Paths) -> Result<Self> {
         let path = paths.config_dir.join("grants.toml");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Self { path, grants: None });
-            }
-            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        let Some(text) =
+            crate::fsio::read_policy_file(&path, "grants.toml", crate::config::MAX_POLICY_LEN)?
+        else {
+            return Ok(Self { path, grants: None });
         };
         let grants = parse(&path, &text)?;
         Ok(Self {

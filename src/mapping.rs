@@ -153,8 +153,24 @@ fn check_hook(mapping: &Mapping) -> Result<()> {
 /// blank lines (an optional leading `export ` is allowed). Literal values are
 /// refused: the file is meant to be safe to commit.
 pub(crate) fn parse_env_file(path: &Path, remote: Schemes<'_>) -> Result<Vec<Mapping>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("reading env file {}", path.display()), e))?;
+    let text = crate::fsio::read_private_file(
+        path,
+        "the env file",
+        crate::config::MAX_POLICY_LEN,
+        crate::fsio::Readers::Anyone,
+    )?
+    .ok_or_else(|| {
+        Error::io(
+            format!("reading env file {}", path.display()),
+            std::io::ErrorKind::NotFound.into(),
+        )
+    })?;
+    let text = String::from_utf8(text).map_err(|_| {
+        Error::usage_hint(
+            format!("env file {} is not UTF-8 text", path.display()),
+            "an env file holds VAR=@name lines",
+        )
+    })?;
     let mut out: Vec<Mapping> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -205,16 +221,17 @@ pub(crate) fn parse_script_header(
     path: &Path,
     remote: Schemes<'_>,
 ) -> Result<(Vec<Mapping>, Vec<Mapping>)> {
-    let text = std::fs::read(path)
-        .map_err(|e| Error::io(format!("reading script {}", path.display()), e))?;
+    let (text, whole) = read_script_start(path)?;
     let text = String::from_utf8_lossy(&text);
     let (mut env, mut files) = (Vec::new(), Vec::new());
+    let mut code_seen = false;
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if (i == 0 && line.starts_with("#!")) || line.is_empty() {
             continue;
         }
         let Some(comment) = line.strip_prefix('#') else {
+            code_seen = true;
             break;
         };
         let comment = comment.trim();
@@ -236,7 +253,44 @@ pub(crate) fn parse_script_header(
             env.push(mapping);
         }
     }
+    if !whole && !code_seen {
+        return Err(Error::usage_hint(
+            format!(
+                "{}: the header is longer than {} bytes",
+                path.display(),
+                crate::config::MAX_POLICY_LEN
+            ),
+            "keep the `# secret:` lines at the top of the script",
+        ));
+    }
     Ok((env, files))
+}
+
+/// The start of a script, as far as a header can reach, opened like any
+/// file `secret` trusts (regular, ours, nobody else can change it, no
+/// blocking on a FIFO); `true` when that is the whole file.
+fn read_script_start(path: &Path) -> Result<(Vec<u8>, bool)> {
+    use std::io::Read;
+    let max = crate::config::MAX_POLICY_LEN;
+    let file = crate::fsio::open_trusted(
+        path,
+        "the script",
+        crate::fsio::Readers::Anyone,
+        std::fs::OpenOptions::new().read(true),
+    )?
+    .ok_or_else(|| {
+        Error::io(
+            format!("reading script {}", path.display()),
+            std::io::ErrorKind::NotFound.into(),
+        )
+    })?;
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(format!("reading script {}", path.display()), e))?;
+    let whole = bytes.len() as u64 <= max;
+    bytes.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+    Ok((bytes, whole))
 }
 
 fn parse_file_arg_mapping(mapping: Mapping) -> Result<Mapping> {

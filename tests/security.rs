@@ -340,3 +340,136 @@ fn after_lock_the_error_points_at_the_unlock_cache() {
         .stderr_has("secret lock")
         .stderr_has("secret unlock --for");
 }
+
+/// A group member who can write into `SECRET_HOME` could name a program in
+/// config.toml: the directory is refused before config.toml is used, so
+/// the program never runs.
+#[test]
+fn a_group_writable_home_runs_no_provider() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::with_vault();
+    let marker = env.root().join("evil-ran");
+    let evil = env.root().join("evil.sh");
+    std::fs::write(
+        &evil,
+        format!("#!/bin/sh\ntouch {}\necho stolen\n", marker.display()),
+    )
+    .expect("write evil.sh");
+    std::fs::set_permissions(&evil, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    configure(
+        &env,
+        &format!(
+            "[providers.evil]\ncommand = [\"{}\", \"{{path}}\"]\n",
+            evil.display()
+        ),
+    );
+    std::fs::set_permissions(env.home(), std::fs::Permissions::from_mode(0o770))
+        .expect("chmod home");
+    let out = env
+        .secret(["exec", "--env", "T=evil://x", "--", "true"])
+        .run();
+    assert_ne!(out.code, Some(0));
+    out.stderr_has(&format!("chmod 700 {}", env.home().display()));
+    assert!(
+        !marker.exists(),
+        "the provider ran from a group-writable home"
+    );
+    std::fs::set_permissions(env.home(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod home");
+}
+
+#[test]
+fn a_grants_file_others_can_change_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::with_vault();
+    env.add("@k", b"sk-grant-guarded");
+    let grants = env.home().join("grants.toml");
+    std::fs::write(
+        &grants,
+        "[[grants]]\nsecret_ref = \"@k\"\nconsumer = \"exec\"\n",
+    )
+    .expect("write grants");
+    std::fs::set_permissions(&grants, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let launch = || {
+        env.secret([
+            "exec",
+            "--env",
+            "V=@k",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$V\"",
+        ])
+        .run()
+    };
+    let out = launch();
+    out.code(125)
+        .stderr_has("grants.toml")
+        .stderr_has(&format!("chmod go-w {}", grants.display()));
+    assert!(!out.stdout().contains("sk-grant-guarded"));
+    std::fs::set_permissions(&grants, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let ok = launch();
+    ok.success();
+    assert_eq!(ok.stdout(), "sk-grant-guarded");
+}
+
+/// Runs `secret ARGS…`, which must give up within 2 s with `problem`.
+fn fails_fast(env: &Env, args: &[&str], problem: &str) {
+    let (finished, err) = run_within(env.secret(args), std::time::Duration::from_secs(2));
+    assert!(finished, "secret {args:?} did not stop");
+    assert!(err.contains(problem), "{args:?}: {err}");
+}
+
+#[test]
+fn odd_env_files_fail_fast() {
+    let env = Env::with_vault();
+    let fifo = env.root().join("env.fifo");
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    nix::unistd::mkfifo(&fifo, mode).expect("mkfifo");
+    let big = env.root().join("big.env");
+    std::fs::File::create(&big)
+        .expect("create")
+        .set_len(64 << 20)
+        .expect("sparse");
+    let script = env.root().join("script.sh");
+    nix::unistd::mkfifo(&script, mode).expect("mkfifo");
+    let (fifo, big, script) = (
+        fifo.to_str().unwrap(),
+        big.to_str().unwrap(),
+        script.to_str().unwrap(),
+    );
+    for (args, problem) in [
+        (
+            &["exec", "--env-file", "/dev/zero", "--", "true"][..],
+            "a character device, not a regular file",
+        ),
+        (
+            &["exec", "--env-file", fifo, "--", "true"],
+            "a FIFO, not a regular file",
+        ),
+        (&["exec", "--env-file", big, "--", "true"], "over the limit"),
+        (&["run", "sh", script], "a FIFO, not a regular file"),
+    ] {
+        fails_fast(&env, args, problem);
+    }
+}
+
+#[test]
+fn plugin_and_broker_files_others_can_change_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::with_vault();
+    for (name, args) in [
+        ("plugins.toml", &["plugins", "check"][..]),
+        ("broker.toml", &["broker", "check"][..]),
+    ] {
+        let file = env.root().join(name);
+        std::fs::write(&file, "").expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        let mut argv: Vec<&str> = args.to_vec();
+        argv.push(file.to_str().unwrap());
+        let out = env.secret(argv).run();
+        assert_ne!(out.code, Some(0), "{name}");
+        out.stderr_has("group or others can change")
+            .stderr_has(&format!("chmod go-w {}", file.display()));
+    }
+}

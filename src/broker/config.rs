@@ -125,11 +125,7 @@ impl Config {
     /// Reads and validates `path`; `remote` says whether `scheme://…` is a
     /// remote reference.
     pub fn load(path: &Path, remote: &dyn Fn(&str) -> bool) -> Result<Self, Invalid> {
-        let text = std::fs::read_to_string(path).map_err(|e| Invalid {
-            path: path.to_owned(),
-            text: String::new(),
-            diags: vec![Diag::new(0..0, format!("cannot read the file: {e}"))],
-        })?;
+        let text = Invalid::read(path)?;
         let dir = std::path::absolute(path)
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))

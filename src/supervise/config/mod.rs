@@ -273,6 +273,37 @@ pub(crate) struct Invalid {
 }
 
 impl Invalid {
+    /// Reads `path` (`plugins.toml`, `broker.toml`: it names programs to
+    /// run and secrets to hand them) as `fsio` reads any file `secret`
+    /// trusts: regular, ours, nobody else can change it or its directory,
+    /// at most `MAX_POLICY_LEN` bytes, never blocking on a FIFO. A problem
+    /// is a diagnostic at 1:1 that says what fixes it.
+    pub(crate) fn read(path: &Path) -> Result<String, Self> {
+        let fail = |message: String| Self {
+            path: path.to_owned(),
+            text: String::new(),
+            diags: vec![Diag::new(0..0, message)],
+        };
+        let what = path.file_name().map_or_else(
+            || "the file".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        match crate::fsio::read_private_file(
+            path,
+            &what,
+            crate::config::MAX_POLICY_LEN,
+            crate::fsio::Readers::Anyone,
+        ) {
+            Ok(Some(bytes)) => String::from_utf8(bytes)
+                .map_err(|_| fail("cannot read the file: it is not UTF-8 text".into())),
+            Ok(None) => Err(fail("cannot read the file: it does not exist".into())),
+            Err(e) => Err(fail(match e.hint() {
+                Some(hint) => format!("cannot read the file: {e}; {hint}"),
+                None => format!("cannot read the file: {e}"),
+            })),
+        }
+    }
+
     /// One line per problem.
     #[must_use]
     pub(crate) fn lines(&self) -> Vec<String> {
@@ -305,16 +336,7 @@ impl PluginsFile {
     /// Reads and validates `path`. `remote` says whether `scheme://…` is a
     /// remote reference.
     pub(crate) fn load(path: &Path, remote: &dyn Fn(&str) -> bool) -> Result<Self, Invalid> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) => {
-                return Err(Invalid {
-                    path: path.to_owned(),
-                    text: String::new(),
-                    diags: vec![Diag::new(0..0, format!("cannot read the file: {e}"))],
-                });
-            }
-        };
+        let text = Invalid::read(path)?;
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
         let dir = absolute
             .parent()
