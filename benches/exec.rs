@@ -1,13 +1,22 @@
 //! `cargo bench --bench exec`: what `secret exec` costs a launch, against
 //! baselines measured in the same run, on the same machine, interleaved so
-//! that noise hits every contender alike. Prints medians and ratios; asserts
-//! nothing (these machines are shared and noisy).
+//! that noise hits every contender alike. Prints, per contender, the median
+//! wall time of a launch, its peak RSS and its minor page faults (both from
+//! the `rusage` that `wait4` returns for that one child), then the overheads.
+//! Asserts nothing about speed (these machines are shared and noisy).
 //!
-//! - `/bin/true` alone, and `env K=v /bin/true` (the cost of any wrapper);
-//! - `secret exec --env K=@k -- /bin/true`, vault unlocked by the cache;
-//! - the Argon2id unlock on its own line (`secret list` with a passphrase);
-//! - peak RSS of `secret exec` with the cache.
+//! The kernel counts the launching process's memory before exec in a
+//! child's peak RSS (`/bin/true`'s figure is that floor here): compare the
+//! RSS of the wrappers with each other, above that floor.
+//!
+//! - `/bin/true` alone, `env K=v /bin/true` (the cost of any wrapper that
+//!   execs) and `tini -s -- /bin/true` (a wrapper that stays as the parent,
+//!   as `secret exec` does; skipped with a note when `tini` is missing);
+//! - `secret exec --env K=@k -- /bin/true` and the same with `--exec`, the
+//!   vault unlocked by the cache;
+//! - the Argon2id unlock on its own line (`secret list` with a passphrase).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(unsafe_code)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -15,6 +24,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 300;
+
+/// What one launch cost.
+#[derive(Clone, Copy)]
+struct Cost {
+    wall: Duration,
+    /// Peak resident set, KiB.
+    max_rss: i64,
+    /// Minor page faults.
+    minflt: i64,
+}
 
 fn secret(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_secret"));
@@ -27,16 +46,34 @@ fn secret(home: &Path) -> Command {
     cmd
 }
 
-fn time(cmd: &mut Command) -> Duration {
+/// Runs `cmd` to its end and reads its own rusage from `wait4` (not
+/// `RUSAGE_CHILDREN`, which keeps the largest child ever waited for).
+#[allow(clippy::zombie_processes)] // reaped by wait4, not Child::wait
+fn launch(cmd: &mut Command) -> Cost {
     let start = Instant::now();
-    let status = cmd.status().unwrap();
-    let elapsed = start.elapsed();
-    assert!(status.success(), "{cmd:?} failed");
-    elapsed
+    let child = cmd.spawn().unwrap();
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child, not yet reaped (`Child` only reaps in
+    // `wait`, which is never called); both pointers are to live locals.
+    let reaped = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
+    let wall = start.elapsed();
+    assert_eq!(reaped, pid, "wait4 failed for {cmd:?}");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed: status {status:#x}"
+    );
+    Cost {
+        wall,
+        max_rss: usage.ru_maxrss,
+        minflt: usage.ru_minflt,
+    }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
+fn median<T: Ord + Copy>(mut v: Vec<T>) -> T {
+    v.sort_unstable();
     v[v.len() / 2]
 }
 
@@ -44,27 +81,31 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
-fn max_rss_of_children_kib() -> i64 {
-    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
-        .map(|u| u.max_rss())
-        .unwrap_or(0)
+/// The medians of one contender's launches.
+struct Summary {
+    name: String,
+    wall: Duration,
+    max_rss: i64,
+    minflt: i64,
 }
 
-/// Peak RSS of `secret exec` alone: measured in a fresh copy of this
-/// program, whose only children are those launches (getrusage reports the
-/// largest child ever waited for, and the KDF runs above are large).
-fn rss_phase(home: &str) {
-    for _ in 0..20 {
-        time(secret(Path::new(home)).args(["exec", "--env", "K=@k", "--", "/bin/true"]));
+fn summarise(name: &str, costs: &[Cost]) -> Summary {
+    Summary {
+        name: name.to_owned(),
+        wall: median(costs.iter().map(|c| c.wall).collect()),
+        max_rss: median(costs.iter().map(|c| c.max_rss).collect()),
+        minflt: median(costs.iter().map(|c| c.minflt).collect()),
     }
-    println!("{}", max_rss_of_children_kib());
+}
+
+fn tini() -> Option<String> {
+    ["/usr/bin/tini", "/bin/tini", "/usr/local/bin/tini"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .map(str::to_owned)
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(pos) = args.iter().position(|a| a == "--rss-of") {
-        return rss_phase(&args[pos + 1]);
-    }
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let home = dir.path().join("home");
@@ -87,7 +128,7 @@ fn main() {
 
     // The Argon2id unlock, on its own (default parameters, no cache).
     let kdf: Vec<_> = (0..7)
-        .map(|_| time(secret(&home).arg("list").env("SECRET_PASSPHRASE", pass)))
+        .map(|_| launch(secret(&home).arg("list").env("SECRET_PASSPHRASE", pass)).wall)
         .collect();
     let kdf = median(kdf);
 
@@ -99,57 +140,105 @@ fn main() {
             .unwrap()
             .success()
     );
-    let (mut bare, mut env_wrapper, mut wrapped) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..RUNS {
-        bare.push(time(Command::new("/bin/true").stdout(Stdio::null())));
-        env_wrapper.push(time(
-            Command::new("env")
-                .args(["K=v", "/bin/true"])
-                .stdout(Stdio::null()),
-        ));
-        wrapped.push(time(secret(&home).args([
-            "exec",
-            "--env",
-            "K=@k",
-            "--",
-            "/bin/true",
-        ])));
-    }
-    let rss = Command::new(std::env::current_exe().unwrap())
-        .args(["--rss-of", home.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let rss: f64 = String::from_utf8_lossy(&rss.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0.0);
-    let _ = secret(&home).arg("lock").status();
-    let (bare, env_wrapper, wrapped) = (median(bare), median(env_wrapper), median(wrapped));
 
-    println!("secret exec launch cost, median of {RUNS} interleaved runs (release build):");
-    println!("  /bin/true                                   {}", ms(bare));
+    let tini = tini();
+    // Absolute paths, so std spawns every contender the same way
+    // (posix_spawn; a PATH search with a changed PATH would fork instead).
+    let plain = |program: &str, args: &[&str]| {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        cmd
+    };
+    type Make<'a> = Box<dyn Fn() -> Command + 'a>;
+    let mut contenders: Vec<(&str, Make<'_>)> = vec![
+        ("/bin/true", Box::new(|| plain("/bin/true", &[]))),
+        (
+            "env K=v /bin/true",
+            Box::new(|| plain("/usr/bin/env", &["K=v", "/bin/true"])),
+        ),
+    ];
+    if let Some(t) = &tini {
+        contenders.push((
+            "tini -s -- /bin/true",
+            Box::new(move || plain(t, &["-s", "--", "/bin/true"])),
+        ));
+    }
+    contenders.push((
+        "secret exec --env K=@k -- /bin/true",
+        Box::new(|| {
+            let mut c = secret(&home);
+            c.args(["exec", "--env", "K=@k", "--", "/bin/true"]);
+            c
+        }),
+    ));
+    contenders.push((
+        "secret exec --exec --env K=@k -- /bin/true",
+        Box::new(|| {
+            let mut c = secret(&home);
+            c.args(["exec", "--exec", "--env", "K=@k", "--", "/bin/true"]);
+            c
+        }),
+    ));
+
+    // Warm up the page cache, then interleave.
+    for (_, make) in &contenders {
+        launch(&mut make());
+    }
+    let mut costs: Vec<Vec<Cost>> = vec![Vec::with_capacity(RUNS); contenders.len()];
+    for _ in 0..RUNS {
+        for (i, (_, make)) in contenders.iter().enumerate() {
+            costs[i].push(launch(&mut make()));
+        }
+    }
+    let _ = secret(&home).arg("lock").status();
+    let rows: Vec<Summary> = contenders
+        .iter()
+        .zip(&costs)
+        .map(|((name, _), c)| summarise(name, c))
+        .collect();
+
+    println!("launch cost, medians of {RUNS} interleaved runs (release build):");
     println!(
-        "  env K=v /bin/true                           {}",
-        ms(env_wrapper)
+        "  {:<44} {:>10} {:>10} {:>12}",
+        "", "wall", "peak RSS", "page faults"
     );
-    println!(
-        "  secret exec --env K=@k -- /bin/true         {}   (vault unlocked by the cache)",
-        ms(wrapped)
-    );
-    println!(
-        "  overhead over /bin/true                     {}   ({:.2}x)",
-        ms(wrapped.saturating_sub(bare)),
-        wrapped.as_secs_f64() / bare.as_secs_f64()
-    );
-    println!(
-        "  overhead over env K=v /bin/true             {}   ({:.2}x)",
-        ms(wrapped.saturating_sub(env_wrapper)),
-        wrapped.as_secs_f64() / env_wrapper.as_secs_f64()
-    );
-    println!(
-        "  peak RSS of secret exec                     {:.1} MiB",
-        rss / 1024.0
-    );
+    for r in &rows {
+        println!(
+            "  {:<44} {:>10} {:>6.1} MiB {:>12}",
+            r.name,
+            ms(r.wall),
+            r.max_rss as f64 / 1024.0,
+            r.minflt
+        );
+    }
+    if tini.is_none() {
+        println!("  (tini is not installed: apt-get install tini to compare with it)");
+    }
+    let by = |name: &str| rows.iter().find(|r| r.name == name).unwrap();
+    let env = by("env K=v /bin/true");
+    for name in [
+        "secret exec --env K=@k -- /bin/true",
+        "secret exec --exec --env K=@k -- /bin/true",
+    ] {
+        let r = by(name);
+        println!(
+            "  {:<44} {:>10}   ({:+} page faults)",
+            format!(
+                "overhead over env, {}",
+                if name.contains("--exec") {
+                    "--exec"
+                } else {
+                    "exec"
+                }
+            ),
+            ms(r.wall.saturating_sub(env.wall)),
+            r.minflt - env.minflt
+        );
+    }
     println!(
         "Argon2id unlock (secret list, m=64 MiB t=3 p=4, no cache): {}",
         ms(kdf)

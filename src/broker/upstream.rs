@@ -69,12 +69,31 @@ impl Upstream {
     /// Prepares (does not connect) an upstream; `ca_file` adds roots.
     pub fn new(target: Target, ca_file: Option<&Path>) -> Result<Self> {
         let tls = if target.tls {
-            let name = ServerName::try_from(target.host.clone()).map_err(|_| {
-                Error::usage(format!("{} is not a valid TLS server name", target.host))
-            })?;
-            Some((TlsConnector::from(Arc::new(client_config(ca_file)?)), name))
+            Some(Arc::new(client_config(ca_file)?))
         } else {
             None
+        };
+        Self::with_tls(target, tls)
+    }
+
+    /// Prepares an upstream with a TLS configuration of the caller's (the
+    /// remote stores trust only a named CA file when one is set); `tls` is
+    /// used only when the target is https.
+    pub fn with_tls(target: Target, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Self> {
+        let tls = match tls.filter(|_| target.tls) {
+            Some(config) => {
+                let name = ServerName::try_from(target.host.clone()).map_err(|_| {
+                    Error::usage(format!("{} is not a valid TLS server name", target.host))
+                })?;
+                Some((TlsConnector::from(config), name))
+            }
+            None if target.tls => {
+                return Err(Error::internal(format!(
+                    "no TLS configuration for https://{}",
+                    target.authority()
+                )));
+            }
+            None => None,
         };
         Ok(Self {
             target,
@@ -186,9 +205,9 @@ fn exchange(e: &hyper::Error) -> Failure {
     }
 }
 
-/// TLS 1.2/1.3 with ring (the provider ureq already links), verified
-/// against the platform's roots plus those in `ca_file`.
-fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
+/// TLS 1.2/1.3 with ring, verified against the platform's roots plus
+/// those in `ca_file`.
+pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
     let extra: Vec<CertificateDer<'static>> = match ca_file {
         None => Vec::new(),
         Some(path) => {

@@ -13,6 +13,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use ::http::Method;
 use serde::Deserialize;
 
 use super::http::{self, remote_error};
@@ -20,6 +21,8 @@ use crate::error::{Error, Result};
 use crate::value::SecretValue;
 
 const API_VERSION: &str = "7.4";
+/// The variable naming a CA file that replaces the system roots.
+const CA_VARS: &[&str] = &["AZURE_KEYVAULT_CACERT"];
 
 /// A parsed `azure-kv://` reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,21 +84,24 @@ impl Reference {
                 "Azure Key Vault is reached over HTTPS only",
             ));
         }
-        let agent = http::agent(&me, &["AZURE_KEYVAULT_CACERT"])?;
-        let token = token(&agent, &me)?;
+        let token = token(&me)?;
         let mut url = format!("{endpoint}/secrets/{}", self.secret);
         if let Some(v) = &self.version {
             url.push_str(&format!("/{v}"));
         }
         url.push_str(&format!("?api-version={API_VERSION}"));
         let bearer = zeroize::Zeroizing::new(format!("Bearer {}", text(&token, &me)?));
-        let mut response = agent
-            .get(&url)
-            .header("Authorization", bearer.as_str())
-            .call()
-            .map_err(|e| http::transport_error(&me, &endpoint, &e))?;
-        let status = response.status().as_u16();
-        let body = http::read_body(&me, &mut response)?;
+        let http::Reply { status, body } = http::send(
+            &me,
+            &endpoint,
+            CA_VARS,
+            &http::Call {
+                method: Method::GET,
+                url: &url,
+                headers: &[("Authorization", bearer.as_str())],
+                body: None,
+            },
+        )?;
         match status {
             200 => {
                 #[derive(Deserialize)]
@@ -193,7 +199,7 @@ fn azure_error(body: &[u8]) -> String {
 /// The bearer token: given, or from the client-credentials flow, cached
 /// (process-wide, so concurrent fetches log in once) until five minutes
 /// before it expires.
-fn token(agent: &ureq::Agent, me: &str) -> Result<SecretValue> {
+fn token(me: &str) -> Result<SecretValue> {
     use std::os::unix::ffi::OsStringExt;
     if let Some(t) = std::env::var_os("AZURE_KEYVAULT_TOKEN").filter(|t| !t.is_empty()) {
         return Ok(SecretValue::new(t.into_vec()));
@@ -235,17 +241,23 @@ fn token(agent: &ureq::Agent, me: &str) -> Result<SecretValue> {
     let suffix = env("AZURE_KEYVAULT_DNS_SUFFIX").unwrap_or_else(|| "vault.azure.net".into());
     let scope = format!("https://{suffix}/.default");
     let secret = text(&secret, me)?;
-    let mut response = agent
-        .post(format!("{authority}/{tenant}/oauth2/v2.0/token"))
-        .send_form([
-            ("grant_type", "client_credentials"),
-            ("client_id", client.as_str()),
-            ("client_secret", secret),
-            ("scope", scope.as_str()),
-        ])
-        .map_err(|e| http::transport_error(me, authority, &e))?;
-    let status = response.status().as_u16();
-    let body = http::read_body(me, &mut response)?;
+    let form = http::form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", client.as_str()),
+        ("client_secret", secret),
+        ("scope", scope.as_str()),
+    ]);
+    let http::Reply { status, body } = http::send(
+        me,
+        authority,
+        CA_VARS,
+        &http::Call {
+            method: Method::POST,
+            url: &format!("{authority}/{tenant}/oauth2/v2.0/token"),
+            headers: &[],
+            body: Some(("application/x-www-form-urlencoded", form.as_bytes())),
+        },
+    )?;
     if status != 200 {
         #[derive(Deserialize)]
         struct Failure {

@@ -7,7 +7,6 @@
 
 pub mod azure;
 pub mod command;
-#[allow(unreachable_pub)] // helper S: make http.rs items pub(crate), then drop this
 mod http;
 pub mod openbao;
 

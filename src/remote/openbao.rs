@@ -13,12 +13,16 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
 
+use ::http::Method;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::http::{self, remote_error};
 use crate::error::{Error, Result};
 use crate::value::SecretValue;
+
+/// The variables naming a CA file that replaces the system roots.
+const CA_VARS: &[&str] = &["VAULT_CACERT", "BAO_CACERT"];
 
 /// A parsed `vault://` reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,23 +98,26 @@ impl Reference {
             )
         })?;
         let address = address.trim_end_matches('/');
-        let agent = http::agent(&me, &["VAULT_CACERT", "BAO_CACERT"])?;
-        let token = settings.token(&agent, address, &me)?;
+        let token = settings.token(address, &me)?;
         let mut url = format!("{address}/v1/{}/data/{}", self.mount, self.path);
         if let Some(v) = self.version {
             url.push_str(&format!("?version={v}"));
         }
-        let mut request = agent
-            .get(&url)
-            .header("X-Vault-Token", token_header(&token, &me)?);
+        let mut headers = vec![("X-Vault-Token", token_header(&token, &me)?)];
         if let Some(ns) = &settings.namespace {
-            request = request.header("X-Vault-Namespace", ns);
+            headers.push(("X-Vault-Namespace", ns.as_str()));
         }
-        let mut response = request
-            .call()
-            .map_err(|e| http::transport_error(&me, address, &e))?;
-        let status = response.status().as_u16();
-        let body = http::read_body(&me, &mut response)?;
+        let http::Reply { status, body } = http::send(
+            &me,
+            address,
+            CA_VARS,
+            &http::Call {
+                method: Method::GET,
+                url: &url,
+                headers: &headers,
+                body: None,
+            },
+        )?;
         match status {
             200 => self.field_of(&me, &body),
             403 => Err(remote_error(
@@ -304,7 +311,7 @@ impl Settings {
 
     /// The token to use: given, or from an AppRole login done once per
     /// process (concurrent fetches wait for the first login).
-    fn token(&self, agent: &ureq::Agent, address: &str, me: &str) -> Result<SecretValue> {
+    fn token(&self, address: &str, me: &str) -> Result<SecretValue> {
         if let Some(t) = &self.token {
             return Ok(SecretValue::new(t.expose().to_vec()));
         }
@@ -328,17 +335,26 @@ impl Settings {
             .map_err(|_| remote_error(me, "VAULT_SECRET_ID is not text", "check it"))?;
         let body = serde_json::json!({ "role_id": role_id, "secret_id": secret_id }).to_string();
         let body = zeroize::Zeroizing::new(body);
-        let mut request = agent
-            .post(format!("{address}/v1/auth/{mount}/login"))
-            .header("Content-Type", "application/json");
-        if let Some(ns) = &self.namespace {
-            request = request.header("X-Vault-Namespace", ns);
-        }
-        let mut response = request
-            .send(body.as_bytes())
-            .map_err(|e| http::transport_error(me, address, &e))?;
-        let status = response.status().as_u16();
-        let reply = http::read_body(me, &mut response)?;
+        let url = format!("{address}/v1/auth/{mount}/login");
+        let headers: Vec<(&'static str, &str)> = self
+            .namespace
+            .iter()
+            .map(|ns| ("X-Vault-Namespace", ns.as_str()))
+            .collect();
+        let http::Reply {
+            status,
+            body: reply,
+        } = http::send(
+            me,
+            address,
+            CA_VARS,
+            &http::Call {
+                method: Method::POST,
+                url: &url,
+                headers: &headers,
+                body: Some(("application/json", body.as_bytes())),
+            },
+        )?;
         if status != 200 {
             return Err(remote_error(
                 me,
