@@ -1,5 +1,5 @@
 //! The OS keychain backend: each value is an item in the Secret Service
-//! (Linux, via `keyring-core`), metadata is a local JSON file. A random root
+//! (Linux, over D-Bus), metadata is a local JSON file. A random root
 //! key, itself kept in the keychain, keys the fingerprints and an HMAC over
 //! the metadata file, so an edited metadata file or a value swapped between
 //! items is refused. It owns nothing of the file vault's format.
@@ -72,8 +72,7 @@ impl Keychain {
         }
         let store_id = crypto::hex(&crypto::random::<16>()?);
         let root = Key::generate()?;
-        item(&root_user(&store_id))?
-            .set_secret(root.as_bytes())
+        items::set(&root_user(&store_id), root.as_bytes())
             .map_err(|e| keychain_error("storing the root key", &e))?;
         crate::audit::use_key(&root);
         let keys = Keys::from_root(root);
@@ -91,10 +90,8 @@ impl Keychain {
     pub fn open(paths: &Paths) -> Result<Self> {
         let path = paths.keychain_meta_file();
         let (store_id, bytes) = read_unverified(&path)?;
-        let secret = item(&root_user(&store_id))?
-            .get_secret()
+        let secret = items::get(&root_user(&store_id))
             .map_err(|e| keychain_error("reading the root key", &e))?;
-        let secret = Zeroizing::new(secret);
         let root: [u8; KEY_LEN] = secret.as_slice().try_into().map_err(|_| Error::Keychain {
             message: "the keychain item holding secret's root key has the wrong length".into(),
             hint: "it was changed by another program; restore it or run `secret init` in a new SECRET_HOME".into(),
@@ -160,9 +157,8 @@ impl Store for Keychain {
 
     fn get(&self, handle: &Handle) -> Result<SecretValue> {
         let meta = &self.meta.entries[Self::find(&self.meta, handle)?];
-        let value = item(&value_user(&self.meta.store_id, handle))?
-            .get_secret()
-            .map(SecretValue::new)
+        let value = items::get(&value_user(&self.meta.store_id, handle))
+            .map(|mut bytes| SecretValue::new(std::mem::take(&mut *bytes)))
             .map_err(|e| keychain_error(&format!("reading {handle}"), &e))?;
         if crypto::fingerprint(&self.keys.fingerprint, &value) != meta.fingerprint {
             return Err(Error::Keychain {
@@ -243,16 +239,15 @@ impl Store for Keychain {
 /// fingerprint. Called under the writers' lock, after the metadata was
 /// re-read, so concurrent commands cannot overwrite each other's items.
 fn put(store_id: &str, keys: &Keys, handle: &Handle, value: &SecretValue) -> Result<String> {
-    item(&value_user(store_id, handle))?
-        .set_secret(value.expose())
+    items::set(&value_user(store_id, handle), value.expose())
         .map_err(|e| keychain_error(&format!("storing {handle}"), &e))?;
     Ok(crypto::fingerprint(&keys.fingerprint, value))
 }
 
 /// Deletes the keychain item for `handle` (under the writers' lock).
 fn delete(store_id: &str, handle: &Handle) -> Result<()> {
-    match item(&value_user(store_id, handle))?.delete_credential() {
-        Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
+    match items::delete(&value_user(store_id, handle)) {
+        Ok(()) | Err(Failure::NoEntry) => Ok(()),
         Err(e) => Err(keychain_error(&format!("removing {handle}"), &e)),
     }
 }
@@ -300,71 +295,175 @@ fn write_meta(path: &Path, meta: &MetaFile) -> Result<()> {
     fsio::write_atomic(path, &text)
 }
 
+/// Why a keychain call failed, without the data it may have carried.
+#[derive(Debug)]
+enum Failure {
+    /// The keychain is locked, or its unlock prompt was dismissed.
+    Locked(String),
+    /// No bus, no Secret Service on it, or a call failed.
+    Platform(String),
+    /// No item has these attributes.
+    NoEntry,
+    /// This many items have them.
+    Ambiguous(usize),
+}
+
+/// The items `secret` keeps in the Secret Service (Linux): one per value
+/// and one for the root key, found by the attributes `service = "secret"`
+/// and `username = USER`, created in the default collection with the label
+/// `keyring:USER@secret` and the content type `application/octet-stream`:
+/// the layout of the keyring crates, so stores made with them still open.
+///
+/// The session is the Secret Service's `plain` one: values cross the
+/// session bus unencrypted, between our process and the keychain daemon,
+/// both the user's own. The `dh-ietf1024` session would only hide them
+/// from another process of the same user watching the bus, which could as
+/// well ask the unlocked keychain for them; it costs eleven crates.
 #[cfg(target_os = "linux")]
-fn item(user: &str) -> Result<keyring_core::Entry> {
-    use std::sync::OnceLock;
-    static STORE: OnceLock<std::sync::Arc<keyring_core::CredentialStore>> = OnceLock::new();
-    let store = match STORE.get() {
-        Some(s) => s,
-        None => {
-            let s = dbus_secret_service_keyring_store::Store::new()
-                .map_err(|e| keychain_error("connecting to the Secret Service", &e))?;
-            STORE.get_or_init(|| s)
+mod items {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+
+    use dbus_secret_service::{EncryptionType, Error as DbusError, Item, SecretService};
+    use zeroize::Zeroizing;
+
+    use super::{Failure, SERVICE};
+
+    const CONTENT_TYPE: &str = "application/octet-stream";
+
+    /// The connection, made on first use and kept for the process.
+    fn with<T>(f: impl FnOnce(&SecretService) -> Result<T, Failure>) -> Result<T, Failure> {
+        static SERVICE_CONNECTION: OnceLock<Mutex<SecretService>> = OnceLock::new();
+        let service = match SERVICE_CONNECTION.get() {
+            Some(s) => s,
+            None => {
+                let connected =
+                    SecretService::connect(EncryptionType::Plain).map_err(|e| platform(&e))?;
+                SERVICE_CONNECTION.get_or_init(|| Mutex::new(connected))
+            }
+        };
+        f(&service.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn attributes(user: &str) -> HashMap<&str, &str> {
+        HashMap::from([("service", SERVICE), ("username", user)])
+    }
+
+    /// The one item for `user`, unlocked (the Secret Service may prompt).
+    fn find<'a>(ss: &'a SecretService, user: &str) -> Result<Item<'a>, Failure> {
+        let mut found = ss.search_items(attributes(user)).map_err(|e| decode(&e))?;
+        if !found.locked.is_empty() {
+            let locked: Vec<&Item<'_>> = found.locked.iter().collect();
+            ss.unlock_all(&locked).map_err(|e| decode(&e))?;
         }
-    };
-    store
-        .build(SERVICE, user, None)
-        .map_err(|e| keychain_error("opening a keychain item", &e))
+        found.unlocked.append(&mut found.locked);
+        match found.unlocked.len() {
+            0 => Err(Failure::NoEntry),
+            1 => Ok(found.unlocked.swap_remove(0)),
+            n => Err(Failure::Ambiguous(n)),
+        }
+    }
+
+    pub(super) fn get(user: &str) -> Result<Zeroizing<Vec<u8>>, Failure> {
+        with(|ss| {
+            find(ss, user)?
+                .get_secret()
+                .map(Zeroizing::new)
+                .map_err(|e| decode(&e))
+        })
+    }
+
+    /// Replaces the secret of `user`'s item, or creates the item.
+    pub(super) fn set(user: &str, secret: &[u8]) -> Result<(), Failure> {
+        with(|ss| match find(ss, user) {
+            Ok(item) => item
+                .set_secret(secret, CONTENT_TYPE)
+                .map_err(|e| decode(&e)),
+            Err(Failure::NoEntry) => {
+                let collection = ss.get_default_collection().map_err(|e| decode(&e))?;
+                if collection.is_locked().map_err(|e| decode(&e))? {
+                    collection.unlock().map_err(|e| decode(&e))?;
+                }
+                collection
+                    .create_item(
+                        &format!("keyring:{user}@{SERVICE}"),
+                        attributes(user),
+                        secret,
+                        true,
+                        CONTENT_TYPE,
+                    )
+                    .map(drop)
+                    .map_err(|e| platform(&e))
+            }
+            Err(e) => Err(e),
+        })
+    }
+
+    pub(super) fn delete(user: &str) -> Result<(), Failure> {
+        with(|ss| find(ss, user)?.delete().map_err(|e| decode(&e)))
+    }
+
+    fn decode(e: &DbusError) -> Failure {
+        match e {
+            DbusError::Locked | DbusError::NoResult | DbusError::Prompt => {
+                Failure::Locked(e.to_string())
+            }
+            other => platform(other),
+        }
+    }
+
+    fn platform(e: &DbusError) -> Failure {
+        Failure::Platform(e.to_string())
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn item(_user: &str) -> Result<keyring_core::Entry> {
-    Err(Error::Keychain {
-        message: "the keychain backend is only built for Linux (Secret Service) so far".into(),
-        hint: "use the file vault: secret init --backend file".into(),
-    })
+mod items {
+    use zeroize::Zeroizing;
+
+    use super::Failure;
+
+    fn absent<T>() -> Result<T, Failure> {
+        Err(Failure::Platform(
+            "the keychain backend is only built for Linux (Secret Service) so far".into(),
+        ))
+    }
+
+    pub(super) fn get(_user: &str) -> Result<Zeroizing<Vec<u8>>, Failure> {
+        absent()
+    }
+
+    pub(super) fn set(_user: &str, _secret: &[u8]) -> Result<(), Failure> {
+        absent()
+    }
+
+    pub(super) fn delete(_user: &str) -> Result<(), Failure> {
+        absent()
+    }
 }
 
-/// Turns a keychain error into ours, never formatting data the error may
-/// carry (some variants hold the bytes that were read).
-fn keychain_error(doing: &str, e: &keyring_core::Error) -> Error {
-    use keyring_core::Error as K;
+/// Turns a keychain failure into ours.
+fn keychain_error(doing: &str, e: &Failure) -> Error {
     let (what, hint) = match e {
-        K::NoStorageAccess(p) => (
+        Failure::Locked(p) => (
             format!("the keychain is locked or unreachable ({p})"),
             "unlock your login keyring, or start a Secret Service (gnome-keyring) in this D-Bus session",
         ),
-        K::PlatformFailure(p) => (
+        Failure::Platform(p) => (
             format!("the Secret Service failed ({p})"),
             "check that a Secret Service (gnome-keyring, KeePassXC) runs on the D-Bus session bus (DBUS_SESSION_BUS_ADDRESS)",
         ),
-        K::NoEntry => (
+        Failure::NoEntry => (
             "the keychain has no such item".to_owned(),
             "it was removed outside secret; add the secret again",
         ),
-        K::Ambiguous(items) => (
-            format!("{} keychain items match", items.len()),
+        Failure::Ambiguous(n) => (
+            format!("{n} keychain items match"),
             "remove the duplicates with your keychain manager (seahorse, secret-tool)",
-        ),
-        K::BadEncoding(_) | K::BadDataFormat(..) => (
-            "the keychain item is malformed".to_owned(),
-            "set it again with secret rotate",
-        ),
-        other => (
-            format!("keychain error: {}", kind_only(other)),
-            "see the keychain's own logs",
         ),
     };
     Error::Keychain {
         message: format!("{doing}: {what}"),
         hint: hint.into(),
-    }
-}
-
-fn kind_only(e: &keyring_core::Error) -> String {
-    use keyring_core::Error as K;
-    match e {
-        K::BadEncoding(_) | K::BadDataFormat(..) => "malformed data".into(),
-        other => other.to_string(),
     }
 }
