@@ -1,7 +1,7 @@
 //! `config.toml`: what `secret init` chose (the backend) and the configured
 //! command providers. Read once per command; written by `secret init`.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::fsio;
@@ -20,20 +20,20 @@ pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(31_
 pub const MAX_POLICY_LEN: u64 = 4 << 20;
 
 /// `config.toml`: what `secret init` chose.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub backend: Option<Backend>,
     /// `[providers.NAME]`: command providers (see `remote::command`).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[serde(default)]
     pub providers: std::collections::BTreeMap<String, crate::remote::command::ProviderConfig>,
     /// `[proxy]`: settings of `secret exec --proxy`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub proxy: Option<ProxyConfig>,
 }
 
 /// `[proxy]` in `config.toml`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyConfig {
     /// Extra roots (PEM) the proxy trusts for real upstreams, besides the
@@ -55,13 +55,27 @@ impl Config {
         }
     }
 
-    pub fn save(&self, paths: &Paths) -> Result<()> {
-        let text = format!(
-            "# secret configuration, written by `secret init`.\n{}",
-            toml::to_string(self)
-                .map_err(|e| Error::internal(format!("cannot write config.toml: {e}")))?
-        );
-        fsio::write_atomic(&paths.config_file(), text.as_bytes())
+    /// Records `backend` in config.toml, as `secret init` chose it, and
+    /// keeps the rest of the file as written (comments, providers, proxy).
+    pub fn save_backend(paths: &Paths, backend: Backend) -> Result<()> {
+        let path = paths.config_file();
+        let line = format!("backend = \"{backend}\"");
+        let text = match fsio::read_policy_file(&path, "config.toml", MAX_POLICY_LEN)? {
+            None => format!("# secret configuration, written by `secret init`.\n{line}\n"),
+            Some(text) => with_top_level_line(&text, "backend", &line),
+        };
+        let fix = || {
+            Error::usage_hint(
+                format!("{}: cannot set the backend in it", path.display()),
+                format!("put {line} at the top of the file, before any [table]"),
+            )
+        };
+        match toml::from_str::<Self>(&text) {
+            Ok(written) if written.backend == Some(backend) => {
+                fsio::write_atomic(&path, text.as_bytes())
+            }
+            _ => Err(fix()),
+        }
     }
 
     /// The backend in force: `SECRET_BACKEND`, else this file's, else the
@@ -71,5 +85,63 @@ impl Config {
             return name.to_string_lossy().parse();
         }
         Ok(self.backend.unwrap_or(Backend::File))
+    }
+}
+
+/// `text` with the top-level `key = …` line replaced by `line`, or `line`
+/// added before the first table (at the end when there is none).
+fn with_top_level_line(text: &str, key: &str, line: &str) -> String {
+    let mut out = String::with_capacity(text.len() + line.len() + 1);
+    let mut placed = false;
+    for l in text.split_inclusive('\n') {
+        let t = l.trim_start();
+        let table = t.starts_with('[');
+        let same_key = t
+            .strip_prefix(key)
+            .is_some_and(|r| r.trim_start().starts_with('='));
+        if !placed && (table || same_key) {
+            out.push_str(line);
+            out.push('\n');
+            placed = true;
+            if same_key {
+                continue;
+            }
+        }
+        out.push_str(l);
+    }
+    if !placed {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backend_line_is_set_and_the_rest_kept() {
+        let line = "backend = \"keychain\"";
+        for (before, after) in [
+            (
+                "# mine\nbackend = \"file\"\n[proxy]\n",
+                "# mine\nbackend = \"keychain\"\n[proxy]\n",
+            ),
+            (
+                "# mine\n\n[providers.x]\nbackend_x = 1\n",
+                "# mine\n\nbackend = \"keychain\"\n[providers.x]\nbackend_x = 1\n",
+            ),
+            (
+                "# only a comment",
+                "# only a comment\nbackend = \"keychain\"\n",
+            ),
+            ("", "backend = \"keychain\"\n"),
+        ] {
+            assert_eq!(with_top_level_line(before, "backend", line), after);
+        }
     }
 }

@@ -33,9 +33,7 @@ pub(crate) fn init(ctx: &Context, backend: Backend) -> Result<u8> {
         }
     };
     fsio::ensure_private_dir(&ctx.paths.config_dir)?;
-    let mut config = crate::config::Config::load(&ctx.paths)?;
-    config.backend = Some(backend);
-    config.save(&ctx.paths)?;
+    crate::config::Config::save_backend(&ctx.paths, backend)?;
     let grants_file = ctx.paths.config_dir.join("grants.toml");
     if !grants_file.exists() {
         fsio::write_atomic(&grants_file, grants::DEFAULT_FILE.as_bytes())?;
