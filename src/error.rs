@@ -319,12 +319,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// hint (a broken pipe exits quietly, as does a command line clap has
 /// already answered). `launch` is true for `secret exec`/`run`.
 #[must_use]
-pub fn exit(outcome: Result<u8>, launch: bool) -> std::process::ExitCode {
+pub fn exit(outcome: Result<u8>, launch: bool) -> u8 {
     use std::io::Write;
     let e = match outcome {
-        Ok(code) => return std::process::ExitCode::from(code),
+        Ok(code) => return code,
         Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
-            return std::process::ExitCode::SUCCESS;
+            return 0;
         }
         Err(e) => e,
     };
@@ -335,7 +335,7 @@ pub fn exit(outcome: Result<u8>, launch: bool) -> std::process::ExitCode {
         }
         let _ = io::stderr().write_all(msg.as_bytes());
     }
-    std::process::ExitCode::from(e.exit_code(launch))
+    e.exit_code(launch)
 }
 
 #[cfg(test)]

@@ -32,12 +32,10 @@ pub mod unlock;
 pub mod value;
 
 use std::ffi::OsString;
-use std::process::ExitCode;
-
-use clap::Parser;
 
 /// Runs the command line `args` (program name first) and returns the exit code.
-pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
+    sys::start_up();
     let args: Vec<OsString> = args.into_iter().collect();
     // Until parsing succeeds, guess whether this is a launch (whose own
     // failures exit 125).
@@ -45,7 +43,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     sys::record_inherited_dispositions();
     sys::harden();
     sys::close_on_exec_inherited();
-    let outcome = cli::Cli::try_parse_from(&args)
+    let outcome = parse(&args)
         .map_err(|e| {
             let _ = e.print();
             error::Error::CommandLine {
@@ -57,4 +55,21 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             cmd::dispatch(cli)
         });
     error::exit(outcome, launch)
+}
+
+/// Parses `args` as `Cli::try_parse_from` does, but leaves clap's command
+/// tree and matches to the end of the process: freeing them piece by
+/// piece costs a launch about as much as building them. They hold the
+/// command line's text, which never holds a value.
+fn parse(args: &[OsString]) -> Result<cli::Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = cli::Cli::command();
+    let parsed = command.try_get_matches_from_mut(args).and_then(|matches| {
+        let cli = cli::Cli::from_arg_matches(&matches);
+        std::mem::forget(matches);
+        cli
+    });
+    let parsed = parsed.map_err(|e| e.format(&mut command));
+    std::mem::forget(command);
+    parsed
 }

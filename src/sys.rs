@@ -9,7 +9,7 @@
 
 use std::ffi::{CStr, CString, c_char};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use nix::errno::Errno;
 use nix::libc;
@@ -233,6 +233,36 @@ fn reset_signals() {
     unsafe { inherited_dispositions() };
 }
 
+/// What Rust's start-up would have done and `secret` needs (its `main` is
+/// the C one, see main.rs): descriptors 0, 1 and 2 that are closed are
+/// opened on /dev/null, so no file we open takes their place and receives
+/// what we print; SIGPIPE is ignored, so writing to a closed pipe is an
+/// error we handle (a broken pipe exits quietly), not a silent death.
+pub(crate) fn start_up() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll reads and writes exactly `fds.len()` live pollfd structs.
+    let polled = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+    if polled >= 0 {
+        for pollfd in &fds {
+            if pollfd.revents & libc::POLLNVAL != 0 {
+                // SAFETY: open takes a NUL-terminated path; the lowest free
+                // descriptor, the closed one, is what it returns.
+                let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+                if fd != pollfd.fd {
+                    // Without 0-2 we could leak output into our own files.
+                    std::process::abort();
+                }
+            }
+        }
+    }
+    // SAFETY: installing SIG_IGN runs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// Signals 1-31 that were ignored when `secret` started, bit N for signal N.
 static IGNORED_AT_START: AtomicU32 = AtomicU32::new(0);
 
@@ -240,8 +270,8 @@ static IGNORED_AT_START: AtomicU32 = AtomicU32::new(0);
 /// background jobs of a non-interactive shell), before any handler of ours
 /// is installed: such a signal stays ignored in every child and is never
 /// forwarded, as if the child had been started by our parent directly.
-/// SIGPIPE is the exception: the Rust runtime ignores it before `main`, so
-/// whether our parent did is lost; children get the default (what nearly
+/// SIGPIPE is the exception: `start_up` ignores it first, so whether our
+/// parent did is not recorded; children get the default (what nearly
 /// every parent gives), so a `cmd | head` pipeline ends as it would
 /// without `secret`.
 pub(crate) fn record_inherited_dispositions() {
@@ -366,6 +396,124 @@ pub(crate) fn close_on_exec_inherited() {
             if flags >= 0 {
                 libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
             }
+        }
+    }
+}
+
+/// The write end of the current `Catcher`'s wake-up pipe (-1: none).
+static WAKE: AtomicI32 = AtomicI32::new(-1);
+/// Per signal: 0, or `PENDING_BIT` | the `si_code` of the last arrival
+/// not yet collected.
+static PENDING: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
+const PENDING_BIT: u64 = 1 << 63;
+
+/// The handler of every caught signal: records its origin and writes a
+/// wake-up byte. Async-signal-safe: atomics, `write` and `errno` only.
+extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let Some(slot) = usize::try_from(sig).ok().and_then(|s| PENDING.get(s)) else {
+        return;
+    };
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler
+    // (checked for null all the same).
+    let code = unsafe { info.as_ref() }.map_or(0, |i| i.si_code);
+    slot.store(
+        PENDING_BIT | u64::from(code.cast_unsigned()),
+        Ordering::SeqCst,
+    );
+    let fd = WAKE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: errno is saved and restored around write(2), which is
+        // async-signal-safe; a full pipe (EAGAIN) already wakes the reader.
+        unsafe {
+            let errno = *libc::__errno_location();
+            libc::write(fd, [1u8].as_ptr().cast(), 1);
+            *libc::__errno_location() = errno;
+        }
+    }
+}
+
+/// One signal collected by `Catcher::wait`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Caught {
+    pub signal: i32,
+    /// Sent by the kernel (a terminal's Ctrl-C, Ctrl-\, Ctrl-Z), not by a
+    /// process with kill(2).
+    pub from_kernel: bool,
+}
+
+/// Catches `signals` while one child is supervised: a handler of our own
+/// records each signal's last origin and wakes `wait` through a pipe, as
+/// signal-hook's iterator does, without its registry, whose per-signal
+/// copies of every handler cost more than the rest of a launch. One at a
+/// time; dropping it gives the signals their inherited disposition.
+pub(crate) struct Catcher {
+    wake_r: OwnedFd,
+    _wake_w: OwnedFd,
+    signals: Vec<i32>,
+}
+
+impl Catcher {
+    pub(crate) fn new(signals: &[i32]) -> std::io::Result<Self> {
+        let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        nix::fcntl::fcntl(
+            &wake_w,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )?;
+        for slot in &PENDING {
+            slot.store(0, Ordering::SeqCst);
+        }
+        WAKE.store(wake_w.as_raw_fd(), Ordering::SeqCst);
+        let catcher = Self {
+            wake_r,
+            _wake_w: wake_w,
+            signals: signals.to_vec(),
+        };
+        for &sig in signals {
+            // SAFETY: `on_signal` is async-signal-safe (see there); the
+            // action is a live, fully initialised struct sigaction.
+            let rc = unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+                action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+                libc::sigemptyset(&raw mut action.sa_mask);
+                libc::sigaction(sig, &raw const action, std::ptr::null_mut())
+            };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(catcher)
+    }
+
+    /// Blocks until a signal came, then returns every signal pending.
+    pub(crate) fn wait(&self) -> Vec<Caught> {
+        let mut buf = [0u8; 64];
+        while let Err(Errno::EINTR) = nix::unistd::read(&self.wake_r, &mut buf) {}
+        PENDING
+            .iter()
+            .enumerate()
+            .filter_map(|(sig, slot)| {
+                let v = slot.swap(0, Ordering::SeqCst);
+                (v & PENDING_BIT != 0).then(|| Caught {
+                    signal: i32::try_from(sig).unwrap_or(0),
+                    from_kernel: v & 0xffff_ffff == u64::from(libc::SI_KERNEL.cast_unsigned()),
+                })
+            })
+            .collect()
+    }
+}
+
+impl Drop for Catcher {
+    fn drop(&mut self) {
+        WAKE.store(-1, Ordering::SeqCst);
+        for &sig in &self.signals {
+            let action = if ignored_at_start(sig) {
+                libc::SIG_IGN
+            } else {
+                libc::SIG_DFL
+            };
+            // SAFETY: installing SIG_DFL or SIG_IGN runs no handler code.
+            unsafe { libc::signal(sig, action) };
         }
     }
 }

@@ -28,16 +28,13 @@ use std::fs::File;
 use std::os::fd::AsFd;
 
 use nix::errno::Errno;
+use nix::libc as sig;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpgrp, getpid, tcgetpgrp, tcsetpgrp};
-use signal_hook::consts::signal as sig;
-use signal_hook::iterator::SignalsInfo;
-use signal_hook::iterator::exfiltrator::WithOrigin;
-use signal_hook::low_level::siginfo::{Cause, Origin};
 
 use crate::error::{Error, Result};
-use crate::sys::{self, SpawnSpec};
+use crate::sys::{self, Catcher, Caught, SpawnSpec};
 
 /// Signals passed on to the child.
 pub(crate) const FORWARDED: &[i32] = &[
@@ -53,7 +50,7 @@ pub(crate) const FORWARDED: &[i32] = &[
     sig::SIGTSTP,
     sig::SIGTTIN,
     sig::SIGTTOU,
-    nix::libc::SIGPWR,
+    sig::SIGPWR,
     sig::SIGURG,
     sig::SIGVTALRM,
     sig::SIGPROF,
@@ -125,10 +122,11 @@ fn forwarded() -> Vec<i32> {
         .collect()
 }
 
-/// Registers for the signals we forward (before the fork, so none is lost).
-pub(crate) fn listen() -> Result<SignalsInfo<WithOrigin>> {
-    SignalsInfo::<WithOrigin>::new(forwarded().into_iter().chain([sig::SIGCHLD]))
-        .map_err(|e| Error::io("installing signal handlers", e))
+/// Catches the signals we forward (before the fork, so none is lost).
+fn listen() -> Result<Catcher> {
+    let mut signals = forwarded();
+    signals.push(sig::SIGCHLD);
+    Catcher::new(&signals).map_err(|e| Error::io("installing signal handlers", e))
 }
 
 /// How the child ended.
@@ -165,7 +163,7 @@ impl Ended {
 pub(crate) struct Running {
     child: Pid,
     terminal: Terminal,
-    signals: SignalsInfo<WithOrigin>,
+    signals: Catcher,
 }
 
 /// Spawns the child described by `spec` (whose `new_group` this sets).
@@ -209,7 +207,7 @@ impl Running {
     /// ended. `on_winch`, when given, handles SIGWINCH instead of
     /// forwarding it (a pseudo-terminal is resized, and the kernel tells the
     /// child). Once it has ended, the signals we caught act on us again.
-    pub(crate) fn supervise(mut self, on_winch: Option<&dyn Fn()>) -> Ended {
+    pub(crate) fn supervise(self, on_winch: Option<&dyn Fn()>) -> Ended {
         let mut skip_cont = false;
         loop {
             for origin in self.signals.wait() {
@@ -232,11 +230,11 @@ impl Running {
 }
 
 /// Passes one signal on, unless the child has had it already.
-fn forward(origin: &Origin, child: Pid, terminal: &Terminal, skip_cont: &mut bool) {
+fn forward(origin: &Caught, child: Pid, terminal: &Terminal, skip_cont: &mut bool) {
     let Ok(signal) = Signal::try_from(origin.signal) else {
         return;
     };
-    let from_terminal = origin.cause == Cause::Kernel;
+    let from_terminal = origin.from_kernel;
     if matches!(terminal, Terminal::Shared) && from_terminal {
         // The terminal signalled the whole group, the child included.
         if signal == Signal::SIGTSTP {
