@@ -15,6 +15,9 @@
 //! - `secret exec --env K=@k -- /bin/true` and the same with `--exec`, the
 //!   vault unlocked by the cache;
 //! - the Argon2id unlock on its own line (`secret list` with a passphrase).
+//!
+//! `SECRET_BENCH_BEFORE=/path/to/an/older/secret` adds that binary's two
+//! launches (same vault, same cache), for before/after figures from one run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(unsafe_code)]
 
@@ -36,7 +39,11 @@ struct Cost {
 }
 
 fn secret(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_secret"));
+    secret_at(Path::new(env!("CARGO_BIN_EXE_secret")), home)
+}
+
+fn secret_at(binary: &Path, home: &Path) -> Command {
+    let mut cmd = Command::new(binary);
     cmd.env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("SECRET_HOME", home)
@@ -141,6 +148,22 @@ fn main() {
             .success()
     );
 
+    let before = std::env::var_os("SECRET_BENCH_BEFORE").map(std::path::PathBuf::from);
+    let builds: Vec<(&str, &Path)> = before
+        .as_deref()
+        .map(|b| ("before: ", b))
+        .into_iter()
+        .chain([("", Path::new(env!("CARGO_BIN_EXE_secret")))])
+        .collect();
+    let names: Vec<(String, String)> = builds
+        .iter()
+        .map(|(label, _)| {
+            (
+                format!("{label}secret exec --env K=@k -- /bin/true"),
+                format!("{label}secret exec --exec --env K=@k -- /bin/true"),
+            )
+        })
+        .collect();
     let tini = tini();
     // Absolute paths, so std spawns every contender the same way
     // (posix_spawn; a PATH search with a changed PATH would fork instead).
@@ -167,22 +190,25 @@ fn main() {
             Box::new(move || plain(t, &["-s", "--", "/bin/true"])),
         ));
     }
-    contenders.push((
-        "secret exec --env K=@k -- /bin/true",
-        Box::new(|| {
-            let mut c = secret(&home);
-            c.args(["exec", "--env", "K=@k", "--", "/bin/true"]);
-            c
-        }),
-    ));
-    contenders.push((
-        "secret exec --exec --env K=@k -- /bin/true",
-        Box::new(|| {
-            let mut c = secret(&home);
-            c.args(["exec", "--exec", "--env", "K=@k", "--", "/bin/true"]);
-            c
-        }),
-    ));
+    for ((_, binary), (exec, replace)) in builds.iter().zip(&names) {
+        let home = &home;
+        contenders.push((
+            exec,
+            Box::new(move || {
+                let mut c = secret_at(binary, home);
+                c.args(["exec", "--env", "K=@k", "--", "/bin/true"]);
+                c
+            }),
+        ));
+        contenders.push((
+            replace,
+            Box::new(move || {
+                let mut c = secret_at(binary, home);
+                c.args(["exec", "--exec", "--env", "K=@k", "--", "/bin/true"]);
+                c
+            }),
+        ));
+    }
 
     // Warm up the page cache, then interleave.
     for (_, make) in &contenders {
@@ -220,24 +246,21 @@ fn main() {
     }
     let by = |name: &str| rows.iter().find(|r| r.name == name).unwrap();
     let env = by("env K=v /bin/true");
-    for name in [
-        "secret exec --env K=@k -- /bin/true",
-        "secret exec --exec --env K=@k -- /bin/true",
-    ] {
-        let r = by(name);
-        println!(
-            "  {:<44} {:>10}   ({:+} page faults)",
-            format!(
-                "overhead over env, {}",
-                if name.contains("--exec") {
-                    "--exec"
-                } else {
-                    "exec"
-                }
-            ),
-            ms(r.wall.saturating_sub(env.wall)),
-            r.minflt - env.minflt
-        );
+    for (exec, replace) in &names {
+        for (name, mode) in [(exec, "exec"), (replace, "--exec")] {
+            let r = by(name);
+            let label = if name.starts_with("before: ") {
+                "before: "
+            } else {
+                ""
+            };
+            println!(
+                "  {:<44} {:>10}   ({:+} page faults)",
+                format!("{label}overhead over env, {mode}"),
+                ms(r.wall.saturating_sub(env.wall)),
+                r.minflt - env.minflt
+            );
+        }
     }
     println!(
         "Argon2id unlock (secret list, m=64 MiB t=3 p=4, no cache): {}",

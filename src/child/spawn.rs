@@ -14,9 +14,11 @@
 //!   `extra_fds` are installed, `keep_fds` lose close-on-exec and every
 //!   other descriptor keeps it, `death_signal` is set, and `new_group` or
 //!   `controlling_tty` decide the process group and session;
-//! - between fork and exec the child only makes async-signal-safe calls,
-//!   and reports an exec failure to us over a close-on-exec pipe, so
-//!   `spawn` returns only once the program runs or has failed to.
+//! - the child shares our memory until it execs (as with `posix_spawn`),
+//!   with every signal blocked until its dispositions are reset; between
+//!   clone and exec it only makes async-signal-safe calls, and leaves an
+//!   exec failure's errno in memory we read once it is gone, so `spawn`
+//!   returns only once the program runs or has failed to.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -70,7 +72,7 @@ pub(crate) fn candidates(program: &OsStr, env: &[Zeroizing<Vec<u8>>]) -> Vec<CSt
         .collect()
 }
 
-/// Forks and execs as `spec` says (see the contract above). `shown` names
+/// Starts the program as `spec` says (see the contract above). `shown` names
 /// the program in errors.
 pub(crate) fn spawn(spec: &SpawnSpec<'_>, shown: &str) -> Result<Pid> {
     sys::spawn(spec).map_err(|e| spawn_error(e, shown))
