@@ -197,6 +197,48 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Plugins(PluginsCommand),
 
+    /// Store a .env file's values in the store and write a references-only
+    /// env file.
+    ///
+    /// Each KEY=value becomes @name (or @PREFIX/name with --prefix), where
+    /// name is KEY in lower case; the env file maps KEY=@name and holds no
+    /// value, so it is safe to commit and ready for `secret exec
+    /// --env-file`. Existing handles are kept unless --force (every conflict
+    /// is reported and nothing is stored). Empty values are skipped, and
+    /// $VAR substitution is refused rather than filled in from secret's own
+    /// environment. FILE itself is left as it is: delete it afterwards.
+    Import(ImportArgs),
+
+    /// Resolve every reference a launch would need, without launching.
+    ///
+    /// Takes the options `secret exec` takes and prints, for each variable,
+    /// its reference and whether it resolves: ok, missing, denied by grant
+    /// or provider error, with the fix. Grants are checked for --consumer
+    /// and --purpose as exec would. Nothing is started and no value is
+    /// printed. Exit 0 when every reference resolves, 1 when one does not,
+    /// 2 for a malformed mapping or env file. For a script's `# secret:`
+    /// header use `secret run --check INTERPRETER SCRIPT`.
+    Check(CheckArgs),
+
+    /// Print one secret's value on the terminal, for debugging.
+    ///
+    /// Refused when standard output is not a terminal (a pipe, a file, an
+    /// agent's captured output) unless --force. On a terminal, control
+    /// characters other than newline and tab are shown escaped (\x1b), so a
+    /// value cannot drive the terminal; with --force to a pipe the bytes are
+    /// exact. Asks as consumer exec (grants.toml decides, as for `secret
+    /// exec -- printenv`, which could print it too) and is audited as a
+    /// reveal.
+    Reveal(RevealArgs),
+
+    /// There is no `get`: values go to a terminal (reveal) or a program
+    /// (exec), never to a pipe by default.
+    #[command(hide = true)]
+    Get {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+
     /// A local capability broker: callers use a key without holding it.
     ///
     /// Routes /proxy/NAME/PATH to the route's upstream with its credential
@@ -209,19 +251,8 @@ pub(crate) enum Command {
 
 #[derive(Debug, Args)]
 pub(crate) struct ExecArgs {
-    /// Set VAR in the child: to the secret behind @handle, or to a literal.
-    ///
-    /// Write @@ for a literal value starting with @. Repeatable; a later
-    /// mapping of the same variable wins.
-    #[arg(long = "env", short = 'e', value_name = "VAR=REF")]
-    pub env: Vec<String>,
-
-    /// Read VAR=@handle lines from FILE (comments and blank lines allowed).
-    ///
-    /// Literal values are refused, so the file is safe to commit. Read before
-    /// the --env mappings, which override it.
-    #[arg(long = "env-file", value_name = "FILE")]
-    pub env_file: Vec<PathBuf>,
+    #[command(flatten)]
+    pub mappings: MappingArgs,
 
     #[command(flatten)]
     pub child: ChildArgs,
@@ -351,8 +382,89 @@ pub(crate) enum BrokerCommand {
     },
 }
 
+/// The environment mappings of `exec` and `check`.
+#[derive(Debug, Args)]
+pub(crate) struct MappingArgs {
+    /// Set VAR in the child: to the secret behind @handle, or to a literal.
+    ///
+    /// Write @@ for a literal value starting with @. Repeatable; a later
+    /// mapping of the same variable wins.
+    #[arg(long = "env", short = 'e', value_name = "VAR=REF")]
+    pub env: Vec<String>,
+
+    /// Read VAR=@handle lines from FILE (comments and blank lines allowed).
+    ///
+    /// Literal values are refused, so the file is safe to commit. Read before
+    /// the --env mappings, which override it.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    pub mappings: MappingArgs,
+
+    #[command(flatten)]
+    pub child: ChildArgs,
+
+    /// Ignored: a `secret exec … -- COMMAND` line becomes a check by
+    /// changing exec to check. Nothing is started.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The dotenv file to read (KEY=value lines; quotes, escapes, `export`,
+    /// comments and multi-line quoted values as dotenv parsers read them).
+    pub file: PathBuf,
+
+    /// Store each value as @PREFIX/name instead of @name.
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+
+    /// Write the references-only env file here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Replace the values of handles that already exist (and an existing
+    /// --out file).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Say what would be stored and written; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RevealArgs {
+    /// The handle (@name) or remote reference to show.
+    pub handle: String,
+
+    /// Print even when standard output is not a terminal (a pipe or a file
+    /// then gets the value's exact bytes).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Ask as this consumer (grants.toml decides what it may have).
+    #[arg(long, value_name = "NAME", default_value = "exec")]
+    pub consumer: String,
+
+    /// The purpose to state (checked against the grant's purposes).
+    #[arg(long, value_name = "P")]
+    pub purpose: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
+    /// Check the script's header instead of running it: resolve every
+    /// reference and report each one, as `secret check` does. Put it before
+    /// INTERPRETER.
+    #[arg(long)]
+    pub check: bool,
+
     #[command(flatten)]
     pub child: ChildArgs,
 
@@ -545,7 +657,11 @@ impl Command {
     /// Whether this command launches a child (its own failures exit 125).
     #[must_use]
     pub(crate) fn is_launch(&self) -> bool {
-        matches!(self, Self::Exec(_) | Self::Run(_))
+        match self {
+            Self::Exec(_) => true,
+            Self::Run(args) => !args.check,
+            _ => false,
+        }
     }
 }
 

@@ -15,14 +15,14 @@ use crate::util::Env;
 use crate::util::{KillOnDrop, probe, read_pid, wait_for};
 
 /// An interactive bash on a pseudo-terminal, with `secret` on its PATH.
-struct Terminal {
+pub(crate) struct Terminal {
     shell: Child,
     keys: ChildStdin,
     screen: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Terminal {
-    fn start(env: &Env) -> Self {
+    pub(crate) fn start(env: &Env) -> Self {
         let mut shell = std::process::Command::new("script")
             .args(["-qfec", "bash --norc --noprofile -i", "/dev/null"])
             .env_clear()
@@ -55,17 +55,17 @@ impl Terminal {
         }
     }
 
-    fn type_keys(&mut self, keys: &str) {
+    pub(crate) fn type_keys(&mut self, keys: &str) {
         self.keys.write_all(keys.as_bytes()).unwrap();
         self.keys.flush().unwrap();
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         String::from_utf8_lossy(&self.screen.lock().unwrap()).into_owned()
     }
 
     #[track_caller]
-    fn wait_screen(&self, needle: &str) {
+    pub(crate) fn wait_screen(&self, needle: &str) {
         wait_for(&format!("{needle:?} on the screen"), || {
             self.screen().contains(needle)
         });

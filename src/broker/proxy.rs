@@ -111,7 +111,7 @@ pub struct Running {
 /// The allowed hosts of the grant that lets `consumer` have `secret` for
 /// delivery `http` (the first such grant that names hosts); an error with
 /// the line to add when none does.
-fn allowed_hosts(plan: &Plan<'_>, secret: &str, label: &str) -> Result<Vec<String>> {
+pub fn allowed_hosts(plan: &Plan<'_>, secret: &str, label: &str) -> Result<Vec<String>> {
     let request = grants::Request {
         secret,
         consumer: plan.consumer,
