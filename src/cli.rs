@@ -643,14 +643,18 @@ impl From<DeliveryArg> for crate::grants::Delivery {
 }
 
 /// Before parsing succeeds, whether `args` look like a launch (`exec` or
-/// `run` before `--` and before any `plugins`, whose own `run` is not one).
+/// `run` before `--` and before any `plugins`, whose own `run` is not one;
+/// `run --check`, with the flag among `run`'s own options, is not one either).
 #[must_use]
 pub(crate) fn looks_like_launch(args: &[OsString]) -> bool {
-    args.iter()
-        .skip(1)
-        .take_while(|a| *a != "--")
-        .find(|a| *a == "exec" || *a == "run" || *a == "plugins")
-        .is_some_and(|a| a != "plugins")
+    let mut words = args.iter().skip(1).take_while(|a| *a != "--");
+    match words.find(|a| *a == "exec" || *a == "run" || *a == "plugins") {
+        Some(a) if a == "run" => !words
+            .take_while(|a| a.as_encoded_bytes().starts_with(b"-"))
+            .any(|a| a == "--check"),
+        Some(a) => a != "plugins",
+        None => false,
+    }
 }
 
 impl Command {

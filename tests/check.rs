@@ -217,6 +217,12 @@ fn run_check_reports_a_scripts_header_without_running_it() {
     let out = env.secret(["run", "--check", "bash", "broken.sh"]).run();
     out.code(1);
     assert_eq!(row(&out, "K"), ["K", "env", "@absent", "missing"]);
+    // A command line that does not parse is a usage error (2), not a
+    // launch failure (125), when --check is among run's own options.
+    env.secret(["run", "--check"]).run().code(2);
+    env.secret(["run", "--check", "--no-such-flag", "bash"])
+        .run()
+        .code(2);
     // After the script path, --check belongs to the script.
     env.secret(["run", "bash", "job.sh", "--check"])
         .run()
