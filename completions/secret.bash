@@ -1,4 +1,4 @@
-_secret() {
+_secret_clap() {
     local i cur prev opts cmd
     COMPREPLY=()
     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
@@ -178,9 +178,6 @@ _secret() {
             secret__subcmd__help__subcmd__plugins,check)
                 cmd="secret__subcmd__help__subcmd__plugins__subcmd__check"
                 ;;
-            secret__subcmd__help__subcmd__plugins,keeper)
-                cmd="secret__subcmd__help__subcmd__plugins__subcmd__keeper"
-                ;;
             secret__subcmd__help__subcmd__plugins,run)
                 cmd="secret__subcmd__help__subcmd__plugins__subcmd__run"
                 ;;
@@ -193,9 +190,6 @@ _secret() {
             secret__subcmd__plugins,help)
                 cmd="secret__subcmd__plugins__subcmd__help"
                 ;;
-            secret__subcmd__plugins,keeper)
-                cmd="secret__subcmd__plugins__subcmd__keeper"
-                ;;
             secret__subcmd__plugins,run)
                 cmd="secret__subcmd__plugins__subcmd__run"
                 ;;
@@ -207,9 +201,6 @@ _secret() {
                 ;;
             secret__subcmd__plugins__subcmd__help,help)
                 cmd="secret__subcmd__plugins__subcmd__help__subcmd__help"
-                ;;
-            secret__subcmd__plugins__subcmd__help,keeper)
-                cmd="secret__subcmd__plugins__subcmd__help__subcmd__keeper"
                 ;;
             secret__subcmd__plugins__subcmd__help,run)
                 cmd="secret__subcmd__plugins__subcmd__help__subcmd__run"
@@ -246,7 +237,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__add)
-            opts="-h -V --stdin --provider --kind --passphrase-fd --scope --help --version"
+            opts="-h --stdin --provider --kind --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -276,7 +267,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__audit)
-            opts="-h -V --json --verify --passphrase-fd --scope --help --version"
+            opts="-h --json --verify --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -298,7 +289,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__broker)
-            opts="-h -V --passphrase-fd --scope --help --version run check status token help"
+            opts="-h --passphrase-fd --scope --help run check status token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -320,7 +311,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__broker__subcmd__check)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -426,7 +417,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__broker__subcmd__run)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -448,7 +439,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__broker__subcmd__status)
-            opts="-h -V --json --passphrase-fd --scope --help --version"
+            opts="-h --json --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -470,7 +461,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__broker__subcmd__token)
-            opts="-h -V --rotate --passphrase-fd --scope --help --version"
+            opts="-h --rotate --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -492,7 +483,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__exec)
-            opts="-e -i -h -V --env --env-file --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help --version"
+            opts="-e -i -h --env --env-file --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -562,7 +553,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__grants)
-            opts="-h -V --passphrase-fd --scope --help --version check help"
+            opts="-h --passphrase-fd --scope --help check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -584,7 +575,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__grants__subcmd__check)
-            opts="-h -V --consumer --purpose --delivery --passphrase-fd --scope --help --version"
+            opts="-h --consumer --purpose --delivery --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -912,7 +903,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help__subcmd__plugins)
-            opts="run check status keeper"
+            opts="run check status"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -926,20 +917,6 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help__subcmd__plugins__subcmd__check)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        secret__subcmd__help__subcmd__plugins__subcmd__keeper)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1038,7 +1015,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__init)
-            opts="-h -V --backend --passphrase-fd --scope --help --version"
+            opts="-h --backend --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1064,7 +1041,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__inspect)
-            opts="-h -V --json --passphrase-fd --scope --help --version"
+            opts="-h --json --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1086,7 +1063,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__link)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1108,7 +1085,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__list)
-            opts="-h -V --json --passphrase-fd --scope --help --version"
+            opts="-h --json --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1130,7 +1107,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__lock)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1152,7 +1129,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__passwd)
-            opts="-h -V --new-passphrase-fd --passphrase-fd --scope --help --version"
+            opts="-h --new-passphrase-fd --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1178,7 +1155,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__plugins)
-            opts="-h -V --passphrase-fd --scope --help --version run check status keeper help"
+            opts="-h --passphrase-fd --scope --help run check status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1200,7 +1177,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__plugins__subcmd__check)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1222,7 +1199,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__plugins__subcmd__help)
-            opts="run check status keeper help"
+            opts="run check status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1250,20 +1227,6 @@ _secret() {
             return 0
             ;;
         secret__subcmd__plugins__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        secret__subcmd__plugins__subcmd__help__subcmd__keeper)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1305,30 +1268,8 @@ _secret() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        secret__subcmd__plugins__subcmd__keeper)
-            opts="-h -V --passphrase-fd --scope --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --passphrase-fd)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --scope)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         secret__subcmd__plugins__subcmd__run)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1350,7 +1291,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__plugins__subcmd__status)
-            opts="-h -V --json --passphrase-fd --scope --help --version"
+            opts="-h --json --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1372,7 +1313,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__rm)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1394,7 +1335,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__rotate)
-            opts="-h -V --stdin --passphrase-fd --scope --help --version"
+            opts="-h --stdin --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1416,7 +1357,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__run)
-            opts="-i -h -V --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help --version"
+            opts="-i -h --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1474,7 +1415,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__unlock)
-            opts="-h -V --for --passphrase-fd --scope --help --version"
+            opts="-h --for --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1503,7 +1444,47 @@ _secret() {
 }
 
 if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERSINFO[0]}" -gt 4 ]]; then
-    complete -F _secret -o nosort -o bashdefault -o default secret
+    complete -F _secret_complete -o nosort -o bashdefault -o default secret
 else
-    complete -F _secret -o bashdefault -o default secret
+    complete -F _secret_complete -o bashdefault -o default secret
 fi
+
+# Added by examples/generate.rs around clap's _secret_clap:
+# - a word with @ completes handle names, from `secret __complete-handles`
+#   (the names the store keeps in the clear: no key, no prompt), and never
+#   falls back to bash's host-name or file completion;
+# - after `secret exec ... --`, the command, then its own arguments.
+_secret_complete() {
+    local cur=${COMP_WORDS[COMP_CWORD]}
+    local i
+    for (( i = 2; i < COMP_CWORD; i++ )); do
+        if [[ ${COMP_WORDS[i]} == -- && ${COMP_WORDS[1]} == exec ]]; then
+            if declare -F _command_offset >/dev/null; then
+                _command_offset $(( i + 1 ))  # bash-completion: the command's own
+            elif (( i + 1 == COMP_CWORD )); then
+                COMPREPLY=( $(compgen -c -- "$cur") )
+            else
+                COMPREPLY=( $(compgen -f -- "$cur") )
+            fi
+            return 0
+        fi
+    done
+    # The word as typed: bash splits K=@name at = and @ (COMP_WORDBREAKS),
+    # and replaces only its last piece, cur.
+    local line=${COMP_LINE:0:COMP_POINT}
+    local word=${line##*[[:space:]]}
+    if [[ $word == *@* ]]; then
+        compopt +o default +o bashdefault 2>/dev/null
+        local before=${word%@*} typed=${word##*@} name
+        local cut=$(( ${#word} - ${#cur} ))
+        COMPREPLY=()
+        while IFS= read -r name; do
+            if [[ $name == "@$typed"* ]]; then
+                name="$before$name"
+                COMPREPLY+=( "${name:cut}" )
+            fi
+        done < <(command secret __complete-handles 2>/dev/null)
+        return 0
+    fi
+    _secret_clap "$@"
+}

@@ -8,6 +8,7 @@ mod audit;
 mod broker;
 mod docs;
 mod exec;
+mod first_hour;
 mod fixtures;
 mod grants;
 mod holes;

@@ -14,8 +14,9 @@ use crate::process::{env_with_key, shebang_env, state};
 use crate::util::Env;
 use crate::util::{KillOnDrop, probe, read_pid, wait_for};
 
-/// An interactive bash on a pseudo-terminal, with `secret` on its PATH.
-struct Terminal {
+/// An interactive bash (or any `command`) on a pseudo-terminal, with
+/// `secret` on its PATH.
+pub(crate) struct Terminal {
     shell: Child,
     keys: ChildStdin,
     screen: Arc<Mutex<Vec<u8>>>,
@@ -23,10 +24,16 @@ struct Terminal {
 
 impl Terminal {
     fn start(env: &Env) -> Self {
+        Self::run(env, "bash --norc --noprofile -i", shebang_env(env))
+    }
+
+    /// `command` (a shell line) on a pseudo-terminal, with only `vars`
+    /// (and TERM) in its environment.
+    pub(crate) fn run(env: &Env, command: &str, vars: Vec<(String, String)>) -> Self {
         let mut shell = std::process::Command::new("script")
-            .args(["-qfec", "bash --norc --noprofile -i", "/dev/null"])
+            .args(["-qfec", command, "/dev/null"])
             .env_clear()
-            .envs(shebang_env(env))
+            .envs(vars)
             .env("TERM", "dumb")
             .env("PS1", "$ ")
             .current_dir(env.root())
@@ -55,17 +62,17 @@ impl Terminal {
         }
     }
 
-    fn type_keys(&mut self, keys: &str) {
+    pub(crate) fn type_keys(&mut self, keys: &str) {
         self.keys.write_all(keys.as_bytes()).unwrap();
         self.keys.flush().unwrap();
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         String::from_utf8_lossy(&self.screen.lock().unwrap()).into_owned()
     }
 
     #[track_caller]
-    fn wait_screen(&self, needle: &str) {
+    pub(crate) fn wait_screen(&self, needle: &str) {
         wait_for(&format!("{needle:?} on the screen"), || {
             self.screen().contains(needle)
         });
