@@ -1,4 +1,4 @@
-_secret() {
+_secret_clap() {
     local i cur prev opts cmd
     COMPREPLY=()
     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
@@ -30,9 +30,6 @@ _secret() {
                 ;;
             secret,exec)
                 cmd="secret__subcmd__exec"
-                ;;
-            secret,get)
-                cmd="secret__subcmd__get"
                 ;;
             secret,grants)
                 cmd="secret__subcmd__grants"
@@ -136,9 +133,6 @@ _secret() {
             secret__subcmd__help,exec)
                 cmd="secret__subcmd__help__subcmd__exec"
                 ;;
-            secret__subcmd__help,get)
-                cmd="secret__subcmd__help__subcmd__get"
-                ;;
             secret__subcmd__help,grants)
                 cmd="secret__subcmd__help__subcmd__grants"
                 ;;
@@ -202,9 +196,6 @@ _secret() {
             secret__subcmd__help__subcmd__plugins,check)
                 cmd="secret__subcmd__help__subcmd__plugins__subcmd__check"
                 ;;
-            secret__subcmd__help__subcmd__plugins,keeper)
-                cmd="secret__subcmd__help__subcmd__plugins__subcmd__keeper"
-                ;;
             secret__subcmd__help__subcmd__plugins,run)
                 cmd="secret__subcmd__help__subcmd__plugins__subcmd__run"
                 ;;
@@ -217,9 +208,6 @@ _secret() {
             secret__subcmd__plugins,help)
                 cmd="secret__subcmd__plugins__subcmd__help"
                 ;;
-            secret__subcmd__plugins,keeper)
-                cmd="secret__subcmd__plugins__subcmd__keeper"
-                ;;
             secret__subcmd__plugins,run)
                 cmd="secret__subcmd__plugins__subcmd__run"
                 ;;
@@ -231,9 +219,6 @@ _secret() {
                 ;;
             secret__subcmd__plugins__subcmd__help,help)
                 cmd="secret__subcmd__plugins__subcmd__help__subcmd__help"
-                ;;
-            secret__subcmd__plugins__subcmd__help,keeper)
-                cmd="secret__subcmd__plugins__subcmd__help__subcmd__keeper"
                 ;;
             secret__subcmd__plugins__subcmd__help,run)
                 cmd="secret__subcmd__plugins__subcmd__help__subcmd__run"
@@ -248,7 +233,7 @@ _secret() {
 
     case "${cmd}" in
         secret)
-            opts="-h -V --passphrase-fd --scope --help --version init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins import check reveal get broker help"
+            opts="-h -V --passphrase-fd --scope --help --version init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins import check reveal broker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -270,7 +255,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__add)
-            opts="-h -V --stdin --provider --kind --passphrase-fd --scope --help --version"
+            opts="-h --stdin --provider --kind --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -300,7 +285,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__audit)
-            opts="-h -V --json --verify --passphrase-fd --scope --help --version"
+            opts="-h --json --verify --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -322,7 +307,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__broker)
-            opts="-h -V --passphrase-fd --scope --help --version run check status token help"
+            opts="-h --passphrase-fd --scope --help run check status token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -344,7 +329,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__broker__subcmd__check)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -450,7 +435,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__broker__subcmd__run)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -472,7 +457,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__broker__subcmd__status)
-            opts="-h -V --json --passphrase-fd --scope --help --version"
+            opts="-h --json --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -494,7 +479,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__broker__subcmd__token)
-            opts="-h -V --rotate --passphrase-fd --scope --help --version"
+            opts="-h --rotate --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -516,7 +501,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__check)
-            opts="-e -i -h -V --env --env-file --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help --version"
+            opts="-e -i -h --env --env-file --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -586,7 +571,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__exec)
-            opts="-e -i -h -V --env --env-file --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help --version"
+            opts="-e -i -h --env --env-file --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -655,30 +640,8 @@ _secret() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        secret__subcmd__get)
-            opts="-h -V --passphrase-fd --scope --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --passphrase-fd)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --scope)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         secret__subcmd__grants)
-            opts="-h -V --passphrase-fd --scope --help --version check help"
+            opts="-h --passphrase-fd --scope --help check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -700,7 +663,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__grants__subcmd__check)
-            opts="-h -V --consumer --purpose --delivery --passphrase-fd --scope --help --version"
+            opts="-h --consumer --purpose --delivery --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -776,7 +739,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help)
-            opts="init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins import check reveal get broker help"
+            opts="init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins import check reveal broker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -902,20 +865,6 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help__subcmd__exec)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        secret__subcmd__help__subcmd__get)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1070,7 +1019,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help__subcmd__plugins)
-            opts="run check status keeper"
+            opts="run check status"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1084,20 +1033,6 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help__subcmd__plugins__subcmd__check)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        secret__subcmd__help__subcmd__plugins__subcmd__keeper)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1210,7 +1145,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__import)
-            opts="-h -V --prefix --out --force --dry-run --passphrase-fd --scope --help --version"
+            opts="-h --prefix --out --force --dry-run --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1240,7 +1175,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__init)
-            opts="-h -V --backend --passphrase-fd --scope --help --version"
+            opts="-h --backend --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1266,7 +1201,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__inspect)
-            opts="-h -V --json --passphrase-fd --scope --help --version"
+            opts="-h --json --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1288,7 +1223,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__link)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1310,7 +1245,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__list)
-            opts="-h -V --json --passphrase-fd --scope --help --version"
+            opts="-h --json --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1332,7 +1267,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__lock)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1354,7 +1289,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__passwd)
-            opts="-h -V --new-passphrase-fd --passphrase-fd --scope --help --version"
+            opts="-h --new-passphrase-fd --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1380,7 +1315,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__plugins)
-            opts="-h -V --passphrase-fd --scope --help --version run check status keeper help"
+            opts="-h --passphrase-fd --scope --help run check status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1402,7 +1337,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__plugins__subcmd__check)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1424,7 +1359,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__plugins__subcmd__help)
-            opts="run check status keeper help"
+            opts="run check status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1452,20 +1387,6 @@ _secret() {
             return 0
             ;;
         secret__subcmd__plugins__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        secret__subcmd__plugins__subcmd__help__subcmd__keeper)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1507,30 +1428,8 @@ _secret() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        secret__subcmd__plugins__subcmd__keeper)
-            opts="-h -V --passphrase-fd --scope --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --passphrase-fd)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --scope)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         secret__subcmd__plugins__subcmd__run)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1552,7 +1451,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__plugins__subcmd__status)
-            opts="-h -V --json --passphrase-fd --scope --help --version"
+            opts="-h --json --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1574,7 +1473,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__reveal)
-            opts="-h -V --force --consumer --purpose --passphrase-fd --scope --help --version"
+            opts="-h --force --consumer --purpose --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1604,7 +1503,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__rm)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1626,7 +1525,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__rotate)
-            opts="-h -V --stdin --passphrase-fd --scope --help --version"
+            opts="-h --stdin --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1648,7 +1547,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__run)
-            opts="-i -h -V --check --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help --version"
+            opts="-i -h --check --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1706,7 +1605,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__unlock)
-            opts="-h -V --for --passphrase-fd --scope --help --version"
+            opts="-h --for --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1735,7 +1634,47 @@ _secret() {
 }
 
 if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERSINFO[0]}" -gt 4 ]]; then
-    complete -F _secret -o nosort -o bashdefault -o default secret
+    complete -F _secret_complete -o nosort -o bashdefault -o default secret
 else
-    complete -F _secret -o bashdefault -o default secret
+    complete -F _secret_complete -o bashdefault -o default secret
 fi
+
+# Added by examples/generate.rs around clap's _secret_clap:
+# - a word with @ completes handle names, from `secret __complete-handles`
+#   (the names the store keeps in the clear: no key, no prompt), and never
+#   falls back to bash's host-name or file completion;
+# - after `secret exec ... --`, the command, then its own arguments.
+_secret_complete() {
+    local cur=${COMP_WORDS[COMP_CWORD]}
+    local i
+    for (( i = 2; i < COMP_CWORD; i++ )); do
+        if [[ ${COMP_WORDS[i]} == -- && ${COMP_WORDS[1]} == exec ]]; then
+            if declare -F _command_offset >/dev/null; then
+                _command_offset $(( i + 1 ))  # bash-completion: the command's own
+            elif (( i + 1 == COMP_CWORD )); then
+                COMPREPLY=( $(compgen -c -- "$cur") )
+            else
+                COMPREPLY=( $(compgen -f -- "$cur") )
+            fi
+            return 0
+        fi
+    done
+    # The word as typed: bash splits K=@name at = and @ (COMP_WORDBREAKS),
+    # and replaces only its last piece, cur.
+    local line=${COMP_LINE:0:COMP_POINT}
+    local word=${line##*[[:space:]]}
+    if [[ $word == *@* ]]; then
+        compopt +o default +o bashdefault 2>/dev/null
+        local before=${word%@*} typed=${word##*@} name
+        local cut=$(( ${#word} - ${#cur} ))
+        COMPREPLY=()
+        while IFS= read -r name; do
+            if [[ $name == "@$typed"* ]]; then
+                name="$before$name"
+                COMPREPLY+=( "${name:cut}" )
+            fi
+        done < <(command secret __complete-handles 2>/dev/null)
+        return 0
+    fi
+    _secret_clap "$@"
+}

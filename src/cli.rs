@@ -19,6 +19,9 @@ use clap::{Args, Parser, Subcommand};
 /// shell reports 128+N; as PID 1, secret exits 128+N); 125 when secret itself
 /// failed (the command did not run), 126 when the command cannot be executed
 /// and 127 when it is not found.
+/// The help heading of the options every subcommand takes.
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "secret",
@@ -31,12 +34,18 @@ pub(crate) struct Cli {
     ///
     /// Takes precedence over SECRET_PASSPHRASE and the terminal prompt. The
     /// passphrase is read to end of file, less one trailing newline.
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, global = true, value_name = "N", help_heading = GLOBAL)]
     pub passphrase_fd: Option<i32>,
 
     /// Look handles up in a scope first: with team-a/ws-1, @db is
     /// team-a/ws-1/db, then team-a/db, then db (the narrowest wins).
-    #[arg(long, global = true, value_name = "SCOPE", env = "SECRET_SCOPE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SCOPE",
+        env = "SECRET_SCOPE",
+        help_heading = GLOBAL
+    )]
     pub scope: Option<String>,
 
     #[command(subcommand)]
@@ -71,11 +80,11 @@ pub(crate) enum Command {
         #[arg(long)]
         stdin: bool,
         /// Who issued the secret (openai, github, …).
-        #[arg(long, value_name = "P", default_value = "")]
-        provider: String,
+        #[arg(long, value_name = "P")]
+        provider: Option<String>,
         /// What the secret is (api_key, password, …).
-        #[arg(long, value_name = "K", default_value = "")]
-        kind: String,
+        #[arg(long, value_name = "K")]
+        kind: Option<String>,
     },
 
     /// Replace a secret's value.
@@ -247,6 +256,11 @@ pub(crate) enum Command {
     /// the configuration directory. See docs/broker.md.
     #[command(subcommand)]
     Broker(BrokerCommand),
+
+    /// The handle names the completion scripts offer after @, one a line,
+    /// read without the key (never a prompt; nothing without a store).
+    #[command(name = "__complete-handles", hide = true)]
+    CompleteHandles,
 }
 
 #[derive(Debug, Args)]

@@ -43,6 +43,10 @@ pub enum Error {
     },
     NoSuchSecret {
         handle: Handle,
+        /// A stored handle close enough to be what was meant.
+        near: Option<String>,
+        /// What to do instead of adding it (`rm` has nothing to add).
+        hint: Option<String>,
     },
     SecretExists {
         handle: Handle,
@@ -138,6 +142,16 @@ impl Error {
         }
     }
 
+    /// No secret `handle` (no suggestion yet; see `resolve::find`).
+    #[must_use]
+    pub fn no_such_secret(handle: &Handle) -> Self {
+        Self::NoSuchSecret {
+            handle: handle.clone(),
+            near: None,
+            hint: None,
+        }
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::Internal {
             message: message.into(),
@@ -171,9 +185,9 @@ impl Error {
             Self::AlreadyInitialized { .. } => {
                 Some("use it as it is, or choose another directory with SECRET_HOME".into())
             }
-            Self::NoSuchSecret { handle } => {
-                Some(format!("add it with: secret add {handle} --stdin"))
-            }
+            Self::NoSuchSecret { handle, hint, .. } => Some(hint.clone().unwrap_or_else(|| {
+                format!("`secret list` shows the handles there are; add this one with: secret add {handle} --stdin")
+            })),
             Self::SecretExists { handle } => Some(format!(
                 "replace its value with: secret rotate {handle} --stdin"
             )),
@@ -241,7 +255,13 @@ impl fmt::Display for Error {
                     path.display()
                 )
             }
-            Self::NoSuchSecret { handle } => write!(f, "no secret {handle} in the store"),
+            Self::NoSuchSecret { handle, near, .. } => {
+                write!(f, "no secret {handle} in the store")?;
+                match near {
+                    Some(near) => write!(f, "; did you mean @{near}?"),
+                    None => Ok(()),
+                }
+            }
             Self::SecretExists { handle } => write!(f, "secret {handle} already exists"),
             Self::WrongPassphrase { path } => write!(
                 f,
@@ -344,9 +364,7 @@ mod tests {
 
     #[test]
     fn exec_failures_are_125_unless_the_command_is_at_fault() {
-        let missing = Error::NoSuchSecret {
-            handle: Handle::from_name("k").expect("k"),
-        };
+        let missing = Error::no_such_secret(&Handle::from_name("k").expect("k"));
         assert_eq!(missing.exit_code(true), 125);
         assert_eq!(missing.exit_code(false), 1);
         assert_eq!(Error::usage("x").exit_code(false), 2);

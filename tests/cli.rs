@@ -9,6 +9,7 @@ mod broker;
 mod check;
 mod docs;
 mod exec;
+mod first_hour;
 mod fixtures;
 mod grants;
 mod holes;

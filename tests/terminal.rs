@@ -14,7 +14,8 @@ use crate::process::{env_with_key, shebang_env, state};
 use crate::util::Env;
 use crate::util::{KillOnDrop, probe, read_pid, wait_for};
 
-/// An interactive bash on a pseudo-terminal, with `secret` on its PATH.
+/// An interactive bash (or any `command`) on a pseudo-terminal, with
+/// `secret` on its PATH.
 pub(crate) struct Terminal {
     shell: Child,
     keys: ChildStdin,
@@ -23,10 +24,16 @@ pub(crate) struct Terminal {
 
 impl Terminal {
     pub(crate) fn start(env: &Env) -> Self {
+        Self::run(env, "bash --norc --noprofile -i", shebang_env(env))
+    }
+
+    /// `command` (a shell line) on a pseudo-terminal, with only `vars`
+    /// (and TERM) in its environment.
+    pub(crate) fn run(env: &Env, command: &str, vars: Vec<(String, String)>) -> Self {
         let mut shell = std::process::Command::new("script")
-            .args(["-qfec", "bash --norc --noprofile -i", "/dev/null"])
+            .args(["-qfec", command, "/dev/null"])
             .env_clear()
-            .envs(shebang_env(env))
+            .envs(vars)
             .env("TERM", "dumb")
             .env("PS1", "$ ")
             .current_dir(env.root())

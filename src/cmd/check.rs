@@ -73,7 +73,7 @@ fn report(ctx: &Context, plan: &Plan, who: &Asking<'_>) -> Result<u8> {
         consumer: who.consumer,
         purpose: who.purpose,
         egress_deny: false,
-        paths: &ctx.paths,
+        paths: ctx.paths()?,
         config: &ctx.config,
     };
 

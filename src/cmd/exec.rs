@@ -52,6 +52,16 @@ fn launch(
     child: &ChildArgs,
 ) -> Result<u8> {
     refuse_unmasked_exec(child)?;
+    if let Some(kept) = child.keep.first()
+        && !child.ignore_environment
+    {
+        return Err(Error::usage_hint(
+            format!(
+                "--keep {kept} does nothing without -i: the child inherits every variable already"
+            ),
+            "add -i (--ignore-environment) to start from an empty environment that keeps only what --keep names; or drop --keep (--unset NAME removes one variable)",
+        ));
+    }
     let who = Asking::of(child);
     who.check()?;
     let plan = Plan::new(ctx, mappings, files, &child.file, &child.proxy)?;
@@ -61,7 +71,15 @@ fn launch(
             "the proxy lives in secret for as long as the child runs; drop --exec",
         ));
     }
-    let (resolutions, grants) = plan::resolve(ctx, &plan.requests(), &who, "resolve")?;
+    // A launch that resolves nothing reads no file of secret's, so it runs
+    // where nothing says where those live (HOME unset, no SECRET_HOME).
+    let requests = plan.requests();
+    let (resolutions, grants) = if requests.is_empty() {
+        (Vec::new(), None)
+    } else {
+        let (resolutions, grants) = plan::resolve(ctx, &requests, &who, "resolve")?;
+        (resolutions, Some(grants))
+    };
     let Plan {
         env: mappings,
         files,
@@ -71,20 +89,21 @@ fn launch(
     let resolved = resolve::all(resolutions)?;
     let values = resolved.values;
     // The proxy keeps its own copies of the proxied values while it runs.
-    let proxy = if proxied.is_empty() {
-        None
-    } else {
-        Some(crate::broker::proxy::start(&crate::broker::proxy::Plan {
-            mappings: &proxied,
-            answered: &answered,
-            values: &values,
-            grants: &grants,
-            consumer: &child.consumer,
-            purpose: child.purpose.as_deref(),
-            egress_deny: child.proxy_egress == crate::cli::Egress::Deny,
-            paths: &ctx.paths,
-            config: &ctx.config,
-        })?)
+    let proxy = match &grants {
+        Some(grants) if !proxied.is_empty() => {
+            Some(crate::broker::proxy::start(&crate::broker::proxy::Plan {
+                mappings: &proxied,
+                answered: &answered,
+                values: &values,
+                grants,
+                consumer: &child.consumer,
+                purpose: child.purpose.as_deref(),
+                egress_deny: child.proxy_egress == crate::cli::Egress::Deny,
+                paths: ctx.paths()?,
+                config: &ctx.config,
+            })?)
+        }
+        _ => None,
     };
 
     // Every value goes into the child's environment, its in-memory files
@@ -117,10 +136,15 @@ fn launch(
         unset: child.unset.clone(),
     };
     let env = crate::child::env::build(std::env::vars_os(), &inherit, vars);
-    let holder = lease::Holder {
-        paths: ctx.paths.clone(),
-        consumer: child.consumer.clone(),
-        purpose: child.purpose.clone(),
+    let leases = if resolved.leases.is_empty() {
+        None
+    } else {
+        let holder = lease::Holder {
+            paths: ctx.paths()?.clone(),
+            consumer: child.consumer.clone(),
+            purpose: child.purpose.clone(),
+        };
+        lease::Watch::new(holder, resolved.leases, child.stop_timeout)
     };
     let code = crate::child::launch(crate::child::Launch {
         command,
@@ -132,7 +156,7 @@ fn launch(
             subreaper: child.subreaper,
         },
         redactor,
-        leases: lease::Watch::new(holder, resolved.leases, child.stop_timeout),
+        leases,
     });
     // The proxy lives exactly as long as the child.
     drop(proxy);

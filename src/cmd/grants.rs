@@ -16,7 +16,7 @@ pub(crate) fn check(
     purpose: Option<&str>,
     delivery: Delivery,
 ) -> Result<u8> {
-    let grants = Grants::load(&ctx.paths)?;
+    let grants = Grants::load(ctx.paths()?)?;
     let secret = if reference.starts_with('@') {
         let handle = Handle::parse(reference)?;
         // Match what a launch would resolve: the handle that answers in scope.

@@ -34,7 +34,13 @@ pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
             stdin,
             provider,
             kind,
-        } => store::add(&ctx, &handle, stdin, &provider, &kind),
+        } => store::add(
+            &ctx,
+            &handle,
+            stdin,
+            provider.as_deref().unwrap_or_default(),
+            kind.as_deref().unwrap_or_default(),
+        ),
         Command::Rotate { handle, stdin } => store::rotate(&ctx, &handle, stdin),
         Command::Rm { handle } => store::rm(&ctx, &handle),
         Command::List { json } => store::list(&ctx, json),
@@ -66,5 +72,6 @@ pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
         Command::Get { args } => reveal::get(&args),
         Command::Plugins(command) => plugins::plugins(&ctx, command),
         Command::Broker(command) => plugins::broker(&ctx, command),
+        Command::CompleteHandles => store::complete_handles(&ctx),
     }
 }

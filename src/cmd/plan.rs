@@ -127,7 +127,7 @@ pub(super) fn resolve(
     action: &'static str,
 ) -> Result<(Vec<Resolution>, Grants)> {
     who.check()?;
-    let grants = Grants::load(&ctx.paths)?;
+    let grants = Grants::load(ctx.paths()?)?;
     let asker = resolve::Asker {
         consumer: who.consumer,
         purpose: who.purpose,

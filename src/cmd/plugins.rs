@@ -14,7 +14,7 @@ use crate::supervise::{self, Host, SharedStore, keeper, launch, run, status};
 /// Runs `secret plugins …`; returns the exit code.
 pub(crate) fn plugins(ctx: &Context, command: PluginsCommand) -> Result<u8> {
     let host = Host {
-        paths: &ctx.paths,
+        paths: ctx.paths()?,
         scope: &ctx.scope,
         config: &ctx.config,
         open_store: &|| ctx.open_store(),
@@ -26,7 +26,7 @@ pub(crate) fn plugins(ctx: &Context, command: PluginsCommand) -> Result<u8> {
 /// supervisor's host (one unlock, one store for every route).
 pub(crate) fn broker(ctx: &Context, command: crate::cli::BrokerCommand) -> Result<u8> {
     let host = Host {
-        paths: &ctx.paths,
+        paths: ctx.paths()?,
         scope: &ctx.scope,
         config: &ctx.config,
         open_store: &|| ctx.open_store(),

@@ -17,26 +17,27 @@ use crate::unlock;
 /// `secret init [--backend B]`: the store, config.toml and a default
 /// grants.toml.
 pub(crate) fn init(ctx: &Context, backend: Backend) -> Result<u8> {
+    let paths = ctx.paths()?;
     let location = match backend {
         Backend::File => {
-            let path = ctx.paths.vault_file();
+            let path = paths.vault_file();
             if path.exists() {
                 return Err(Error::AlreadyInitialized { path });
             }
             let passphrase = ctx.sources.for_new_vault()?;
-            Vault::create(&ctx.paths, &passphrase, new_vault_params()?)?;
+            Vault::create(paths, &passphrase, new_vault_params()?)?;
             path
         }
         Backend::Keychain => {
-            Keychain::create(&ctx.paths)?;
-            ctx.paths.keychain_meta_file()
+            Keychain::create(paths)?;
+            paths.keychain_meta_file()
         }
     };
-    fsio::ensure_private_dir(&ctx.paths.config_dir)?;
-    let mut config = crate::config::Config::load(&ctx.paths)?;
+    fsio::ensure_private_dir(&paths.config_dir)?;
+    let mut config = crate::config::Config::load(paths)?;
     config.backend = Some(backend);
-    config.save(&ctx.paths)?;
-    let grants_file = ctx.paths.config_dir.join("grants.toml");
+    config.save(paths)?;
+    let grants_file = paths.config_dir.join("grants.toml");
     if !grants_file.exists() {
         fsio::write_atomic(&grants_file, grants::DEFAULT_FILE.as_bytes())?;
     }
@@ -87,10 +88,11 @@ pub(crate) fn unlock(ctx: &Context, duration: Duration) -> Result<u8> {
 
 /// `secret lock`: drops the cached key.
 pub(crate) fn lock(ctx: &Context) -> Result<u8> {
-    let path = ctx.paths.vault_file();
+    let paths = ctx.paths()?;
+    let path = paths.vault_file();
     let bytes = fsio::read_private(&path)?.ok_or(Error::NotInitialized { path })?;
     let id = store::vault::vault_id(&bytes)
-        .ok_or_else(|| Error::damaged(ctx.paths.vault_file(), "it has no readable header"))?;
+        .ok_or_else(|| Error::damaged(paths.vault_file(), "it has no readable header"))?;
     let had = unlock::forget(&id);
     ctx.record(&[Event {
         action: "lock",
