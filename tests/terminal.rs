@@ -162,14 +162,15 @@ fn ctrl_c_at_the_prompt_reports_an_interrupt() {
 }
 
 /// A program that asks for a line on its terminal: it writes its pid to
-/// `ready`, prints "asked", reads a line, prints it and `$K`, exits 7.
+/// `ready`, prints "asked", reads a line, prints it, `$K` and its
+/// terminal's size, exits 7.
 fn asker(env: &Env) -> std::path::PathBuf {
     let ready = ready(env, "ready");
     script(
         env,
         "asker.sh",
         &format!(
-            "#!/bin/sh\necho $$ > {0}.tmp && mv {0}.tmp {0}\necho asked\nread line\necho \"got-$line $K\"\nexit 7\n",
+            "#!/bin/sh\necho $$ > {0}.tmp && mv {0}.tmp {0}\necho asked\nread line\necho \"got-$line $K\"\nstty size\nexit 7\n",
             ready.display()
         ),
     );
@@ -232,7 +233,10 @@ fn ctrl_z_and_fg_under_mask() {
     });
     term.type_keys("jobs\n");
     term.wait_screen_times("Stopped", 2);
+    // Resized while stopped: the command sees the new size once resumed.
+    term.type_keys("stty rows 41 cols 101\n");
     fg_answer_and_exit(&mut term, command, secret);
+    term.wait_screen("41 101");
 }
 
 /// After Ctrl-Z, `bg`: the command runs in the background, and reading
@@ -291,7 +295,7 @@ fn the_monitor_holds_no_value() {
     ));
     let command = read_pid(&ready);
     let _cleanup = KillOnDrop(command);
-    let [_, monitor, _] = job(command);
+    let [_, monitor, secret] = job(command);
     let cmdline = std::fs::read(format!("/proc/{monitor}/cmdline")).unwrap();
     assert!(crate::util::contains(&cmdline, b"__pty-monitor"));
     assert!(!crate::util::contains(&cmdline, VALUE));
@@ -306,5 +310,8 @@ fn the_monitor_holds_no_value() {
         assert_value_not_in_memory(monitor.as_raw().unsigned_abs(), "the monitor");
     }
     term.type_keys("\x03");
-    wait_for("the command to end", || !alive(command));
+    // Keys typed before it ends would go to the job.
+    wait_for("secret to end", || !alive(secret));
+    term.type_keys("echo \"aft\"\"er=$?\"\n");
+    term.wait_screen("after=130");
 }
