@@ -45,6 +45,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     sys::record_inherited_dispositions();
     sys::harden();
     sys::close_on_exec_inherited();
+    if args.get(1).is_some_and(|a| a == child::monitor::MARKER) {
+        return ExitCode::from(child::monitor::main(&args[2..]));
+    }
     let outcome = cli::Cli::try_parse_from(&args)
         .map_err(|e| {
             let _ = e.print();

@@ -41,6 +41,23 @@ pub(crate) struct SpawnSpec<'a> {
     /// Descriptors to install at other numbers: (ours, the child's), as
     /// `notify_fd` needs.
     pub extra_fds: &'a [(RawFd, RawFd)],
+    /// With `controlling_tty`: a monitor leads the new session instead of
+    /// the command (see `MonitorSpec`).
+    pub monitor: Option<MonitorSpec<'a>>,
+}
+
+/// The process that leads a child's session on its pseudo-terminal, so that
+/// the command's process group is not orphaned and job control works
+/// there (Ctrl-Z stops it). We fork it; it starts the session, forks the
+/// command (its own process group, the terminal's foreground), then execs
+/// `program` with `argv` plus the command's pid: our own binary in its
+/// monitor mode, so the monitor's memory holds no value.
+pub(crate) struct MonitorSpec<'a> {
+    pub program: &'a CStr,
+    pub argv: &'a [CString],
+    pub envp: &'a [&'a CStr],
+    /// The monitor's end of its link to us, kept open across its exec.
+    pub link: RawFd,
 }
 
 /// Why the command did not start.
@@ -54,7 +71,8 @@ pub(crate) enum SpawnError {
     System(Errno),
 }
 
-/// Forks and execs `spec`. Returns the child's pid once exec has succeeded.
+/// Forks and execs `spec`. Returns the child's pid once exec has succeeded
+/// (with a monitor: the monitor's, once it and the command both run).
 pub(crate) fn spawn(spec: &SpawnSpec<'_>) -> Result<Pid, SpawnError> {
     let argv: Vec<*const c_char> = spec
         .argv
@@ -68,16 +86,45 @@ pub(crate) fn spawn(spec: &SpawnSpec<'_>) -> Result<Pid, SpawnError> {
         .map(|e| e.as_ptr())
         .chain([std::ptr::null()])
         .collect();
+    // The monitor's argv, with a slot the monitor fills with the command's
+    // pid (in decimal) before its exec: no allocation after the fork.
+    let mut pid_text = [0u8; 16];
+    let monitor_argv: Option<Vec<*const c_char>> = spec.monitor.as_ref().map(|m| {
+        m.argv
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain([pid_text.as_ptr().cast(), std::ptr::null()])
+            .collect()
+    });
+    let monitor_envp: Option<Vec<*const c_char>> = spec.monitor.as_ref().map(|m| {
+        m.envp
+            .iter()
+            .map(|e| e.as_ptr())
+            .chain([std::ptr::null()])
+            .collect()
+    });
+    let monitor = spec
+        .monitor
+        .as_ref()
+        .zip(monitor_argv.as_deref().zip(monitor_envp.as_deref()))
+        .map(|(m, (argv, envp))| MonitorExec {
+            program: m.program,
+            argv,
+            envp,
+            link: m.link,
+            pid_text: (&raw mut pid_text).cast(),
+        });
     let parent = nix::unistd::getpid();
     let (report_r, report_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SpawnError::System)?;
     // SAFETY: between fork and exec the child calls only async-signal-safe
-    // functions (setpgid, prctl, sigaction, sigprocmask, dup2, fcntl, chdir, execve,
-    // write, _exit) on data prepared before the fork; it allocates nothing.
+    // functions (setpgid, setsid, ioctl, tcsetpgrp, fork, kill, prctl,
+    // sigaction, sigprocmask, dup2, fcntl, chdir, execve, write, _exit) on
+    // data prepared before the fork; it allocates nothing.
     match unsafe { nix::unistd::fork() }.map_err(SpawnError::System)? {
         ForkResult::Child => {
             drop(report_r);
-            let errno = child_setup_and_exec(spec, parent, &argv, &envp);
+            let errno = child_setup_and_exec(spec, monitor.as_ref(), parent, &argv, &envp);
             let bytes = errno.to_ne_bytes();
             // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer
             // lives on this stack frame.
@@ -97,6 +144,12 @@ pub(crate) fn spawn(spec: &SpawnSpec<'_>) -> Result<Pid, SpawnError> {
                 None => Ok(child),
                 Some(errno) => {
                     let _ = nix::sys::wait::waitpid(child, None);
+                    // Negative: the monitor, not the command, failed.
+                    if errno < 0 {
+                        return Err(SpawnError::System(Errno::from_raw(
+                            errno.checked_neg().unwrap_or(libc::EINVAL),
+                        )));
+                    }
                     let errno = Errno::from_raw(errno);
                     Err(match errno {
                         Errno::ENOENT | Errno::ENOTDIR => SpawnError::NotFound,
@@ -123,17 +176,36 @@ fn read_report(fd: &OwnedFd) -> Option<i32> {
     (got == 4).then(|| i32::from_ne_bytes(buf))
 }
 
-/// Runs in the forked child. Returns the errno to report if no exec worked.
+/// A `MonitorSpec` made ready before the fork.
+struct MonitorExec<'a> {
+    program: &'a CStr,
+    /// NUL-terminated; its second-to-last entry points at `pid_text`.
+    argv: &'a [*const c_char],
+    envp: &'a [*const c_char],
+    link: RawFd,
+    /// 16 zeroed bytes for the command's pid.
+    pid_text: *mut u8,
+}
+
+/// Runs in the forked child. Returns the errno to report if no exec worked
+/// (negated when the monitor failed rather than the command).
 fn child_setup_and_exec(
     spec: &SpawnSpec<'_>,
-    parent: Pid,
+    monitor: Option<&MonitorExec<'_>>,
+    mut parent: Pid,
     argv: &[*const c_char],
     envp: &[*const c_char],
 ) -> i32 {
     // SAFETY: every call below is async-signal-safe and uses only memory
     // prepared before the fork.
     unsafe {
-        if let Some(tty) = spec.controlling_tty {
+        if let (Some(monitor), Some(tty)) = (monitor, spec.controlling_tty) {
+            // Only the command returns here; the monitor execs or fails.
+            match become_monitor(spec, monitor, tty, parent) {
+                Ok(monitor_pid) => parent = monitor_pid,
+                Err(errno) => return errno,
+            }
+        } else if let Some(tty) = spec.controlling_tty {
             if libc::setsid() < 0 || libc::ioctl(tty, libc::TIOCSCTTY, 0) < 0 {
                 return Errno::last_raw();
             }
@@ -192,6 +264,112 @@ fn child_setup_and_exec(
         }
         report
     }
+}
+
+/// In the forked child: leads a new session on the pseudo-terminal `tty`,
+/// forks the command into a process group of its own holding the
+/// terminal's foreground, and execs the monitor. Returns `Ok` (the
+/// monitor's pid) in the command, which goes on to its own exec;
+/// returns `Err` with the errno to report (negated once the command runs,
+/// which is then killed) if the monitor could not start.
+///
+/// # Safety
+///
+/// Between fork and exec: only async-signal-safe calls, on memory
+/// prepared before the fork.
+unsafe fn become_monitor(
+    spec: &SpawnSpec<'_>,
+    monitor: &MonitorExec<'_>,
+    tty: RawFd,
+    parent: Pid,
+) -> Result<Pid, i32> {
+    // SAFETY: async-signal-safe calls only (sigprocmask, setsid, ioctl,
+    // prctl, getppid, raise, getpid, fork, setpgid, tcsetpgrp, dup2,
+    // fcntl, execve, kill); `pid_text` points at 16 live bytes and
+    // `argv`/`envp` are NUL-terminated arrays of live C strings.
+    unsafe {
+        // Nothing is handled until the monitor runs (our handlers stay
+        // installed until the exec and must not run here); the command
+        // empties its mask before its exec.
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&raw mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &raw const all, std::ptr::null_mut());
+        if libc::setsid() < 0 || libc::ioctl(tty, libc::TIOCSCTTY, 0) < 0 {
+            return Err(Errno::last_raw());
+        }
+        if let Some(sig) = spec.death_signal {
+            libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong);
+            if libc::getppid() != parent.as_raw() {
+                libc::raise(sig as libc::c_int);
+            }
+        }
+        // The monitor's own descriptors 0, 1, 2 are the command's too:
+        // it never holds our terminal.
+        for (target, fd) in spec.stdio.iter().enumerate() {
+            if let Some(fd) = fd
+                && libc::dup2(*fd, target as libc::c_int) < 0
+            {
+                return Err(Errno::last_raw());
+            }
+        }
+        let me = libc::getpid();
+        let command = libc::fork();
+        if command < 0 {
+            return Err(-Errno::last_raw());
+        }
+        if command == 0 {
+            // The command: its own group, the terminal's foreground
+            // (SIGTTOU is blocked), before its exec so that no job of its
+            // own can lose the foreground to us.
+            if libc::setpgid(0, 0) != 0 || libc::tcsetpgrp(tty, libc::getpid()) != 0 {
+                return Err(Errno::last_raw());
+            }
+            return Ok(Pid::from_raw(me));
+        }
+        // Also done in the command; here too so the group exists whenever
+        // the monitor first signals it.
+        libc::setpgid(command, command);
+        write_decimal(monitor.pid_text, command);
+        let flags = libc::fcntl(monitor.link, libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(monitor.link, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+        }
+        libc::execve(
+            monitor.program.as_ptr(),
+            monitor.argv.as_ptr(),
+            monitor.envp.as_ptr(),
+        );
+        let errno = Errno::last_raw();
+        libc::kill(command, libc::SIGKILL);
+        Err(-errno)
+    }
+}
+
+/// Writes `n` (not negative) in decimal, NUL-terminated, into the 16 bytes
+/// at `out`, allocating nothing.
+///
+/// # Safety
+///
+/// `out` points at 16 writable bytes.
+unsafe fn write_decimal(out: *mut u8, n: libc::pid_t) {
+    let mut digits = [0u8; 15];
+    let mut len = 0;
+    let mut rest = n.max(0).unsigned_abs();
+    loop {
+        digits[len] = b'0' + (rest % 10) as u8;
+        len += 1;
+        rest /= 10;
+        if rest == 0 || len == digits.len() {
+            break;
+        }
+    }
+    for i in 0..len {
+        // SAFETY: i < len <= 15, so i and the terminator at len stay
+        // within the 16 bytes the caller vouches for.
+        unsafe { out.add(i).write(digits[len - 1 - i]) };
+    }
+    // SAFETY: as above.
+    unsafe { out.add(len).write(0) };
 }
 
 /// Replaces this process with the command (`secret exec --exec`).
@@ -370,6 +548,22 @@ pub(crate) fn close_on_exec_inherited() {
     }
 }
 
+/// Takes ownership of descriptor `fd`, which this process inherited and
+/// was told about on its command line (the terminal monitor's link to
+/// `secret`); `None` unless it is open and above 2. Call once per
+/// descriptor.
+pub(crate) fn adopt_inherited_fd(fd: RawFd) -> Option<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    if fd <= 2 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor is open (checked above) and nothing else in
+    // this process owns it: it was inherited, and only the caller was told
+    // its number.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Ignores `sig` in this process from now on (the plugin keeper).
 pub(crate) fn ignore_signal(sig: Signal) {
     // SAFETY: installing SIG_IGN runs no handler code.
@@ -399,6 +593,44 @@ pub(crate) fn harden() {
 /// Stops this process (as a terminal's Ctrl-Z would) until SIGCONT.
 pub(crate) fn stop_self() {
     let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+}
+
+/// Stops our whole process group with `sig`, as the terminal would have
+/// on Ctrl-Z (or on a background read), and returns once we are
+/// continued. Our own handler for `sig`, if any, is set aside meanwhile.
+pub(crate) fn stop_group_with(sig: Signal) {
+    if sig == Signal::SIGSTOP {
+        let _ = nix::sys::signal::killpg(nix::unistd::getpgrp(), sig);
+        // Thread-directed: we stop before this returns.
+        let _ = nix::sys::signal::raise(sig);
+        return;
+    }
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let mut mask = SigSet::empty();
+    // SAFETY: sigaction reads and writes live, zeroed structs; the
+    // dispositions installed (SIG_IGN, SIG_DFL, then the saved one) run no
+    // code of ours.
+    unsafe {
+        let mut saved: libc::sigaction = std::mem::zeroed();
+        let mut action: libc::sigaction = std::mem::zeroed();
+        libc::sigemptyset(&raw mut action.sa_mask);
+        action.sa_sigaction = libc::SIG_IGN;
+        if libc::sigaction(sig as libc::c_int, &raw const action, &raw mut saved) != 0 {
+            return;
+        }
+        // The rest of the group; we ignore it here.
+        libc::killpg(libc::getpgrp(), sig as libc::c_int);
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(sig as libc::c_int, &raw const action, std::ptr::null_mut());
+        let _ =
+            nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), Some(&mut mask));
+        // Thread-directed and unblocked: delivered (we stop) before this
+        // returns. An orphaned group is not stopped by the kernel.
+        libc::raise(sig as libc::c_int);
+        let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&mask), None);
+        libc::sigaction(sig as libc::c_int, &raw const saved, std::ptr::null_mut());
+    }
 }
 
 /// The window size of the terminal on `fd`, if it is one.

@@ -249,7 +249,7 @@ fn a_multi_line_value_is_masked_on_a_terminal() {
         "{} exec --mask -e P=@pem -- sh -c 'echo \"$P\"; echo done'",
         env!("CARGO_BIN_EXE_secret")
     );
-    let out = std::process::Command::new("script")
+    let mut child = std::process::Command::new("script")
         .args(["-qec", &inner, "/dev/null"])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap())
@@ -257,11 +257,20 @@ fn a_multi_line_value_is_masked_on_a_terminal() {
         .env("SECRET_PASSPHRASE", crate::util::PASSPHRASE)
         .env("SECRET_TEST_FAST_KDF", "1")
         .env("TERM", "dumb")
-        .stdin(std::process::Stdio::null())
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let all = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{all}");
+    // Held open until the end: at the end of its input, script types an
+    // end-of-file byte on the terminal, which reaches the child's terminal
+    // (keys are relayed) and is echoed there, anywhere in the output.
+    let stdin = child.stdin.take();
+    let mut stdout = Vec::new();
+    std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    let all = String::from_utf8_lossy(&stdout);
+    assert!(status.success(), "{all}");
     assert!(all.contains("<secret:@pem>\r\ndone"), "{all:?}");
     for line in PEM.lines() {
         assert!(!all.contains(line), "{line} in {all:?}");

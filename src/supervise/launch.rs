@@ -182,6 +182,7 @@ pub(crate) fn spawn(plugin: &Plugin, env: &[Zeroizing<Vec<u8>>], wiring: &Wiring
         controlling_tty: None,
         cwd: Some(&cwd),
         extra_fds: &wiring.extra,
+        monitor: None,
     };
     let shown = plugin.program.display().to_string();
     child::spawn::spawn(&spec, &shown).map_err(|e| match e {
