@@ -121,17 +121,17 @@ fn launch(
     let proxy = if proxied.is_empty() {
         None
     } else {
-        Some(crate::broker::proxy::start(&crate::broker::proxy::Plan {
-            mappings: &proxied,
-            answered: &answered,
-            values: &values,
+        use crate::broker::proxy;
+        let pairs = proxy::sources(&proxied);
+        let plan = proxy::Plan {
+            wanted: proxy::wanted(&pairs, &answered, &values)?,
             grants: &grants,
             consumer: &child.consumer,
             purpose: child.purpose.as_deref(),
             egress_deny: child.proxy_egress == crate::cli::Egress::Deny,
             paths: &ctx.paths,
-            config: &ctx.config,
-        })?)
+        };
+        Some(proxy::start(&plan, &ctx.config)?)
     };
 
     // Every value goes into the child's environment, its in-memory files
@@ -139,7 +139,7 @@ fn launch(
     let mut memfiles = Vec::new();
     let mut vars = mapping::expand(&mappings, &values)?;
     if let Some(p) = &proxy {
-        vars.extend(p.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        vars.extend(p.vars().iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     for m in &files {
         let Some(source) = m.reference.sources().into_iter().next() else {
