@@ -346,3 +346,118 @@ print(got.decode())
     );
     no_value_anywhere(&env, &out);
 }
+
+/// Two plugins, each with its own proxied value granted to `localhost`:
+/// `a` holds on until `b` is done; `b` tries `a`'s placeholder, wrong
+/// and missing proxy credentials, and its own placeholder.
+#[test]
+fn plugins_each_get_their_own_placeholders_and_proxy_credentials() {
+    let Some(up) = upstream() else { return };
+    let env = world(&up);
+    let grants = env.home().join("grants.toml");
+    let mut text = std::fs::read_to_string(&grants).unwrap();
+    text.push_str(
+        "\n[[grants]]\nsecret_ref = \"openai\"\nconsumer = \"plugin:a\"\ndelivery = [\"http\"]\nallowed_hosts = [\"localhost\"]\n\
+         \n[[grants]]\nsecret_ref = \"gh\"\nconsumer = \"plugin:b\"\ndelivery = [\"http\"]\nallowed_hosts = [\"localhost\"]\n",
+    );
+    std::fs::write(&grants, text).unwrap();
+    let root = env.root().display().to_string();
+    let port = up.port;
+    let a = format!(
+        "printf %s \"$KEY\" > {root}/a.placeholder.tmp && mv {root}/a.placeholder.tmp {root}/a.placeholder; \
+         env > {root}/a.env; \
+         curl -sS https://localhost:{port}/v1/hash -H \"Authorization: Bearer $KEY\" > {root}/a.out; \
+         while [ ! -e {root}/b.done ]; do sleep 0.05; done"
+    );
+    let b = format!(
+        "while [ ! -e {root}/a.placeholder ]; do sleep 0.05; done; \
+         theirs=$(cat {root}/a.placeholder); \
+         pw=${{HTTPS_PROXY#http://b:}}; pw=${{pw%@*}}; proxy_port=${{HTTPS_PROXY##*:}}; \
+         {{ curl -s -o /dev/null -w '%{{http_code}}\\n' https://localhost:{port}/v1/hash -H \"Authorization: Bearer $theirs\"; \
+           curl -s -o /dev/null -w '%{{http_connect}}\\n' -x \"http://a:$pw@127.0.0.1:$proxy_port\" https://localhost:{port}/v1/hash; \
+           curl -s -o /dev/null -w '%{{http_connect}}\\n' -x \"http://127.0.0.1:$proxy_port\" https://localhost:{port}/v1/hash; \
+           curl -sS https://localhost:{port}/v1/hash -H \"Authorization: Bearer $KEY\"; echo; }} > {root}/b.out; \
+         touch {root}/b.done"
+    );
+    let file = env.root().join("plugins.toml");
+    let toml_string = |s: &str| serde_json::to_string(s).unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "[[plugins]]\nid = \"a\"\ncommand = \"sh\"\nargs = [\"-c\", {}]\nrestart = \"no\"\nsecret_proxy_refs = {{ KEY = \"@openai\" }}\n\n\
+             [[plugins]]\nid = \"b\"\ncommand = \"sh\"\nargs = [\"-c\", {}]\nrestart = \"no\"\nsecret_proxy_refs = {{ KEY = \"@gh\" }}\n",
+            toml_string(&a),
+            toml_string(&b)
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+
+    let check = env.secret(["plugins", "check", file]).run();
+    check
+        .success()
+        .stdout_has("KEY (@openai, proxied to localhost)");
+
+    let out = env.secret(["plugins", "run", file]).run();
+    out.success();
+    let read = |name: &str| std::fs::read_to_string(env.root().join(name)).unwrap();
+    // `a` held a placeholder shaped like its value, the upstream got the
+    // value itself.
+    let placeholder = read("a.placeholder");
+    assert!(placeholder.starts_with("sk-proj-") && placeholder != VALUE);
+    assert!(read("a.env").contains(&format!("KEY={placeholder}")));
+    assert!(read("a.env").contains("HTTPS_PROXY=http://a:"));
+    let hash: serde_json::Value = serde_json::from_str(&read("a.out")).unwrap();
+    assert_eq!(
+        hash["authorization_sha256"],
+        sha256_hex(format!("Bearer {VALUE}").as_bytes())
+    );
+    // `b`: a's placeholder refused (403), a's user name with b's password
+    // and no credentials at all refused (407), its own placeholder swapped.
+    let b_out = read("b.out");
+    let lines: Vec<&str> = b_out.lines().collect();
+    assert_eq!(&lines[..3], ["403", "407", "407"], "{b_out}");
+    let hash: serde_json::Value = serde_json::from_str(lines[3]).unwrap();
+    assert_eq!(
+        hash["authorization_sha256"],
+        sha256_hex(format!("Bearer {OTHER}").as_bytes())
+    );
+    let audit = env.secret(["audit", "--json"]).run();
+    audit.success();
+    let audit = audit.stdout();
+    assert!(audit.contains("belongs to plugin:a"), "{audit}");
+    assert!(audit.contains("wrong proxy password for user"), "{audit}");
+    assert!(audit.contains("no proxy credentials"), "{audit}");
+    // Each run's summary, under its own consumer.
+    let stops: Vec<serde_json::Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["action"] == "proxy-stop")
+        .collect();
+    let consumers: Vec<&str> = stops
+        .iter()
+        .filter_map(|e| e["consumer"].as_str())
+        .collect();
+    assert!(
+        consumers.contains(&"plugin:a") && consumers.contains(&"plugin:b"),
+        "{audit}"
+    );
+    no_value_anywhere(&env, &out);
+}
+
+#[test]
+fn a_variable_is_either_proxied_or_in_the_environment() {
+    let env = Env::with_vault();
+    let file = env.root().join("plugins.toml");
+    std::fs::write(
+        &file,
+        "[[plugins]]\nid = \"a\"\ncommand = \"true\"\nsecret_env_refs = { KEY = \"@k\" }\nsecret_proxy_refs = { KEY = \"@k\", B = \"@b\" }\nenv = { B = \"x\" }\n",
+    )
+    .unwrap();
+    let out = env
+        .secret(["plugins", "check", file.to_str().unwrap()])
+        .run();
+    out.code(2)
+        .stderr_has("plugins[0].secret_proxy_refs.KEY: \"KEY\" is also set in secret_env_refs")
+        .stderr_has("plugins[0].secret_proxy_refs.B: \"B\" is also set in env");
+}

@@ -142,23 +142,29 @@ pub fn sources(mappings: &[Mapping]) -> Vec<(&Mapping, Source)> {
 
 /// The allowed hosts of the grant that lets `consumer` have `secret` for
 /// delivery `http` (the first such grant that names hosts); an error with
-/// the line to add when none does.
-fn allowed_hosts(plan: &Plan<'_>, secret: &str, label: &str) -> Result<Vec<String>> {
+/// the line to add when none does. `label` names the reference as written.
+pub fn allowed_hosts(
+    grants: &Grants,
+    consumer: &str,
+    purpose: Option<&str>,
+    secret: &str,
+    label: &str,
+) -> Result<Vec<String>> {
     let request = grants::Request {
         secret,
-        consumer: plan.consumer,
-        purpose: plan.purpose,
+        consumer,
+        purpose,
         delivery: Delivery::Http,
     };
-    match plan.grants.decide_hosts(&request) {
+    match grants.decide_hosts(&request) {
         Decision::Allowed(g) => match g.allowed_hosts {
             Some(hosts) if !hosts.is_empty() => Ok(hosts),
             _ => Err(Error::Denied {
                 message: format!(
                     "proxied {label}: {}:{} lets consumer \"{}\" have it but names no allowed_hosts, so the proxy would not know where the value may go",
-                    plan.grants.path().display(),
+                    grants.path().display(),
                     g.line,
-                    plan.consumer
+                    consumer
                 ),
                 hint: format!(
                     "add the hosts the value is for to that grant, as in:\nallowed_hosts = [\"api.openai.com\"]\n(or a grant of its own:\n{}\ndelivery = [\"http\"]\nallowed_hosts = [\"api.openai.com\"])",
@@ -170,7 +176,7 @@ fn allowed_hosts(plan: &Plan<'_>, secret: &str, label: &str) -> Result<Vec<Strin
             message: format!("proxied {label}: {why}"),
             hint: format!(
                 "add to {}:\n{}\ndelivery = [\"http\"]\nallowed_hosts = [\"api.openai.com\"]",
-                plan.grants.path().display(),
+                grants.path().display(),
                 Grants::suggestion(&request)
             ),
         }),
@@ -236,7 +242,13 @@ impl Server {
         let mut vars: Vec<Var> = Vec::new();
         for w in &plan.wanted {
             let label = w.source.to_string();
-            let allowed = allowed_hosts(plan, w.grant_key, &label)?;
+            let allowed = allowed_hosts(
+                plan.grants,
+                plan.consumer,
+                plan.purpose,
+                w.grant_key,
+                &label,
+            )?;
             // One placeholder per value, however many variables carry it.
             let placeholder = match secrets.iter().find(|p: &&Proxied| p.label == label) {
                 Some(p) => p.placeholder.clone(),
