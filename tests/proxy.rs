@@ -3,53 +3,40 @@
 //! connections to the hosts its grant allows. Against a local HTTPS
 //! upstream (tests/standins/echo_upstream.py, test CA trusted through
 //! `[proxy] upstream_ca_file`), with `curl` and Python `requests` as the
-//! child's clients, using no flags of their own.
+//! child's clients, using no flags of their own; HTTP/2 and upgrades
+//! against Node's HTTP/2 server (tests/standins/h2_upstream.js).
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
+use crate::broker::Upstream;
 use crate::util::{Env, Output};
 
 const VALUE: &str = "sk-proj-Ab3dE6gH9jK2mN5pQ8sT1vW4";
 const OTHER: &str = "ghp_0123456789abcdefABCDEF0123456789abcd";
 
-struct Upstream {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn upstream() -> Option<Upstream> {
-    if !crate::util::tools_present(
-        "proxy",
-        &["openssl", "python3", "curl"],
-        "install the packages openssl, python3 and curl",
-    ) {
+/// Node's HTTP/2 server (HTTP/1.1 too, by ALPN) with `up`'s certificate.
+fn h2_upstream(up: &Upstream) -> Option<Upstream> {
+    if !crate::util::tools_present("proxy HTTP/2", &["node"], "install the package nodejs") {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standins/echo_upstream.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().parse().expect("the upstream prints its port");
-    Some(Upstream { child, port, dir })
+    for f in ["leaf.pem", "leaf.key", "ca.pem"] {
+        std::fs::copy(up.dir.path().join(f), dir.path().join(f)).unwrap();
+    }
+    Some(Upstream::spawn("node", "h2_upstream.js", dir))
+}
+
+fn upstream() -> Option<Upstream> {
+    Upstream::start()
+}
+
+/// Both upstreams and a world trusting their CA.
+fn h2_world() -> Option<(Upstream, Upstream, Env)> {
+    let up = upstream()?;
+    let h2 = h2_upstream(&up)?;
+    let env = world(&up);
+    Some((up, h2, env))
 }
 
 /// A world with @openai (may go to `localhost`) and @gh (may go to
@@ -224,4 +211,253 @@ fn a_proxied_secret_needs_allowed_hosts_in_its_grant() {
     out.code(125).stderr_has("allowed_hosts");
     assert!(!out.stdout().contains("RAN"));
     out.no_leak(VALUE.as_bytes());
+}
+
+#[test]
+fn http2_works_on_both_sides_of_the_proxy() {
+    let Some((up, h2, env)) = h2_world() else {
+        return;
+    };
+    // The child speaks HTTP/2 to the proxy (curl prints 2), the proxy
+    // HTTP/2 to an upstream that offers it, HTTP/1.1 to one that does not,
+    // and each combination carries the value.
+    let script = format!(
+        "curl -sS --http2 -w '\\n%{{http_version}}\\n' https://localhost:{h2}/v1/x -H \"Authorization: Bearer $OPENAI_API_KEY\"; \
+         curl -sS --http1.1 https://localhost:{h2}/v1/y -H \"Authorization: Bearer $OPENAI_API_KEY\"; echo; \
+         curl -sS --http2 -w '\\n%{{http_version}}\\n' https://localhost:{h1}/v1/hash -H \"Authorization: Bearer $OPENAI_API_KEY\"",
+        h2 = h2.port,
+        h1 = up.port,
+    );
+    let out = proxied(&env, &script);
+    out.success();
+    let stdout = out.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    let want = sha256_hex(format!("Bearer {VALUE}").as_bytes());
+    for (line, version) in [(lines[0], "2.0"), (lines[2], "2.0")] {
+        let seen: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(seen["http_version"], version, "{line}");
+        assert_eq!(seen["alpn"], "h2");
+        assert_eq!(seen["authorization_sha256"], want);
+    }
+    assert_eq!(lines[1], "2", "the child's side is HTTP/2: {stdout}");
+    let h1: serde_json::Value = serde_json::from_str(lines[3]).unwrap();
+    assert_eq!(h1["authorization_sha256"], want);
+    assert_eq!(lines[4], "2");
+    no_value_anywhere(&env, &out);
+}
+
+#[test]
+fn an_http2_stream_is_relayed_as_it_comes() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let Some((_up, h2, env)) = h2_world() else {
+        return;
+    };
+    let script = format!(
+        "curl -sS -N --http2 https://localhost:{}/v1/stream -H \"Authorization: Bearer $OPENAI_API_KEY\"",
+        h2.port
+    );
+    let mut cmd = env
+        .secret([
+            "exec",
+            "--proxy",
+            "OPENAI_API_KEY=@openai",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .into_command();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                return;
+            }
+        }
+    });
+    // The upstream holds "second" back until `release` exists (20 s at
+    // most): "first" must come through before that, not buffered.
+    let first = lines.recv_timeout(Duration::from_secs(15));
+    let release = h2.dir.path().join("release");
+    std::fs::write(&release, b"").unwrap();
+    assert_eq!(first.as_deref(), Ok("data: first"));
+    let rest: Vec<String> = lines.iter().collect();
+    assert_eq!(rest, ["", "data: second", ""]);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn an_upgrade_passes_through_over_http1() {
+    let Some((_up, h2, env)) = h2_world() else {
+        return;
+    };
+    // A raw client: CONNECT, TLS trusting the bundle the child was given,
+    // then an HTTP/1.1 upgrade to the upstream's echo protocol.
+    let client = format!(
+        r#"
+import base64, os, socket, ssl, urllib.parse
+proxy = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
+auth = base64.b64encode(f"{{proxy.username}}:{{proxy.password}}".encode()).decode()
+s = socket.create_connection((proxy.hostname, proxy.port))
+s.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\nProxy-Authorization: Basic {{auth}}\r\n\r\n".encode())
+head = b""
+while b"\r\n\r\n" not in head:
+    head += s.recv(1)
+print(head.split(b"\r\n")[0].decode())
+ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+ctx.set_alpn_protocols(["http/1.1"])
+t = ctx.wrap_socket(s, server_hostname="localhost")
+t.sendall(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+head = b""
+while b"\r\n\r\n" not in head:
+    head += t.recv(1)
+print(head.split(b"\r\n")[0].decode())
+t.sendall(b"ping")
+got = b""
+while len(got) < 4:
+    got += t.recv(4 - len(got))
+print(got.decode())
+"#,
+        port = h2.port
+    );
+    let out = env
+        .secret([
+            "exec",
+            "--proxy",
+            "OPENAI_API_KEY=@openai",
+            "--",
+            "python3",
+            "-c",
+            &client,
+        ])
+        .run();
+    out.success();
+    assert_eq!(
+        out.stdout(),
+        "HTTP/1.1 200 OK\nHTTP/1.1 101 Switching Protocols\nping\n"
+    );
+    no_value_anywhere(&env, &out);
+}
+
+/// Two plugins, each with its own proxied value granted to `localhost`:
+/// `a` holds on until `b` is done; `b` tries `a`'s placeholder, wrong
+/// and missing proxy credentials, and its own placeholder.
+#[test]
+fn plugins_each_get_their_own_placeholders_and_proxy_credentials() {
+    let Some(up) = upstream() else { return };
+    let env = world(&up);
+    let grants = env.home().join("grants.toml");
+    let mut text = std::fs::read_to_string(&grants).unwrap();
+    text.push_str(
+        "\n[[grants]]\nsecret_ref = \"openai\"\nconsumer = \"plugin:a\"\ndelivery = [\"http\"]\nallowed_hosts = [\"localhost\"]\n\
+         \n[[grants]]\nsecret_ref = \"gh\"\nconsumer = \"plugin:b\"\ndelivery = [\"http\"]\nallowed_hosts = [\"localhost\"]\n",
+    );
+    std::fs::write(&grants, text).unwrap();
+    let root = env.root().display().to_string();
+    let port = up.port;
+    let a = format!(
+        "printf %s \"$KEY\" > {root}/a.placeholder.tmp && mv {root}/a.placeholder.tmp {root}/a.placeholder; \
+         env > {root}/a.env; \
+         curl -sS https://localhost:{port}/v1/hash -H \"Authorization: Bearer $KEY\" > {root}/a.out; \
+         while [ ! -e {root}/b.done ]; do sleep 0.05; done"
+    );
+    let b = format!(
+        "while [ ! -e {root}/a.placeholder ]; do sleep 0.05; done; \
+         theirs=$(cat {root}/a.placeholder); \
+         pw=${{HTTPS_PROXY#http://b:}}; pw=${{pw%@*}}; proxy_port=${{HTTPS_PROXY##*:}}; \
+         {{ curl -s -o /dev/null -w '%{{http_code}}\\n' https://localhost:{port}/v1/hash -H \"Authorization: Bearer $theirs\"; \
+           curl -s -o /dev/null -w '%{{http_connect}}\\n' -x \"http://a:$pw@127.0.0.1:$proxy_port\" https://localhost:{port}/v1/hash; \
+           curl -s -o /dev/null -w '%{{http_connect}}\\n' -x \"http://127.0.0.1:$proxy_port\" https://localhost:{port}/v1/hash; \
+           curl -sS https://localhost:{port}/v1/hash -H \"Authorization: Bearer $KEY\"; echo; }} > {root}/b.out; \
+         touch {root}/b.done"
+    );
+    let file = env.root().join("plugins.toml");
+    let toml_string = |s: &str| serde_json::to_string(s).unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "[[plugins]]\nid = \"a\"\ncommand = \"sh\"\nargs = [\"-c\", {}]\nrestart = \"no\"\nsecret_proxy_refs = {{ KEY = \"@openai\" }}\n\n\
+             [[plugins]]\nid = \"b\"\ncommand = \"sh\"\nargs = [\"-c\", {}]\nrestart = \"no\"\nsecret_proxy_refs = {{ KEY = \"@gh\" }}\n",
+            toml_string(&a),
+            toml_string(&b)
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+
+    let check = env.secret(["plugins", "check", file]).run();
+    check
+        .success()
+        .stdout_has("KEY (@openai, proxied to localhost)");
+
+    let out = env.secret(["plugins", "run", file]).run();
+    out.success();
+    let read = |name: &str| std::fs::read_to_string(env.root().join(name)).unwrap();
+    // `a` held a placeholder shaped like its value, the upstream got the
+    // value itself.
+    let placeholder = read("a.placeholder");
+    assert!(placeholder.starts_with("sk-proj-") && placeholder != VALUE);
+    assert!(read("a.env").contains(&format!("KEY={placeholder}")));
+    assert!(read("a.env").contains("HTTPS_PROXY=http://a:"));
+    let hash: serde_json::Value = serde_json::from_str(&read("a.out")).unwrap();
+    assert_eq!(
+        hash["authorization_sha256"],
+        sha256_hex(format!("Bearer {VALUE}").as_bytes())
+    );
+    // `b`: a's placeholder refused (403), a's user name with b's password
+    // and no credentials at all refused (407), its own placeholder swapped.
+    let b_out = read("b.out");
+    let lines: Vec<&str> = b_out.lines().collect();
+    assert_eq!(&lines[..3], ["403", "407", "407"], "{b_out}");
+    let hash: serde_json::Value = serde_json::from_str(lines[3]).unwrap();
+    assert_eq!(
+        hash["authorization_sha256"],
+        sha256_hex(format!("Bearer {OTHER}").as_bytes())
+    );
+    let audit = env.secret(["audit", "--json"]).run();
+    audit.success();
+    let audit = audit.stdout();
+    assert!(audit.contains("belongs to plugin:a"), "{audit}");
+    assert!(audit.contains("wrong proxy password for user"), "{audit}");
+    assert!(audit.contains("no proxy credentials"), "{audit}");
+    // Each run's summary, under its own consumer.
+    let stops: Vec<serde_json::Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["action"] == "proxy-stop")
+        .collect();
+    let consumers: Vec<&str> = stops
+        .iter()
+        .filter_map(|e| e["consumer"].as_str())
+        .collect();
+    assert!(
+        consumers.contains(&"plugin:a") && consumers.contains(&"plugin:b"),
+        "{audit}"
+    );
+    no_value_anywhere(&env, &out);
+}
+
+#[test]
+fn a_variable_is_either_proxied_or_in_the_environment() {
+    let env = Env::with_vault();
+    let file = env.root().join("plugins.toml");
+    std::fs::write(
+        &file,
+        "[[plugins]]\nid = \"a\"\ncommand = \"true\"\nsecret_env_refs = { KEY = \"@k\" }\nsecret_proxy_refs = { KEY = \"@k\", B = \"@b\" }\nenv = { B = \"x\" }\n",
+    )
+    .unwrap();
+    let out = env
+        .secret(["plugins", "check", file.to_str().unwrap()])
+        .run();
+    out.code(2)
+        .stderr_has("plugins[0].secret_proxy_refs.KEY: \"KEY\" is also set in secret_env_refs")
+        .stderr_has("plugins[0].secret_proxy_refs.B: \"B\" is also set in env");
 }

@@ -1,6 +1,6 @@
 //! Swapping placeholders for values and back, for `exec --proxy`. A
 //! request's headers (including the user:password inside `Basic`
-//! credentials) and its query string get each placeholder replaced by its
+//! credentials), its path and its query string get each placeholder replaced by its
 //! value, but only when the request goes over TLS to a host the value's
 //! grant allows; a placeholder bound anywhere else makes the request a
 //! [`Leak`]. Responses go the other way: the streaming redactor
@@ -101,14 +101,7 @@ impl Table {
     ) -> std::result::Result<usize, Leak> {
         // Check everything first, so a refused request is never half-done.
         for (i, s) in self.secrets.iter().enumerate() {
-            let seen = headers.iter().any(|(name, v)| {
-                find(v.as_bytes(), &s.placeholder).is_some()
-                    || (is_credentials(name)
-                        && basic(v).is_some_and(|d| find(&d, &s.placeholder).is_some()))
-            }) || uri
-                .query()
-                .is_some_and(|q| find(q.as_bytes(), &s.placeholder).is_some());
-            if !seen {
+            if !seen(s, uri, headers) {
                 continue;
             }
             if !tls {
@@ -169,6 +162,13 @@ impl Table {
         Ok(count)
     }
 
+    /// The first value whose placeholder `uri` or `headers` carry, if any
+    /// (for a placeholder that is not the sender's own).
+    #[must_use]
+    pub fn carried(&self, uri: &Uri, headers: &HeaderMap) -> Option<&Proxied> {
+        self.secrets.iter().find(|s| seen(s, uri, headers))
+    }
+
     /// Replaces every placeholder in `bytes` by its value, in place (the
     /// lengths are equal); returns how many.
     fn swap(&self, bytes: &mut [u8]) -> usize {
@@ -206,6 +206,18 @@ impl Table {
             }
         }
     }
+}
+
+/// Whether `s`'s placeholder is anywhere a value would be swapped in: a
+/// header (or the credentials inside `Basic`), the path or the query.
+fn seen(s: &Proxied, uri: &Uri, headers: &HeaderMap) -> bool {
+    headers.iter().any(|(name, v)| {
+        find(v.as_bytes(), &s.placeholder).is_some()
+            || (is_credentials(name)
+                && basic(v).is_some_and(|d| find(&d, &s.placeholder).is_some()))
+    }) || uri
+        .path_and_query()
+        .is_some_and(|pq| find(pq.as_str().as_bytes(), &s.placeholder).is_some())
 }
 
 fn is_credentials(name: &http::HeaderName) -> bool {
@@ -367,6 +379,24 @@ mod tests {
             .expect_err("leak");
         assert_eq!(leak.secret, 0);
         assert_eq!(h2, h, "nothing changed on a refusal");
+        // In the path too: swapped there, so checked there.
+        let mut in_path: Uri = "/v1/sk-PLACEHOLDERxxxxxxxxxx/x".parse().expect("uri");
+        let before = in_path.clone();
+        assert!(
+            t.request(
+                "evil.example.net",
+                true,
+                &mut in_path,
+                &mut HeaderMap::new()
+            )
+            .is_err()
+        );
+        assert_eq!(in_path, before);
+        assert!(t.carried(&before, &HeaderMap::new()).is_some());
+        assert!(
+            t.carried(&"/v1/x".parse().expect("uri"), &HeaderMap::new())
+                .is_none()
+        );
         assert!(
             t.request("api.example.com", false, &mut u2, &mut h2)
                 .is_err()

@@ -65,18 +65,6 @@ fn report(ctx: &Context, plan: &Plan, who: &Asking<'_>) -> Result<u8> {
             (r.source, outcome)
         })
         .collect();
-    let proxy_plan = crate::broker::proxy::Plan {
-        mappings: &plan.proxied,
-        answered: &answered,
-        values: &BTreeMap::new(),
-        grants: &grants,
-        consumer: who.consumer,
-        purpose: who.purpose,
-        egress_deny: false,
-        paths: ctx.paths()?,
-        config: &ctx.config,
-    };
-
     let mut rows = Vec::new();
     let mut problems = String::new();
     let mut failed = 0usize;
@@ -101,7 +89,14 @@ fn report(ctx: &Context, plan: &Plan, who: &Asking<'_>) -> Result<u8> {
                         .iter()
                         .find(|(s, _)| *s == source)
                         .map_or_else(|| source.grant_key().to_owned(), |(_, k)| k.clone());
-                    crate::broker::proxy::allowed_hosts(&proxy_plan, &key, &label).err()
+                    crate::broker::proxy::allowed_hosts(
+                        &grants,
+                        who.consumer,
+                        who.purpose,
+                        &key,
+                        &label,
+                    )
+                    .err()
                 }
                 Some(_) => None,
                 None => Some(Error::internal(format!("{label} was not resolved"))),

@@ -89,19 +89,20 @@ fn launch(
     let resolved = resolve::all(resolutions)?;
     let values = resolved.values;
     // The proxy keeps its own copies of the proxied values while it runs.
+    // (Something is proxied only when something was resolved, under grants.)
     let proxy = match &grants {
         Some(grants) if !proxied.is_empty() => {
-            Some(crate::broker::proxy::start(&crate::broker::proxy::Plan {
-                mappings: &proxied,
-                answered: &answered,
-                values: &values,
+            use crate::broker::proxy;
+            let pairs = proxy::sources(&proxied);
+            let plan = proxy::Plan {
+                wanted: proxy::wanted(&pairs, &answered, &values)?,
                 grants,
                 consumer: &child.consumer,
                 purpose: child.purpose.as_deref(),
                 egress_deny: child.proxy_egress == crate::cli::Egress::Deny,
                 paths: ctx.paths()?,
-                config: &ctx.config,
-            })?)
+            };
+            Some(proxy::start(&plan, &ctx.config)?)
         }
         _ => None,
     };
@@ -111,7 +112,7 @@ fn launch(
     let mut memfiles = Vec::new();
     let mut vars = mapping::expand(&mappings, &values)?;
     if let Some(p) = &proxy {
-        vars.extend(p.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        vars.extend(p.vars().iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     for m in &files {
         let Some(source) = m.reference.sources().into_iter().next() else {

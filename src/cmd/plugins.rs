@@ -88,6 +88,30 @@ fn load(file: Option<PathBuf>, host: &Host<'_>) -> Result<Option<PluginsFile>> {
 
 /// `secret plugins check`: the file is valid; now say what each plugin
 /// would get, resolving every reference (never printing a value).
+/// For a `secret_proxy_refs` entry, the hosts its grant lets the value go
+/// to (an error with the line to add when it names none); `None` for an
+/// environment one.
+fn proxied_hosts(
+    plugin: &crate::supervise::config::Plugin,
+    r: &crate::supervise::config::SecretRef,
+    grant_key: &str,
+    host: &Host<'_>,
+    store: &SharedStore,
+) -> Result<Option<Vec<String>>> {
+    if !r.proxy {
+        return Ok(None);
+    }
+    let grants = store.grants(host.paths)?;
+    crate::broker::proxy::allowed_hosts(
+        &grants,
+        &supervise::consumer(&plugin.id),
+        None,
+        grant_key,
+        &r.text,
+    )
+    .map(Some)
+}
+
 fn check(config: &PluginsFile, host: &Host<'_>) -> Result<u8> {
     let store = SharedStore::open_for(config, host)?;
     let mut out = String::new();
@@ -107,12 +131,23 @@ fn check(config: &PluginsFile, host: &Host<'_>) -> Result<u8> {
             ));
             continue;
         }
-        let (resolved, _) = launch::resolve_each(plugin, host, &store);
+        let resolved = launch::resolve_each(plugin, host, &store);
         let mut secrets = Vec::new();
         let mut problems = Vec::new();
-        for (r, result) in plugin.secret_env_refs.iter().zip(resolved) {
-            match result {
-                Ok(_) => secrets.push(format!("{} ({})", r.var, r.text)),
+        for ((r, result), key) in plugin
+            .secret_env_refs
+            .iter()
+            .zip(resolved.values)
+            .zip(&resolved.grant_keys)
+        {
+            match result.and_then(|_| proxied_hosts(plugin, r, key, host, &store)) {
+                Ok(None) => secrets.push(format!("{} ({})", r.var, r.text)),
+                Ok(Some(hosts)) => secrets.push(format!(
+                    "{} ({}, proxied to {})",
+                    r.var,
+                    r.text,
+                    hosts.join(", ")
+                )),
                 Err(e) => problems.push((r, e)),
             }
         }

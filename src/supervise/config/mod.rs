@@ -46,6 +46,7 @@ pub(crate) const PLUGIN_KEYS: &[&str] = &[
     "cwd",
     "env",
     "secret_env_refs",
+    "secret_proxy_refs",
     "inherit_env",
     "pass_env",
     "restart",
@@ -71,6 +72,7 @@ pub(crate) const PER_PLUGIN_ONLY: &[&str] = &[
     "args",
     "env",
     "secret_env_refs",
+    "secret_proxy_refs",
     "depends_on",
 ];
 const READY_KEYS: &[&str] = &[
@@ -185,13 +187,17 @@ pub(crate) struct Ready {
     pub interval: Duration,
 }
 
-/// One `secret_env_refs` entry.
+/// One `secret_env_refs` or `secret_proxy_refs` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SecretRef {
     pub var: String,
     /// As written (`@name` or a remote reference): never a value.
     pub text: String,
     pub source: Source,
+    /// From `secret_proxy_refs`: the plugin gets a placeholder, and the
+    /// supervisor's proxy swaps in the value on the way to its grant's
+    /// `allowed_hosts` (delivery `http`).
+    pub proxy: bool,
 }
 
 /// `[supervisor]`.
@@ -233,6 +239,7 @@ pub(crate) struct Plugin {
     pub cwd: PathBuf,
     /// Plain values, `@@` already turned into `@`.
     pub env: BTreeMap<String, String>,
+    /// `secret_env_refs`, then `secret_proxy_refs` (`proxy` set).
     pub secret_env_refs: Vec<SecretRef>,
     pub inherit_env: InheritEnv,
     pub pass_env: Vec<String>,

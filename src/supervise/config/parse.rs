@@ -390,11 +390,20 @@ impl Parser<'_> {
             .get("args")
             .map_or(Some(Vec::new()), |v| self.strings(&join(&base, "args"), v))
             .map(|a| a.into_iter().map(|(s, _)| s).collect::<Vec<_>>());
-        let refs = t
-            .get("secret_env_refs")
-            .map_or(Some(Vec::new()), |v| self.secret_refs(&base, v));
+        let env_refs = t.get("secret_env_refs").map_or(Some(Vec::new()), |v| {
+            self.secret_refs(&base, "secret_env_refs", v)
+        });
+        let proxy_refs = t.get("secret_proxy_refs").map_or(Some(Vec::new()), |v| {
+            self.secret_refs(&base, "secret_proxy_refs", v)
+        });
+        let refs = env_refs.zip(proxy_refs).and_then(|(mut refs, proxied)| {
+            let ok = self.no_var_twice(&base, &refs, t.get("secret_proxy_refs"));
+            refs.extend(proxied.into_iter().map(|r| SecretRef { proxy: true, ..r }));
+            ok.then_some(refs)
+        });
         let env = t.get("env").map_or(Some(BTreeMap::new()), |v| {
             self.env(&base, v, t.get("secret_env_refs"))
+                .filter(|env| self.no_var_twice_env(&base, env, t.get("secret_proxy_refs")))
         });
         let depends_on = t.get("depends_on").and_then(|v| self.depends_on(&base, v));
         let own = self.settings(t, &base, PLUGIN_KEYS);
@@ -492,8 +501,65 @@ impl Parser<'_> {
         (entry, Some(plugin))
     }
 
-    pub(super) fn secret_refs(&mut self, base: &str, v: &Value<'_>) -> Option<Vec<SecretRef>> {
-        let path = join(base, "secret_env_refs");
+    /// `secret_proxy_refs` names no variable `secret_env_refs` sets.
+    fn no_var_twice(
+        &mut self,
+        base: &str,
+        refs: &[SecretRef],
+        proxied: Option<&Value<'_>>,
+    ) -> bool {
+        self.proxy_vars_clash(
+            base,
+            proxied,
+            |var| refs.iter().any(|r| r.var == var),
+            "secret_env_refs",
+        )
+    }
+
+    /// `secret_proxy_refs` names no variable `env` sets.
+    fn no_var_twice_env(
+        &mut self,
+        base: &str,
+        env: &BTreeMap<String, String>,
+        proxied: Option<&Value<'_>>,
+    ) -> bool {
+        self.proxy_vars_clash(base, proxied, |var| env.contains_key(var), "env")
+    }
+
+    fn proxy_vars_clash(
+        &mut self,
+        base: &str,
+        proxied: Option<&Value<'_>>,
+        taken: impl Fn(&str) -> bool,
+        other: &str,
+    ) -> bool {
+        let Some(DeValue::Table(t)) = proxied.map(Spanned::get_ref) else {
+            return true;
+        };
+        let mut ok = true;
+        for (key, _) in t.iter() {
+            let var: &str = key.get_ref();
+            if taken(var) {
+                self.error(
+                    key.span(),
+                    format!(
+                        "{}: \"{var}\" is also set in {other}",
+                        join(&join(base, "secret_proxy_refs"), var)
+                    ),
+                );
+                ok = false;
+            }
+        }
+        ok
+    }
+
+    pub(super) fn secret_refs(
+        &mut self,
+        base: &str,
+        key: &str,
+        v: &Value<'_>,
+    ) -> Option<Vec<SecretRef>> {
+        let path = join(base, key);
         let t = self.table(&path, v)?;
         let mut out = Vec::new();
         let mut ok = true;
@@ -513,11 +579,13 @@ impl Parser<'_> {
                     var: var.to_owned(),
                     text: text.to_owned(),
                     source: Source::Local(h),
+                    proxy: false,
                 }),
                 Ok(ValueSpec::Remote(r)) => out.push(SecretRef {
                     var: var.to_owned(),
                     text: text.to_owned(),
                     source: Source::Remote(r),
+                    proxy: false,
                 }),
                 Ok(ValueSpec::Template(_)) => {
                     self.error(
