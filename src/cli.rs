@@ -276,8 +276,9 @@ pub(crate) enum PluginsCommand {
     /// Validate the file and resolve every plugin's secrets.
     ///
     /// Prints, for each plugin, the variables it would get (never a value).
-    /// Exit 0 when valid and every reference resolves, 1 when a reference
-    /// does not resolve or is denied, 2 when the file is invalid.
+    /// Exit 0 when valid and every reference resolves; 2 when the file is
+    /// invalid, a reference does not resolve or is denied, or the store
+    /// cannot be opened.
     Check {
         /// The plugins file (default: plugins.toml in the configuration
         /// directory).

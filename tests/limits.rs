@@ -38,7 +38,7 @@ fn a_huge_lease_is_refused_where_it_is_written() {
     env.secret(["plugins", "check", &file])
         .run()
         .no_panic()
-        .code(1)
+        .code(2)
         .stdout_has("ttl_secs = 18446744073709551615 is over the maximum");
 }
 

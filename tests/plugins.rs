@@ -509,11 +509,12 @@ secret_env_refs = { TOKEN = "@b_token" }
                 && l.contains("\"outcome\":\"denied\"")),
         "{trail}"
     );
-    // check says the same, with the grant that would fix it; exit 1.
+    // check says the same, with the grant that would fix it; exit 2 (the
+    // contract's code for a configuration that would not run as written).
     let out = env
         .secret(["plugins", "check", file.to_str().unwrap()])
         .run();
-    out.code(1)
+    out.code(2)
         .stdout_has("a: secrets: TOKEN (@a_token); env: none")
         .stdout_has("b: error: TOKEN (@b_token) could not be resolved: denied")
         .stdout_has("consumer = \"plugin:b\"")
@@ -554,6 +555,13 @@ secret_env_refs = { TOKEN = "@missing" }
         .run()
         .success()
         .stdout_has("home/plugins.toml: valid");
+    // A store that cannot be opened: the file would not run as written,
+    // and the contract's code for that is 2, as for a missing secret.
+    env.secret(["plugins", "check"])
+        .env("SECRET_PASSPHRASE", "not the passphrase")
+        .run()
+        .code(2)
+        .stderr_has("wrong passphrase");
 }
 
 /// One problem per file: (plugins.toml text, a line of the expected
@@ -1409,7 +1417,7 @@ fn a_plugin_named_exec_gets_none_of_the_clis_grants() {
     let out = env
         .secret(["plugins", "check", file.to_str().unwrap()])
         .run();
-    assert_ne!(out.code, Some(0), "{}", out.stdout());
+    assert_eq!(out.code, Some(2), "{}", out.stdout());
     assert!(
         out.stdout().contains("plugin:exec") || out.stderr().contains("plugin:exec"),
         "{}{}",

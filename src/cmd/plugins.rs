@@ -87,9 +87,15 @@ fn load(file: Option<PathBuf>, host: &Host<'_>) -> Result<Option<PluginsFile>> {
 }
 
 /// `secret plugins check`: the file is valid; now say what each plugin
-/// would get, resolving every reference (never printing a value).
+/// would get, resolving every reference (never printing a value). Exit 0
+/// when everything resolves, else 2 (the contract has no other code): a
+/// reference that does not resolve, or a store that cannot be opened, is
+/// a configuration that would not run as written.
 fn check(config: &PluginsFile, host: &Host<'_>) -> Result<u8> {
-    let store = SharedStore::open_for(config, host)?;
+    let store = SharedStore::open_for(config, host).map_err(|e| Error::Usage {
+        message: e.to_string(),
+        hint: e.hint(),
+    })?;
     let mut out = String::new();
     let enabled = config.plugins.iter().filter(|p| p.enabled).count();
     out.push_str(&format!(
@@ -151,5 +157,5 @@ fn check(config: &PluginsFile, host: &Host<'_>) -> Result<u8> {
         ));
     }
     print(&out)?;
-    Ok(if unresolved > 0 { 1 } else { 0 })
+    Ok(if unresolved > 0 { 2 } else { 0 })
 }
