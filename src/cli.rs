@@ -287,10 +287,12 @@ pub(crate) enum PluginsCommand {
     /// Show the state of every plugin of a running supervisor.
     ///
     /// Asks the supervisor of FILE over its status socket (mode 0600 in the
-    /// runtime directory). Exit 0, or 1 when no supervisor runs FILE.
+    /// runtime directory). Without FILE, asks every supervisor of this user
+    /// whose socket is in the runtime directory, whatever file it runs
+    /// (--json then prints an array). Exit 0, or 1 when none answers.
     Status {
-        /// The plugins file (default: plugins.toml in the configuration
-        /// directory).
+        /// The plugins file of the supervisor to ask (default: every
+        /// running supervisor).
         file: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]

@@ -25,8 +25,9 @@ impl Supervisor<'_> {
             file: self.config.path.display().to_string(),
             shutting_down: self.shutdown.is_some(),
             plugins,
+            omitted: 0,
         };
-        serde_json::to_string(&snapshot).unwrap_or_default()
+        snapshot.encode(status::MAX_ANSWER)
     }
 
     /// The exit code once nothing is left to do.
