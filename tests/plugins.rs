@@ -1461,7 +1461,8 @@ fn status_without_a_file_finds_every_running_supervisor() {
             format!("[[plugins]]\nid = \"{name}\"\ncommand = \"sleep\"\nargs = [\"60\"]\nrestart = \"no\"\n"),
         )
         .unwrap();
-        sups.push(Sup::start_named(&env, &file, name));
+        let relative = Path::new(name).join("plugins.toml");
+        sups.push(Sup::start_named(&env, &relative, name));
         files.push(file);
     }
     for file in &files {
@@ -1491,6 +1492,7 @@ fn status_without_a_file_finds_every_running_supervisor() {
         .stderr_has("answered more than 16777216 bytes, the most a status answer may be");
     flooder.join().unwrap();
     let text = out.stdout();
+    // Each named by its absolute path, though started with a relative one.
     for (file, name) in files.iter().zip(["one", "two"]) {
         assert!(
             text.contains(&format!("running {}", file.display())),

@@ -22,7 +22,12 @@ impl Supervisor<'_> {
             .collect();
         let snapshot = status::Snapshot {
             supervisor_pid: std::process::id(),
-            file: self.config.path.display().to_string(),
+            // Absolute: `status` without FILE lists supervisors started
+            // from other directories.
+            file: std::path::absolute(&self.config.path)
+                .unwrap_or_else(|_| self.config.path.clone())
+                .display()
+                .to_string(),
             shutting_down: self.shutdown.is_some(),
             plugins,
             omitted: 0,
