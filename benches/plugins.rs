@@ -7,6 +7,9 @@
 //! run. Prints the figures; asserts nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/hostile.rs"]
+mod hostile;
+
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -60,41 +63,13 @@ fn check_time(home: &Path, file: &Path) -> Duration {
 /// same size (plugins with an id and a command): when checking is linear
 /// the two stay close; before, the hostile ones took 23 to 78 s.
 fn check_costs(home: &Path, dir: &Path) {
-    let plugins = |n: usize, deps: &dyn Fn(usize) -> String| -> String {
-        (0..n)
-            .map(|i| {
-                format!(
-                    "[[plugins]]\nid = \"p{i}\"\ncommand = \"true\"\n{}",
-                    deps(i)
-                )
-            })
-            .collect()
-    };
-    let unknown: String = (0..100_000).map(|i| format!("k{i} = 1\n")).collect();
     let cases = [
-        (
-            "100,000 unknown keys",
-            format!("[[plugins]]\nid = \"a\"\ncommand = \"true\"\n{unknown}"),
-        ),
-        (
-            "a cycle through 3,000 plugins",
-            plugins(3000, &|i| {
-                format!("depends_on = [\"p{}\"]\n", (i + 1) % 3000)
-            }),
-        ),
-        (
-            "a chain of 3,000 plugins",
-            plugins(3000, &|i| {
-                if i + 1 < 3000 {
-                    format!("depends_on = [\"p{}\"]\n", i + 1)
-                } else {
-                    String::new()
-                }
-            }),
-        ),
+        ("100,000 unknown keys", hostile::unknown_keys(100_000)),
+        ("a cycle through 3,000 plugins", hostile::cycle(3000)),
+        ("a chain of 3,000 plugins", hostile::chain(3000)),
         (
             "20,000 unknown dependencies",
-            plugins(20_000, &|i| format!("depends_on = [\"q{i}\"]\n")),
+            hostile::unknown_dependencies(20_000),
         ),
     ];
     println!("secret plugins check, median of 5 runs, beside a valid file of the same size:");

@@ -11,6 +11,7 @@ mod exec;
 mod fixtures;
 mod grants;
 mod holes;
+mod hostile;
 mod keychain;
 mod lifecycle;
 mod limits;

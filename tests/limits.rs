@@ -6,6 +6,7 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
+use crate::hostile;
 use crate::util::{Env, wait_for};
 
 fn write(env: &Env, name: &str, text: &str) -> String {
@@ -155,20 +156,9 @@ fn cpu_capped(cmd: &Command, secs: u32) -> std::process::Output {
 #[test]
 fn plugins_check_stays_linear_and_bounded_on_hostile_files() {
     let env = Env::with_vault();
-    let plugins = |n: usize, deps: &dyn Fn(usize) -> String| -> String {
-        (0..n)
-            .map(|i| {
-                format!(
-                    "[[plugins]]\nid = \"p{i}\"\ncommand = \"true\"\n{}",
-                    deps(i)
-                )
-            })
-            .collect()
-    };
-    let unknown: String = (0..100_000).map(|i| format!("k{i} = 1\n")).collect();
     let cases: Vec<(String, i32, Vec<String>)> = vec![
         (
-            format!("[[plugins]]\nid = \"a\"\ncommand = \"true\"\n{unknown}"),
+            hostile::unknown_keys(100_000),
             2,
             vec![
                 "plugins.toml:4:1: unknown key \"k0\" in plugins[0]".into(),
@@ -178,7 +168,7 @@ fn plugins_check_stays_linear_and_bounded_on_hostile_files() {
             ],
         ),
         (
-            plugins(3000, &|i| format!("depends_on = [\"p{}\"]\n", (i + 1) % 3000)),
+            hostile::cycle(3000),
             2,
             vec![
                 "plugins.toml:4:14: dependency cycle: p0 -> p1 -> p2 -> p3 -> p4 -> p5 -> p6 -> p7 -> p8 -> p9 -> … 2988 more … -> p2998 -> p2999 -> p0".into(),
@@ -186,7 +176,7 @@ fn plugins_check_stays_linear_and_bounded_on_hostile_files() {
             ],
         ),
         (
-            plugins(20_000, &|i| format!("depends_on = [\"q{i}\"]\n")),
+            hostile::unknown_dependencies(20_000),
             2,
             vec![
                 "plugins.toml:4:15: plugins[0].depends_on: unknown plugin \"q0\"; did you mean \"p0\"?".into(),
@@ -195,13 +185,7 @@ fn plugins_check_stays_linear_and_bounded_on_hostile_files() {
             ],
         ),
         (
-            plugins(3000, &|i| {
-                if i + 1 < 3000 {
-                    format!("depends_on = [\"p{}\"]\n", i + 1)
-                } else {
-                    String::new()
-                }
-            }),
+            hostile::chain(3000),
             0,
             Vec::new(),
         ),
