@@ -321,8 +321,9 @@ pub(crate) enum PluginsCommand {
     /// Validate the file and resolve every plugin's secrets.
     ///
     /// Prints, for each plugin, the variables it would get (never a value).
-    /// Exit 0 when valid and every reference resolves, 1 when a reference
-    /// does not resolve or is denied, 2 when the file is invalid.
+    /// Exit 0 when valid and every reference resolves; 2 when the file is
+    /// invalid, a reference does not resolve or is denied, or the store
+    /// cannot be opened.
     Check {
         /// The plugins file (default: plugins.toml in the configuration
         /// directory).
@@ -331,10 +332,12 @@ pub(crate) enum PluginsCommand {
     /// Show the state of every plugin of a running supervisor.
     ///
     /// Asks the supervisor of FILE over its status socket (mode 0600 in the
-    /// runtime directory). Exit 0, or 1 when no supervisor runs FILE.
+    /// runtime directory). Without FILE, asks every supervisor of this user
+    /// whose socket is in the runtime directory, whatever file it runs
+    /// (--json then prints an array). Exit 0, or 1 when none answers.
     Status {
-        /// The plugins file (default: plugins.toml in the configuration
-        /// directory).
+        /// The plugins file of the supervisor to ask (default: every
+        /// running supervisor).
         file: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]

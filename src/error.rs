@@ -219,6 +219,11 @@ impl Error {
             Self::CommandNotFound { .. } => {
                 Some("check the spelling, or give the full path of the program".into())
             }
+            Self::CommandNotExecutable { source, .. }
+                if source.kind() == io::ErrorKind::ArgumentListTooLong =>
+            {
+                Some("give a large value to the program as an in-memory file instead: --file VAR=@handle sets VAR to a path the program reads the value from".into())
+            }
             Self::CommandNotExecutable { .. } => {
                 Some("check that the file is a program and has its execute bit (chmod +x)".into())
             }

@@ -13,6 +13,7 @@ mod first_hour;
 mod fixtures;
 mod grants;
 mod holes;
+mod hostile;
 mod import;
 mod keychain;
 mod lifecycle;

@@ -135,3 +135,40 @@ fn a_link_needs_a_grant_for_its_target_too() {
     allowed.success();
     assert_eq!(allowed.stdout(), "linked-target-value");
 }
+
+/// A value over the kernel's limit for one variable (128 KiB) cannot go in
+/// the environment: execve fails with E2BIG. The error names the variable
+/// and its size (never the value), says it is too large for the
+/// environment, points at `--file`, and exits 126 as any exec failure;
+/// `--file` then delivers the same value.
+#[test]
+fn a_value_too_large_for_the_environment_points_at_file() {
+    let env = Env::with_vault();
+    let value: String = "big-secret-".repeat(20_000);
+    env.add("@big", value.as_bytes());
+    for mode in [&[][..], &["--exec"][..]] {
+        let mut argv = vec!["exec", "--env", "BIG=@big"];
+        argv.extend_from_slice(mode);
+        argv.extend(["--", "sh", "-c", "echo RAN"]);
+        let out = env.secret(argv).run();
+        out.code(126)
+            .stderr_has("the value of BIG is too large for the environment (220000 bytes")
+            .stderr_has("--file VAR=@handle")
+            .no_leak(value.as_bytes());
+        assert!(!out.stdout().contains("RAN"), "{mode:?}: the command ran");
+        assert!(!out.stderr().contains("execute bit"), "{}", out.stderr());
+    }
+    env.secret([
+        "exec",
+        "--file",
+        "BIG=@big",
+        "--",
+        "sh",
+        "-c",
+        "wc -c < \"$BIG\"",
+    ])
+    .run()
+    .success()
+    .stdout_has("220000")
+    .no_leak(value.as_bytes());
+}

@@ -10,17 +10,36 @@ impl Parser<'_> {
     }
 
     /// Reports keys of `table` not in `known`; `place` is where, as in
-    /// `plugins[0]` ("the top level" for the document).
+    /// `plugins[0]` ("the top level" for the document). The first
+    /// `MAX_UNKNOWN_KEYS` are named one by one, the rest counted in one
+    /// more problem at the first of them.
     pub(super) fn unknown_keys(&mut self, table: &DeTable<'_>, known: &[&str], place: &str) {
+        let mut unknown: Vec<(Range<usize>, &str)> = Vec::new();
         for (key, _) in table.iter() {
+            self.work += 1;
             let name: &str = key.get_ref();
             if !known.contains(&name) {
-                let hint = suggestion(name, known.iter().copied());
-                self.error(
-                    key.span(),
-                    format!("unknown key \"{}\" in {place}{hint}", name.escape_default()),
-                );
+                unknown.push((key.span(), name));
             }
+        }
+        // The table iterates in key order; name the first in the file.
+        unknown.sort_unstable_by_key(|(span, _)| span.start);
+        for (span, name) in unknown.iter().take(MAX_UNKNOWN_KEYS) {
+            let hint = suggestion(name, known.iter().copied());
+            self.error(
+                span.clone(),
+                format!("unknown key \"{}\" in {place}{hint}", shown(name)),
+            );
+        }
+        if let Some((span, _)) = unknown.get(MAX_UNKNOWN_KEYS) {
+            let n = unknown.len() - MAX_UNKNOWN_KEYS;
+            self.error(
+                span.clone(),
+                format!(
+                    "{n} more unknown key{} in {place} (only the first {MAX_UNKNOWN_KEYS} are named)",
+                    if n == 1 { "" } else { "s" }
+                ),
+            );
         }
     }
 
