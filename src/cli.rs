@@ -44,6 +44,7 @@ pub(crate) struct Cli {
         global = true,
         value_name = "SCOPE",
         env = "SECRET_SCOPE",
+        hide_env_values = true,
         help_heading = GLOBAL
     )]
     pub scope: Option<String>,
@@ -62,7 +63,13 @@ pub(crate) enum Command {
     /// $XDG_CONFIG_HOME/secret and $XDG_DATA_HOME/secret.
     Init {
         /// Where values are kept.
-        #[arg(long, value_enum, env = "SECRET_BACKEND", default_value_t = BackendArg::File)]
+        #[arg(
+            long,
+            value_enum,
+            env = "SECRET_BACKEND",
+            hide_env_values = true,
+            default_value_t = BackendArg::File
+        )]
         backend: BackendArg,
     },
 
