@@ -576,7 +576,11 @@ pub(crate) struct ChildArgs {
     /// projected value, and its base64, base64url, hex and URL-encoded forms,
     /// with <secret:@handle>. When stdout is a terminal the child gets a
     /// pseudo-terminal, so colours and full-screen programs keep working.
-    /// Values under 4 bytes are not masked (with a warning).
+    /// Values under 4 bytes are not masked (with a warning). secret exits
+    /// once every process writing the output has closed it: a server the
+    /// command left in the background keeps being masked, and secret waits
+    /// for it (send its output elsewhere, as in `server >log 2>&1 &`, not
+    /// to wait).
     #[arg(long, overrides_with = "no_mask")]
     pub mask: bool,
 
