@@ -1645,28 +1645,35 @@ fi
 #   falls back to bash's host-name or file completion;
 # - after `secret exec ... --`, the command, then its own arguments.
 _secret_complete() {
-    local cur=${COMP_WORDS[COMP_CWORD]}
+    # What readline replaces with each reply: $2, not the last of
+    # COMP_WORDS. For K=@name COMP_WORDS ends in "=@" "name", but readline
+    # keeps the @ (a prefix it passes on) and replaces "@name".
+    local cur=$2
     local i
     for (( i = 2; i < COMP_CWORD; i++ )); do
         if [[ ${COMP_WORDS[i]} == -- && ${COMP_WORDS[1]} == exec ]]; then
             if declare -F _command_offset >/dev/null; then
                 _command_offset $(( i + 1 ))  # bash-completion: the command's own
             elif (( i + 1 == COMP_CWORD )); then
-                COMPREPLY=( $(compgen -c -- "$cur") )
+                # Once each: /bin and /usr/bin may be one directory twice.
+                local name
+                COMPREPLY=()
+                while IFS= read -r name; do
+                    COMPREPLY+=( "$name" )
+                done < <(compgen -c -- "$cur" | LC_ALL=C sort -u)
             else
-                COMPREPLY=( $(compgen -f -- "$cur") )
+                COMPREPLY=()  # -o default: readline's own file names
             fi
             return 0
         fi
     done
-    # The word as typed: bash splits K=@name at = and @ (COMP_WORDBREAKS),
-    # and replaces only its last piece, cur.
+    # The word as typed, of which readline replaces the tail, cur.
     local line=${COMP_LINE:0:COMP_POINT}
     local word=${line##*[[:space:]]}
     if [[ $word == *@* ]]; then
         compopt +o default +o bashdefault 2>/dev/null
         local before=${word%@*} typed=${word##*@} name
-        local cut=$(( ${#word} - ${#cur} ))
+        local cut=$(( ${#word} > ${#cur} ? ${#word} - ${#cur} : 0 ))
         COMPREPLY=()
         while IFS= read -r name; do
             if [[ $name == "@$typed"* ]]; then

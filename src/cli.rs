@@ -44,6 +44,7 @@ pub(crate) struct Cli {
         global = true,
         value_name = "SCOPE",
         env = "SECRET_SCOPE",
+        hide_env_values = true,
         help_heading = GLOBAL
     )]
     pub scope: Option<String>,
@@ -62,7 +63,13 @@ pub(crate) enum Command {
     /// $XDG_CONFIG_HOME/secret and $XDG_DATA_HOME/secret.
     Init {
         /// Where values are kept.
-        #[arg(long, value_enum, env = "SECRET_BACKEND", default_value_t = BackendArg::File)]
+        #[arg(
+            long,
+            value_enum,
+            env = "SECRET_BACKEND",
+            hide_env_values = true,
+            default_value_t = BackendArg::File
+        )]
         backend: BackendArg,
     },
 
@@ -572,7 +579,11 @@ pub(crate) struct ChildArgs {
     /// projected value, and its base64, base64url, hex and URL-encoded forms,
     /// with <secret:@handle>. When stdout is a terminal the child gets a
     /// pseudo-terminal, so colours and full-screen programs keep working.
-    /// Values under 4 bytes are not masked (with a warning).
+    /// Values under 4 bytes are not masked (with a warning). secret exits
+    /// once every process writing the output has closed it: a server the
+    /// command left in the background keeps being masked, and secret waits
+    /// for it (send its output elsewhere, as in `server >log 2>&1 &`, not
+    /// to wait).
     #[arg(long, overrides_with = "no_mask")]
     pub mask: bool,
 

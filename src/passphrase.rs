@@ -92,7 +92,7 @@ fn long_enough(v: SecretValue) -> Result<SecretValue> {
     if chars < MIN_NEW_PASSPHRASE_CHARS {
         return Err(Error::Passphrase {
             message: format!(
-                "the new passphrase is {chars} characters long; the minimum is {MIN_NEW_PASSPHRASE_CHARS}; nothing was changed"
+                "the new passphrase is too short: the minimum is {MIN_NEW_PASSPHRASE_CHARS} characters; nothing was changed"
             ),
             hint: format!(
                 "choose a passphrase of at least {MIN_NEW_PASSPHRASE_CHARS} characters (a few random words are easy to type and hard to guess)"

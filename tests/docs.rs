@@ -132,8 +132,11 @@ fn help_groups_global_options_and_shows_no_empty_default() {
         let out = env.secret(&command).run();
         out.success();
         let help = out.stdout();
+        // Nor an empty value for an unset variable ([env: SECRET_SCOPE=]).
         assert!(
-            !help.contains("[default: ]") && !help.contains("[default: \"\"]"),
+            !help.contains("[default: ]")
+                && !help.contains("[default: \"\"]")
+                && !help.contains("=]"),
             "{command:?}:\n{help}"
         );
         let global = help
@@ -199,93 +202,160 @@ fn script(name: &str) -> String {
         .to_string()
 }
 
-/// What bash completes for `line`, split into `words` as bash splits it
-/// (COMP_WORDBREAKS cuts at = and @), and the compopt calls made.
-fn bash_complete(env: &Env, line: &str, words: &[&str]) -> (Vec<String>, String) {
-    // compopt works only while bash runs a completion for real; here it
-    // reports what the script asked for.
-    let program = r#"source "$1"; shift
-compopt() { OPTS+="compopt $* "; }
-COMP_LINE=$1; COMP_POINT=${#1}; shift
-COMP_WORDS=("$@"); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
-_secret_complete secret "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
-printf '%s\n' "${COMPREPLY[@]}"; printf '%s' "$OPTS" >&2"#;
-    let out = shell(env, "bash")
+/// What TAB does in bash: the text readline hands the script ($2), the
+/// replies, and the line as it stands after the TAB.
+#[derive(Debug, Default)]
+struct BashTab {
+    word: String,
+    replies: Vec<String>,
+    line: String,
+}
+
+/// Types each of `lines` into an interactive bash on a pseudo-terminal and
+/// presses TAB once, as a user would: readline decides which text the
+/// replies replace, so a reply that loses a piece of the word shows in the
+/// line. The script's function is wrapped to log what it was asked and what
+/// it answered; a key bound with `bind -x` logs the line and clears it.
+/// Keys are sent once the rc file has run (readline keeps what is typed
+/// ahead of it).
+fn bash_complete(env: &Env, lines: &[&str]) -> Vec<BashTab> {
+    let out = env.root().join("bash-tabs");
+    let ready = env.root().join("bash-ready");
+    let rc = r#"source SCRIPT
+PS1='$ '
+bind 'set bell-style none'
+_logged() {
+  _secret_complete "$@"; local s=$?
+  { printf '? %s\n' "$2"; (( ${#COMPREPLY[@]} )) && printf '+ %s\n' "${COMPREPLY[@]}"; } >> OUT
+  return $s
+}
+eval "$(complete -p secret | sed 's/ -F _secret_complete / -F _logged /')"
+_line() { printf '= %s\n' "$READLINE_LINE" >> OUT; READLINE_LINE=; READLINE_POINT=0; }
+bind -x '"\C-x\C-l": _line'
+: > READY
+"#
+    .replace("SCRIPT", &script("secret.bash"))
+    .replace("OUT", &out.display().to_string())
+    .replace("READY", &ready.display().to_string());
+    let rcfile = env.root().join("bashrc");
+    std::fs::write(&rcfile, rc).unwrap();
+    let mut child = shell(env, "script")
         .args([
-            "--norc",
-            "--noprofile",
-            "-c",
-            program,
-            "bash",
-            &script("secret.bash"),
-            line,
+            "-qfec",
+            &format!("bash --noprofile --rcfile {} -i", rcfile.display()),
+            "/dev/null",
         ])
-        .args(words)
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
         .unwrap();
-    let replies = succeeded(&out)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
-    (replies, String::from_utf8_lossy(&out.stderr).into_owned())
+    wait_for("bash to read its rc file", || ready.exists());
+    let mut keys = String::new();
+    for line in lines {
+        keys.push_str(line);
+        keys.push_str("\t\x18\x0c");
+    }
+    keys.push_str("exit\n");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), keys.as_bytes()).unwrap();
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    wait_for("bash to complete every line", || {
+        read().lines().filter(|l| l.starts_with("= ")).count() == lines.len()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut tabs = Vec::new();
+    let mut tab = BashTab::default();
+    for l in read().lines() {
+        if let Some(w) = l.strip_prefix("? ") {
+            w.clone_into(&mut tab.word);
+        } else if let Some(r) = l.strip_prefix("+ ") {
+            tab.replies.push(r.to_owned());
+        } else if let Some(line) = l.strip_prefix("= ") {
+            line.clone_into(&mut tab.line);
+            tabs.push(std::mem::take(&mut tab));
+        }
+    }
+    tabs
 }
 
 #[test]
 fn bash_completes_handles_commands_and_no_hidden_subcommands() {
-    if !tools_present("completion", &["bash"], "apt-get install bash") {
+    if !tools_present(
+        "bash completion",
+        &["bash", "script"],
+        "apt-get install bash util-linux",
+    ) {
         return;
     }
     let env = completion_world();
-    let (got, opts) = bash_complete(&env, "secret rm @op", &["secret", "rm", "@", "op"]);
-    assert_eq!(got, ["openai_api_key"]);
-    assert!(
-        opts.contains("+o default +o bashdefault"),
-        "host-name fallback left on: {opts}"
+    let tabs = bash_complete(
+        &env,
+        &[
+            "secret rm @op",
+            "secret rm @",
+            "secret exec --env K=@pr",
+            "secret exec --env=K=@gi",
+            "secret rm x@op",
+            "secret rm @zz",
+            "secret ",
+            "secret plugins ",
+            "secret help plugins ",
+            "secret exec -e K=@k -- ech",
+            "secret exec -- ls --",
+        ],
     );
-    let (got, _) = bash_complete(&env, "secret rm @", &["secret", "rm", "@"]);
+    // The handle is completed in place, its @ and what precedes it kept.
+    assert_eq!(tabs[0].line, "secret rm @openai_api_key ", "{:?}", tabs[0]);
     assert_eq!(
-        got,
+        tabs[1].replies,
         ["@github_token", "@openai_api_key", "@prod/db_password"]
     );
-    let (got, _) = bash_complete(
-        &env,
-        "secret exec --env K=@pr",
-        &["secret", "exec", "--env", "K", "=@", "pr"],
+    assert_eq!(
+        tabs[2].line, "secret exec --env K=@prod/db_password ",
+        "{:?}",
+        tabs[2]
     );
-    assert_eq!(got, ["prod/db_password"]);
+    assert_eq!(
+        tabs[3].line, "secret exec --env=K=@github_token ",
+        "{:?}",
+        tabs[3]
+    );
+    assert_eq!(tabs[4].line, "secret rm x@openai_api_key ", "{:?}", tabs[4]);
     // No match: nothing, and no fallback to host names or files.
-    let (got, opts) = bash_complete(&env, "secret rm @zz", &["secret", "rm", "@", "zz"]);
-    assert!(got.is_empty(), "{got:?}");
-    assert!(opts.contains("+o default +o bashdefault"), "{opts}");
+    assert_eq!(tabs[5].line, "secret rm @zz", "{:?}", tabs[5]);
+    assert!(tabs[5].replies.is_empty(), "{:?}", tabs[5]);
 
-    let (got, _) = bash_complete(&env, "secret ", &["secret", ""]);
-    assert!(got.contains(&"exec".to_owned()), "{got:?}");
     assert!(
-        !got.iter().any(|w| w.starts_with("__")),
-        "hidden offered: {got:?}"
+        tabs[6].replies.contains(&"exec".to_owned()),
+        "{:?}",
+        tabs[6]
     );
-    for words in [
-        vec!["secret", "plugins", ""],
-        vec!["secret", "help", "plugins", ""],
-    ] {
-        let (got, _) = bash_complete(&env, &words.join(" "), &words);
-        assert!(!got.contains(&"keeper".to_owned()), "{words:?}: {got:?}");
+    assert!(
+        !tabs[6]
+            .replies
+            .iter()
+            .any(|w| w.starts_with("__") || w == "get"),
+        "hidden offered: {:?}",
+        tabs[6]
+    );
+    for tab in &tabs[7..9] {
+        assert!(tab.replies.contains(&"run".to_owned()), "{tab:?}");
+        assert!(!tab.replies.contains(&"keeper".to_owned()), "{tab:?}");
     }
 
-    // After `exec … --`: commands, then not secret's flags.
-    let (got, _) = bash_complete(
-        &env,
-        "secret exec -e K=@k -- ech",
-        &["secret", "exec", "-e", "K", "=@", "k", "--", "ech"],
+    // After `exec … --`: commands, each once, then not secret's flags.
+    let commands = &tabs[9].replies;
+    assert!(commands.contains(&"echo".to_owned()), "{commands:?}");
+    let mut once = commands.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(once.len(), commands.len(), "offered twice: {commands:?}");
+    assert!(
+        !tabs[10].replies.contains(&"--env".to_owned()),
+        "{:?}",
+        tabs[10]
     );
-    assert!(got.contains(&"echo".to_owned()), "{got:?}");
-    let (got, _) = bash_complete(
-        &env,
-        "secret exec -- ls --",
-        &["secret", "exec", "--", "ls", "--"],
-    );
-    assert!(!got.contains(&"--env".to_owned()), "{got:?}");
 }
 
 /// What zsh offers for each of `lines`: an interactive zsh on a

@@ -111,13 +111,15 @@ fn rotate_without_stdin_suggests_a_working_command() {
         .stdout_has("rotated @k (version 2");
 }
 
-/// A passphrase under 8 characters is refused at init, saying the minimum;
-/// nothing is created.
+/// A passphrase under 8 characters (one, as the issue tried) is refused at
+/// init, saying the minimum in plain words; nothing is created.
 #[test]
 fn init_refuses_a_short_passphrase() {
     let env = Env::new();
-    let out = env.secret(["init"]).env("SECRET_PASSPHRASE", "Qz").run();
-    out.code(1).stderr_has("the minimum is 8").no_leak(b"Qz");
+    let out = env.secret(["init"]).env("SECRET_PASSPHRASE", "Q").run();
+    out.code(1)
+        .stderr_has("the new passphrase is too short: the minimum is 8 characters");
+    assert!(!out.stderr().contains("1 characters"), "{}", out.stderr());
     assert!(!env.vault().exists());
     env.secret(["init"])
         .env("SECRET_PASSPHRASE", "eight ch")
@@ -184,22 +186,27 @@ fn audit_has_a_header_and_shows_remote_references() {
     let env = Env::with_vault();
     // The default grant covers handles, not remote stores: the resolution
     // is denied before any network, and recorded.
-    env.secret(["exec", "-e", "K=vault://secret/app#token", "--", "true"])
+    // A reference longer than a handle usually is.
+    let reference = "vault://secret/team-a/payments-app#api_token";
+    env.secret(["exec", "-e", &format!("K={reference}"), "--", "true"])
         .run()
         .code(125);
     let out = env.secret(["audit"]).run();
     out.success();
     let text = out.stdout();
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    let header_line = lines.next().unwrap();
+    let header: Vec<&str> = header_line.split_whitespace().collect();
     assert_eq!(
         header,
         ["SEQ", "TIME", "ACTION", "SECRET", "CONSUMER", "OUTCOME"]
     );
-    assert!(
-        lines.any(|l| l.contains(" resolve ") && l.contains(" vault://secret/app#token ")),
-        "{text}"
-    );
+    let row = lines
+        .find(|l| l.contains(" resolve ") && l.contains(&format!(" {reference} ")))
+        .unwrap_or_else(|| panic!("{text}"));
+    // Still in its columns: the consumer under CONSUMER.
+    let consumer = header_line.find("CONSUMER").unwrap();
+    assert!(row[consumer..].starts_with("exec "), "{text}");
 }
 
 /// A read-only SECRET_HOME (a container image) launches with SECRET_AUDIT

@@ -230,6 +230,22 @@ fn bad_input_is_reported_by_line_without_its_text() {
         .code(2)
         .stderr_has(".env:1: the entry starting here cannot be parsed")
         .no_leak(b"unclosed-secret");
+    // What other dotenv readers take and dotenvy refuses: each line named,
+    // with what to check and how to fix it.
+    dotenv(
+        &env,
+        "MY-VAR=dash-value-1\nA=two words-value-2\nB=\"tab\\tvalue-3\"\nC=fine\n",
+    );
+    env.secret(["import", ".env"])
+        .run()
+        .code(2)
+        .stderr_has(".env:1: the entry starting here cannot be parsed")
+        .stderr_has(".env:2: the entry")
+        .stderr_has(".env:3: the entry")
+        .stderr_has("check its name (letters, digits, _) and the = after it")
+        .stderr_has("escapes are ones dotenv knows (\\n \\\" \\\\ \\' \\$; write a tab as it is)")
+        .stderr_has("quote a value with blanks in it")
+        .no_leak(b"-value-");
     dotenv(
         &env,
         "a.b=dotted-value\nDUP=x-value-1\nDUP=x-value-2\nKey=case-value-1\nKEY=case-value-2\n",

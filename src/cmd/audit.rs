@@ -14,12 +14,7 @@ pub(crate) fn audit(ctx: &Context, handle: Option<&str>, json: bool, verify: boo
     let handle = handle.map(Handle::parse).transpose()?;
     let records = audit::read(ctx.paths()?)?;
     let mut out = String::new();
-    if !json {
-        out.push_str(&format!(
-            "{:>5}  {:<20}  {:<8} {:<24} {:<8} {}\n",
-            "SEQ", "TIME", "ACTION", "SECRET", "CONSUMER", "OUTCOME"
-        ));
-    }
+    let mut rows = Vec::new();
     for r in records.iter().filter(|r| {
         handle
             .as_ref()
@@ -37,20 +32,27 @@ pub(crate) fn audit(ctx: &Context, handle: Option<&str>, json: bool, verify: boo
                 (None, Some(reference)) => (reference.clone(), String::new()),
                 (None, None) => ("-".to_owned(), String::new()),
             };
-            out.push_str(&format!(
-                "{:>5}  {:<20}  {:<8} {:<24} {:<8} {}{}{}\n",
-                r.seq,
-                r.time,
-                r.action,
+            let fingerprint = r
+                .fingerprint
+                .as_ref()
+                .map_or(String::new(), |f| format!("  fingerprint {f}"));
+            rows.push(vec![
+                r.seq.to_string(),
+                r.time.clone(),
+                r.action.clone(),
                 secret,
-                r.consumer,
-                r.outcome,
-                r.fingerprint
-                    .as_ref()
-                    .map_or(String::new(), |f| format!("  fingerprint {f}")),
-                via,
-            ));
+                r.consumer.clone(),
+                format!("{}{fingerprint}{via}", r.outcome),
+            ]);
         }
+    }
+    if !json {
+        // Columns as wide as their widest cell: a long remote reference
+        // does not push the rest of its row out of line.
+        out = crate::show::columns(
+            &["SEQ", "TIME", "ACTION", "SECRET", "CONSUMER", "OUTCOME"],
+            &rows,
+        );
     }
     print(&out)
 }

@@ -264,7 +264,7 @@ fn parse(
                     .map_or(0, |start| line_of(text.as_bytes(), start));
                 drop(Zeroizing::new(at));
                 problems.push(format!(
-                    "{}:{line}: the entry starting here cannot be parsed (an unclosed quote, an unknown escape, or a space inside an unquoted value)",
+                    "{}:{line}: the entry starting here cannot be parsed: check its name (letters, digits, _) and the = after it, that its quotes close, that its escapes are ones dotenv knows (\\n \\\" \\\\ \\' \\$; write a tab as it is), and quote a value with blanks in it",
                     path.display()
                 ));
                 continue;
