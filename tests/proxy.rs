@@ -89,6 +89,48 @@ fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
+/// Appends a grant of `secret` to each consumer, for delivery `http`
+/// to `localhost`.
+fn grant_localhost(env: &Env, grants: &[(&str, &str)]) {
+    let path = env.home().join("grants.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (secret, consumer) in grants {
+        text.push_str(&format!(
+            "\n[[grants]]\nsecret_ref = \"{secret}\"\nconsumer = \"{consumer}\"\ndelivery = [\"http\"]\nallowed_hosts = [\"localhost\"]\n"
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+}
+
+/// The audit records of `action`, and the whole trail as JSON lines.
+fn audit_events(env: &Env, action: &str) -> (Vec<serde_json::Value>, String) {
+    let audit = env.secret(["audit", "--json"]).run();
+    audit.success();
+    let text = audit.stdout();
+    let events = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["action"] == action)
+        .collect();
+    (events, text)
+}
+
+/// A successful run whose output starts with one status code per line
+/// (`codes`), then the upstream's /hash answer for `Bearer {value}`.
+#[track_caller]
+fn codes_then_hash(out: &Output, codes: &[&str], value: &str) {
+    out.success();
+    let stdout = out.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(&lines[..codes.len()], codes, "{stdout}");
+    let hash: serde_json::Value = serde_json::from_str(lines[codes.len()]).unwrap();
+    assert_eq!(
+        hash["authorization_sha256"],
+        sha256_hex(format!("Bearer {value}").as_bytes()),
+        "{stdout}"
+    );
+}
+
 #[track_caller]
 fn no_value_anywhere(env: &Env, out: &Output) {
     for v in [VALUE, OTHER] {
@@ -182,15 +224,7 @@ fn a_placeholder_sent_anywhere_else_is_refused_and_audited() {
          curl -sS https://127.0.0.1:{port}/v1/hash -H \"Authorization: Bearer $GH_TOKEN\"; echo"
     );
     let out = proxied(&env, &script);
-    out.success();
-    let stdout = out.stdout();
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(&lines[..2], ["403", "403"], "{stdout}");
-    let hash: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
-    assert_eq!(
-        hash["authorization_sha256"],
-        sha256_hex(format!("Bearer {OTHER}").as_bytes())
-    );
+    codes_then_hash(&out, &["403", "403"], OTHER);
     let audit = env.secret(["audit"]).run();
     audit.success();
     assert!(
@@ -354,13 +388,7 @@ print(got.decode())
 fn plugins_each_get_their_own_placeholders_and_proxy_credentials() {
     let Some(up) = upstream() else { return };
     let env = world(&up);
-    let grants = env.home().join("grants.toml");
-    let mut text = std::fs::read_to_string(&grants).unwrap();
-    text.push_str(
-        "\n[[grants]]\nsecret_ref = \"openai\"\nconsumer = \"plugin:a\"\ndelivery = [\"http\"]\nallowed_hosts = [\"localhost\"]\n\
-         \n[[grants]]\nsecret_ref = \"gh\"\nconsumer = \"plugin:b\"\ndelivery = [\"http\"]\nallowed_hosts = [\"localhost\"]\n",
-    );
-    std::fs::write(&grants, text).unwrap();
+    grant_localhost(&env, &[("openai", "plugin:a"), ("gh", "plugin:b")]);
     let root = env.root().display().to_string();
     let port = up.port;
     let a = format!(
@@ -422,18 +450,11 @@ fn plugins_each_get_their_own_placeholders_and_proxy_credentials() {
         hash["authorization_sha256"],
         sha256_hex(format!("Bearer {OTHER}").as_bytes())
     );
-    let audit = env.secret(["audit", "--json"]).run();
-    audit.success();
-    let audit = audit.stdout();
+    // Each run's summary, under its own consumer.
+    let (stops, audit) = audit_events(&env, "proxy-stop");
     assert!(audit.contains("belongs to plugin:a"), "{audit}");
     assert!(audit.contains("wrong proxy password for user"), "{audit}");
     assert!(audit.contains("no proxy credentials"), "{audit}");
-    // Each run's summary, under its own consumer.
-    let stops: Vec<serde_json::Value> = audit
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| e["action"] == "proxy-stop")
-        .collect();
     let consumers: Vec<&str> = stops
         .iter()
         .filter_map(|e| e["consumer"].as_str())
@@ -460,4 +481,109 @@ fn a_variable_is_either_proxied_or_in_the_environment() {
     out.code(2)
         .stderr_has("plugins[0].secret_proxy_refs.KEY: \"KEY\" is also set in secret_env_refs")
         .stderr_has("plugins[0].secret_proxy_refs.B: \"B\" is also set in env");
+}
+
+/// Connections to a host no proxied value may go to: tunnelled by default
+/// (the proxy answers the `CONNECT` with 200 and sees only ciphertext),
+/// refused with `--proxy-egress deny` (403, audited), plain http too; the
+/// granted host still works.
+#[test]
+fn egress_deny_refuses_every_other_host() {
+    let Some(up) = upstream() else { return };
+    let env = world(&up);
+    let port = up.port;
+    // @openai may go to localhost only: 127.0.0.1 is another host.
+    let script = format!(
+        "curl -s -o /dev/null -w '%{{http_connect}}\\n' https://127.0.0.1:{port}/v1/hash; \
+         curl -s -o /dev/null -w '%{{http_code}}\\n' http://127.0.0.1:{port}/v1/hash; \
+         curl -sS https://localhost:{port}/v1/hash -H \"Authorization: Bearer $OPENAI_API_KEY\"; echo"
+    );
+    let run = |egress: &str| {
+        env.secret([
+            "exec",
+            "--proxy",
+            "OPENAI_API_KEY=@openai",
+            "--proxy-egress",
+            egress,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .run()
+    };
+    let allowed = run("allow");
+    // Tunnelled; forwarded (the upstream speaks only TLS, hence a bad
+    // gateway rather than a refusal).
+    codes_then_hash(&allowed, &["200", "502"], VALUE);
+    let denied = run("deny");
+    codes_then_hash(&denied, &["403", "403"], VALUE);
+    let (refusals, audit) = audit_events(&env, "proxy-deny");
+    assert_eq!(refusals.len(), 2, "{audit}");
+    assert!(
+        refusals[0]["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("refused CONNECT 127.0.0.1:{port}: ")),
+        "{refusals:?}"
+    );
+    assert_eq!(refusals[0]["consumer"], "exec");
+    for out in [&allowed, &denied] {
+        no_value_anywhere(&env, out);
+    }
+}
+
+/// plugins.toml `proxy_egress = "deny"`: the plugin's `CONNECT` to a host
+/// its grant does not name is refused and audited under its consumer; its
+/// granted host works; a plugin without it still gets tunnels.
+#[test]
+fn a_plugin_with_proxy_egress_deny_reaches_only_its_granted_hosts() {
+    let Some(up) = upstream() else { return };
+    let env = world(&up);
+    grant_localhost(
+        &env,
+        &[("openai", "plugin:shut"), ("openai", "plugin:open")],
+    );
+    let root = env.root().display().to_string();
+    let port = up.port;
+    let script = |id: &str| {
+        format!(
+            "{{ curl -s -o /dev/null -w '%{{http_connect}}\\n' https://127.0.0.1:{port}/v1/hash; \
+               curl -sS https://localhost:{port}/v1/hash -H \"Authorization: Bearer $KEY\"; echo; }} > {root}/{id}.out"
+        )
+    };
+    let toml_string = |s: &str| serde_json::to_string(s).unwrap();
+    let file = env.root().join("plugins.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[plugins]]\nid = \"shut\"\ncommand = \"sh\"\nargs = [\"-c\", {}]\nrestart = \"no\"\nsecret_proxy_refs = {{ KEY = \"@openai\" }}\nproxy_egress = \"deny\"\n\n\
+             [[plugins]]\nid = \"open\"\ncommand = \"sh\"\nargs = [\"-c\", {}]\nrestart = \"no\"\nsecret_proxy_refs = {{ KEY = \"@openai\" }}\n",
+            toml_string(&script("shut")),
+            toml_string(&script("open")),
+        ),
+    )
+    .unwrap();
+    let out = env.secret(["plugins", "run", file.to_str().unwrap()]).run();
+    out.success();
+    let read = |name: &str| std::fs::read_to_string(env.root().join(name)).unwrap();
+    let want = sha256_hex(format!("Bearer {VALUE}").as_bytes());
+    for (id, connect) in [("shut", "403"), ("open", "200")] {
+        let text = read(&format!("{id}.out"));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], connect, "{id}: {text}");
+        let hash: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(hash["authorization_sha256"], want, "{id}");
+    }
+    let (refusals, audit) = audit_events(&env, "proxy-deny");
+    assert_eq!(refusals.len(), 1, "{audit}");
+    assert_eq!(refusals[0]["consumer"], "plugin:shut");
+    assert!(
+        refusals[0]["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("refused CONNECT 127.0.0.1:{port}: ")),
+        "{refusals:?}"
+    );
+    no_value_anywhere(&env, &out);
 }

@@ -15,7 +15,8 @@
 //!   whatever the upstream speaks; upgrades (websockets, HTTP/1.1) pass
 //!   through once the upstream agrees.
 //! - `CONNECT` anywhere else: tunnelled untouched (the proxy sees only
-//!   ciphertext), or refused with `--proxy-egress deny`.
+//!   ciphertext), or refused with `--proxy-egress deny` (a plugin's
+//!   `proxy_egress = "deny"`).
 //! - Plain `http://` requests: forwarded, but never with a value: a
 //!   placeholder in one is refused, as on a host outside a grant.
 //!
@@ -91,7 +92,8 @@ pub struct Tenant {
     pub ca: Authority,
     /// As in grants.toml and the audit trail (`exec`, `plugin:<id>`).
     pub consumer: String,
-    /// `--proxy-egress deny`: refuse every host no value may go to.
+    /// `--proxy-egress deny` (plugins.toml `proxy_egress = "deny"`):
+    /// refuse every host no value may go to.
     pub egress_deny: bool,
     pub counts: Counts,
 }
@@ -476,13 +478,15 @@ async fn connect(
             "proxy-deny",
             None,
             format!(
-                "refused CONNECT {host}:{port}: no proxied value may go there (--proxy-egress deny)"
+                "refused CONNECT {host}:{port}: no proxied value may go there, and egress is deny"
             ),
         );
         return Err(deny(
             StatusCode::FORBIDDEN,
             "egress",
-            format!("{host} is not a host any proxied secret may go to (--proxy-egress deny)"),
+            format!(
+                "{host} is not a host any proxied secret may go to, and egress is deny (--proxy-egress, proxy_egress)"
+            ),
         ));
     }
     let remote = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), port)))
@@ -533,14 +537,16 @@ async fn plain(
             "proxy-deny",
             None,
             format!(
-                "refused {} http://{host}:{port}: --proxy-egress deny",
+                "refused {} http://{host}:{port}: no proxied value may go there, and egress is deny",
                 req.method()
             ),
         );
         return Err(deny(
             StatusCode::FORBIDDEN,
             "egress",
-            format!("{host} is not a host any proxied secret may go to (--proxy-egress deny)"),
+            format!(
+                "{host} is not a host any proxied secret may go to, and egress is deny (--proxy-egress, proxy_egress)"
+            ),
         ));
     }
     let (mut parts, body) = req.into_parts();
