@@ -242,9 +242,31 @@ fn a_proxied_secret_needs_allowed_hosts_in_its_grant() {
     let out = env
         .secret(["exec", "--proxy", "K=@openai", "--", "echo", "RAN"])
         .run();
-    out.code(125).stderr_has("allowed_hosts");
+    out.code(125)
+        .stderr_has("names no allowed_hosts")
+        .stderr_has("allowed_hosts = [\"api.openai.com\"]");
     assert!(!out.stdout().contains("RAN"));
     out.no_leak(VALUE.as_bytes());
+    // `grants check` says the same before a launch...
+    let check = |env: &Env| {
+        env.secret(["grants", "check", "@openai", "--delivery", "http"])
+            .run()
+    };
+    check(&env).success().stdout_has(
+        "note: it names no allowed_hosts: exec --proxy and secret_proxy_refs refuse it",
+    );
+    // ...and, once a grant names them, shows the hosts (that grant, not
+    // the catch-all one before it).
+    let grants = env.home().join("grants.toml");
+    let mut text = std::fs::read_to_string(&grants).unwrap();
+    text.push_str(
+        "\n[[grants]]\nsecret_ref = \"openai\"\nconsumer = \"exec\"\ndelivery = [\"http\"]\nallowed_hosts = [\"api.openai.com\", \"*.openai.azure.com\"]\n",
+    );
+    std::fs::write(&grants, text).unwrap();
+    let out = check(&env);
+    out.success()
+        .stdout_has("allowed_hosts [\"api.openai.com\", \"*.openai.azure.com\"]");
+    assert!(!out.stdout().contains("note:"), "{}", out.stdout());
 }
 
 #[test]
