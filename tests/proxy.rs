@@ -6,7 +6,6 @@
 //! child's clients, using no flags of their own; HTTP/2 and upgrades
 //! against Node's HTTP/2 server (tests/standins/h2_upstream.js).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use crate::broker::Upstream;
@@ -303,18 +302,20 @@ fn http2_works_on_both_sides_of_the_proxy() {
     no_value_anywhere(&env, &out);
 }
 
-#[test]
-fn an_http2_stream_is_relayed_as_it_comes() {
+/// `curl -N` through the proxy to the HTTP/2 upstream's /stream (with
+/// `query`), as the child of `exec --proxy`: the bytes the child prints
+/// before the upstream is released (waiting at most 15 s for `first`),
+/// and everything after.
+fn stream_through_proxy(query: &str, first: &str) -> Option<(String, String)> {
+    use std::io::Read;
     use std::sync::mpsc;
-    use std::time::Duration;
-    let Some((_up, h2, env)) = h2_world() else {
-        return;
-    };
+    use std::time::{Duration, Instant};
+    let (_up, h2, env) = h2_world()?;
     let script = format!(
-        "curl -sS -N --http2 https://localhost:{}/v1/stream -H \"Authorization: Bearer $OPENAI_API_KEY\"",
+        "curl -sS -N --http2 'https://localhost:{}/v1/stream{query}' -H \"Authorization: Bearer $OPENAI_API_KEY\"",
         h2.port
     );
-    let mut cmd = env
+    let mut child = env
         .secret([
             "exec",
             "--proxy",
@@ -324,30 +325,63 @@ fn an_http2_stream_is_relayed_as_it_comes() {
             "-c",
             &script,
         ])
-        .into_command();
-    let mut child = cmd
+        .into_command()
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, chunks) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap_or_default()).is_err() {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
                 return;
             }
         }
     });
     // The upstream holds "second" back until `release` exists (20 s at
-    // most): "first" must come through before that, not buffered.
-    let first = lines.recv_timeout(Duration::from_secs(15));
-    let release = h2.dir.path().join("release");
-    std::fs::write(&release, b"").unwrap();
-    assert_eq!(first.as_deref(), Ok("data: first"));
-    let rest: Vec<String> = lines.iter().collect();
-    assert_eq!(rest, ["", "data: second", ""]);
+    // most): what comes before that was not buffered.
+    let mut before = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while before.len() < first.len() {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        match chunks.recv_timeout(left) {
+            Ok(chunk) => before.extend(chunk),
+            Err(_) => break,
+        }
+    }
+    std::fs::write(h2.dir.path().join("release"), b"").unwrap();
+    let after: Vec<u8> = chunks.iter().flatten().collect();
     assert!(child.wait().unwrap().success());
+    Some((
+        String::from_utf8(before).unwrap(),
+        String::from_utf8(after).unwrap(),
+    ))
+}
+
+#[test]
+fn an_http2_stream_is_relayed_as_it_comes() {
+    let Some((before, after)) = stream_through_proxy("", "data: first\n\n") else {
+        return;
+    };
+    assert_eq!(before, "data: first\n\n");
+    assert_eq!(after, "data: second\n\n");
+}
+
+/// An event that ends like the start of the value (`sk-proj`) is held back
+/// only until the upstream has been quiet for a moment, not until its
+/// next event.
+#[test]
+fn a_stream_is_not_held_up_by_a_possible_start_of_a_value() {
+    let Some((before, after)) = stream_through_proxy("?tail=sk-proj", "data: first\n\nsk-proj")
+    else {
+        return;
+    };
+    assert_eq!(before, "data: first\n\nsk-proj");
+    assert_eq!(after, "data: second\n\n");
 }
 
 #[test]
@@ -356,31 +390,51 @@ fn an_upgrade_passes_through_over_http1() {
         return;
     };
     // A raw client: CONNECT, TLS trusting the bundle the child was given,
-    // then an HTTP/1.1 upgrade to the upstream's echo protocol.
+    // then an HTTP/1.1 upgrade to the upstream's echo protocol; once
+    // plain, once to the endpoint that echoes the Authorization it got in
+    // the 101 and at the start of the stream. The client prints its own
+    // placeholder as PLACEHOLDER.
     let client = format!(
         r#"
 import base64, os, socket, ssl, urllib.parse
+key = os.environ["OPENAI_API_KEY"]
 proxy = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
 auth = base64.b64encode(f"{{proxy.username}}:{{proxy.password}}".encode()).decode()
-s = socket.create_connection((proxy.hostname, proxy.port))
-s.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\nProxy-Authorization: Basic {{auth}}\r\n\r\n".encode())
-head = b""
-while b"\r\n\r\n" not in head:
-    head += s.recv(1)
-print(head.split(b"\r\n")[0].decode())
-ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
-ctx.set_alpn_protocols(["http/1.1"])
-t = ctx.wrap_socket(s, server_hostname="localhost")
-t.sendall(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
-head = b""
-while b"\r\n\r\n" not in head:
-    head += t.recv(1)
-print(head.split(b"\r\n")[0].decode())
-t.sendall(b"ping")
-got = b""
-while len(got) < 4:
-    got += t.recv(4 - len(got))
-print(got.decode())
+def show(text):
+    print(text.replace(key, "PLACEHOLDER"))
+def head(s):
+    h = b""
+    while b"\r\n\r\n" not in h:
+        h += s.recv(1)
+    return h.decode().split("\r\n")
+def upgrade(path, extra):
+    s = socket.create_connection((proxy.hostname, proxy.port))
+    s.sendall(f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\nProxy-Authorization: Basic {{auth}}\r\n\r\n".encode())
+    show(head(s)[0])
+    ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    ctx.set_alpn_protocols(["http/1.1"])
+    t = ctx.wrap_socket(s, server_hostname="localhost")
+    t.sendall(f"GET {{path}} HTTP/1.1\r\nHost: localhost\r\nUpgrade: echo\r\nConnection: Upgrade\r\n{{extra}}\r\n".encode())
+    lines = head(t)
+    show(lines[0])
+    for line in sorted(lines[1:]):
+        name, _, value = line.partition(":")
+        if name.lower().startswith("x-"):
+            show(f"{{name.lower()}}:{{value}}")
+    return t
+def echo(t, data):
+    t.sendall(data)
+    got = b""
+    while len(got) < len(data):
+        got += t.recv(len(data) - len(got))
+    show(got.decode())
+echo(upgrade("/ws", ""), b"ping")
+t = upgrade("/v1/echo-auth", f"Authorization: Bearer {{key}}\r\n")
+line = b""
+while not line.endswith(b"\n"):
+    line += t.recv(1)
+show(line.decode().rstrip("\n"))
+echo(t, b"pong")
 "#,
         port = h2.port
     );
@@ -396,9 +450,17 @@ print(got.decode())
         ])
         .run();
     out.success();
+    // The upstream got the value (its hash); what it echoed, in the 101
+    // and on the upgraded stream, reached the child as the placeholder.
     assert_eq!(
         out.stdout(),
-        "HTTP/1.1 200 OK\nHTTP/1.1 101 Switching Protocols\nping\n"
+        format!(
+            "HTTP/1.1 200 OK\nHTTP/1.1 101 Switching Protocols\nping\n\
+             HTTP/1.1 200 OK\nHTTP/1.1 101 Switching Protocols\n\
+             x-authorization-sha256: {}\nx-echo: Bearer PLACEHOLDER\n\
+             auth: Bearer PLACEHOLDER\npong\n",
+            sha256_hex(format!("Bearer {VALUE}").as_bytes())
+        )
     );
     no_value_anywhere(&env, &out);
 }
