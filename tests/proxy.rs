@@ -80,6 +80,19 @@ fn proxied(env: &Env, script: &str) -> Output {
     .run()
 }
 
+/// `secret exec --proxy OPENAI_API_KEY=@openai -- sh -c SCRIPT`.
+fn openai_sh(env: &Env, script: &str) -> crate::util::Cmd {
+    env.secret([
+        "exec",
+        "--proxy",
+        "OPENAI_API_KEY=@openai",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(data)
@@ -315,16 +328,7 @@ fn stream_through_proxy(query: &str, first: &str) -> Option<(String, String)> {
         "curl -sS -N --http2 'https://localhost:{}/v1/stream{query}' -H \"Authorization: Bearer $OPENAI_API_KEY\"",
         h2.port
     );
-    let mut child = env
-        .secret([
-            "exec",
-            "--proxy",
-            "OPENAI_API_KEY=@openai",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ])
+    let mut child = openai_sh(&env, &script)
         .into_command()
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -668,6 +672,80 @@ fn a_plugin_with_proxy_egress_deny_reaches_only_its_granted_hosts() {
             .unwrap()
             .starts_with(&format!("refused CONNECT 127.0.0.1:{port}: ")),
         "{refusals:?}"
+    );
+    no_value_anywhere(&env, &out);
+}
+
+/// The child's trust bundle keeps the roots its environment named: a
+/// company CA in `REQUESTS_CA_BUNDLE` (here the upstream's test CA) still
+/// verifies a host the proxy tunnels, and a CA variable the environment
+/// already set (gRPC's) is pointed at the bundle too; every CA variable
+/// names the same bundle, and `NO_PROXY` is left as it was.
+#[test]
+fn the_trust_bundle_keeps_the_roots_the_environment_named() {
+    let Some(up) = upstream() else { return };
+    let env = world(&up)
+        .var(
+            "REQUESTS_CA_BUNDLE",
+            up.dir.path().join("ca.pem").to_str().unwrap(),
+        )
+        .var("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "/dev/null")
+        .var("NO_PROXY", "example.invalid");
+    // @openai may go to localhost: 127.0.0.1 is tunnelled, and curl checks
+    // the upstream's own certificate against the bundle.
+    let script = format!(
+        "for v in SSL_CERT_FILE REQUESTS_CA_BUNDLE CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS GIT_SSL_CAINFO PIP_CERT AWS_CA_BUNDLE GRPC_DEFAULT_SSL_ROOTS_FILE_PATH; do printenv $v; done | sort -u | wc -l; \
+         [ \"$GRPC_DEFAULT_SSL_ROOTS_FILE_PATH\" = \"$SSL_CERT_FILE\" ] && echo grpc; \
+         printenv NO_PROXY; printenv no_proxy || echo unset; \
+         curl -sS -o /dev/null -w '%{{http_code}}\\n' https://127.0.0.1:{}/v1/x",
+        up.port
+    );
+    let out = openai_sh(&env, &script).run();
+    out.success();
+    assert_eq!(out.stdout(), "1\ngrpc\nexample.invalid\nunset\n200\n");
+    no_value_anywhere(&env, &out);
+}
+
+/// While it proxies, `secret` holds the values: a process of the same user
+/// without privileges (the child itself, its capabilities dropped when the
+/// tests run as root) can neither read its memory or environment nor
+/// ptrace it, while it can read a sibling's.
+#[test]
+fn secret_cannot_be_read_or_traced_while_it_proxies() {
+    let Some(up) = upstream() else { return };
+    let env = world(&up);
+    let probe = "import ctypes, os, subprocess\n\
+        def refused(path):\n\
+        \x20   try:\n\
+        \x20       open(path, 'rb').read(1)\n\
+        \x20       return 'read'\n\
+        \x20   except PermissionError:\n\
+        \x20       return 'refused'\n\
+        libc = ctypes.CDLL(None, use_errno=True)\n\
+        ppid = os.getppid()\n\
+        print('environ', refused(f'/proc/{ppid}/environ'))\n\
+        print('mem', refused(f'/proc/{ppid}/mem'))\n\
+        print('ptrace', 'refused' if libc.ptrace(16, ppid, None, None) == -1 else 'attached')\n\
+        sibling = subprocess.Popen(['sleep', '30'])\n\
+        print('sibling', refused(f'/proc/{sibling.pid}/environ'))\n\
+        sibling.kill()\n";
+    let mut args = vec!["exec", "--proxy", "OPENAI_API_KEY=@openai", "--"];
+    if nix::unistd::geteuid().is_root() {
+        if !crate::util::tools_present(
+            "the ptrace check as root",
+            &["setpriv"],
+            "install the package util-linux",
+        ) {
+            return;
+        }
+        args.extend(["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"]);
+    }
+    args.extend(["python3", "-c", probe]);
+    let out = env.secret(args).run();
+    out.success();
+    assert_eq!(
+        out.stdout(),
+        "environ refused\nmem refused\nptrace refused\nsibling read\n"
     );
     no_value_anywhere(&env, &out);
 }
