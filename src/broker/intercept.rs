@@ -13,9 +13,11 @@
 //!   response streams back with values turned into placeholders. The
 //!   child may speak HTTP/2 (ALPN `h2`) or HTTP/1.1 inside the tunnel,
 //!   whatever the upstream speaks; upgrades (websockets, HTTP/1.1) pass
-//!   through once the upstream agrees.
+//!   through once the upstream agrees, what the upstream sends on them
+//!   redacted as responses are.
 //! - `CONNECT` anywhere else: tunnelled untouched (the proxy sees only
-//!   ciphertext), or refused with `--proxy-egress deny`.
+//!   ciphertext), or refused with `--proxy-egress deny` (a plugin's
+//!   `proxy_egress = "deny"`).
 //! - Plain `http://` requests: forwarded, but never with a value: a
 //!   placeholder in one is refused, as on a host outside a grant.
 //!
@@ -48,6 +50,7 @@ use super::substitute::{Leak, Redacted, Table};
 use super::token::Token;
 use super::upstream::{Body, CONNECT_TIMEOUT, Failure, Metered, Upstream};
 use crate::audit::Event;
+use crate::mask::Redactor;
 
 /// The user name in the proxy URL (the password is the token).
 pub const PROXY_USER: &str = "secret";
@@ -91,7 +94,8 @@ pub struct Tenant {
     pub ca: Authority,
     /// As in grants.toml and the audit trail (`exec`, `plugin:<id>`).
     pub consumer: String,
-    /// `--proxy-egress deny`: refuse every host no value may go to.
+    /// `--proxy-egress deny` (plugins.toml `proxy_egress = "deny"`):
+    /// refuse every host no value may go to.
     pub egress_deny: bool,
     pub counts: Counts,
 }
@@ -476,13 +480,15 @@ async fn connect(
             "proxy-deny",
             None,
             format!(
-                "refused CONNECT {host}:{port}: no proxied value may go there (--proxy-egress deny)"
+                "refused CONNECT {host}:{port}: no proxied value may go there, and egress is deny"
             ),
         );
         return Err(deny(
             StatusCode::FORBIDDEN,
             "egress",
-            format!("{host} is not a host any proxied secret may go to (--proxy-egress deny)"),
+            format!(
+                "{host} is not a host any proxied secret may go to, and egress is deny (--proxy-egress, proxy_egress)"
+            ),
         ));
     }
     let remote = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), port)))
@@ -533,14 +539,16 @@ async fn plain(
             "proxy-deny",
             None,
             format!(
-                "refused {} http://{host}:{port}: --proxy-egress deny",
+                "refused {} http://{host}:{port}: no proxied value may go there, and egress is deny",
                 req.method()
             ),
         );
         return Err(deny(
             StatusCode::FORBIDDEN,
             "egress",
-            format!("{host} is not a host any proxied secret may go to (--proxy-egress deny)"),
+            format!(
+                "{host} is not a host any proxied secret may go to, and egress is deny (--proxy-egress, proxy_egress)"
+            ),
         ));
     }
     let (mut parts, body) = req.into_parts();
@@ -621,13 +629,16 @@ async fn send(
         && let Some(client) = client_upgrade
     {
         let server = hyper::upgrade::on(&mut response);
+        let redactor = redact.then(|| tenant.table.response_redactor());
         tokio::spawn(async move {
             if let (Ok(a), Ok(b)) = (client.await, server.await) {
-                let _ =
-                    tokio::io::copy_bidirectional(&mut TokioIo::new(a), &mut TokioIo::new(b)).await;
+                relay_upgraded(TokioIo::new(a), TokioIo::new(b), redactor).await;
             }
         });
-        let (parts, _) = response.into_parts();
+        let (mut parts, _) = response.into_parts();
+        if redact {
+            tenant.table.response_headers(&mut parts.headers);
+        }
         return Ok(Response::from_parts(
             parts,
             Empty::new().map_err(|never| match never {}).boxed(),
@@ -644,6 +655,62 @@ async fn send(
         return Ok(Response::from_parts(parts, body.boxed()));
     }
     Ok(Response::from_parts(parts, body))
+}
+
+/// Relays an upgraded connection (a websocket) both ways until each side
+/// is done. What the upstream sends goes through `redactor` when there is
+/// one, so an upstream that echoes the value hands the child its
+/// placeholder: same length, so framing is kept. Bytes held back as the
+/// possible start of a value are released once the upstream has been
+/// quiet for the relay's idle time, as `--mask` does for a prompt.
+async fn relay_upgraded<C, S>(mut client: C, mut server: S, redactor: Option<Redactor>)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(mut redactor) = redactor else {
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        return;
+    };
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut server_read, mut server_write) = tokio::io::split(server);
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+        let _ = server_write.shutdown().await;
+    });
+    // The upstream's bytes may hold the value until redacted.
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; 16 << 10]);
+    let mut out = Vec::with_capacity(buf.len() + 256);
+    loop {
+        out.clear();
+        let read = if redactor.held() > 0 {
+            let Ok(read) =
+                tokio::time::timeout(crate::child::relay::IDLE, server_read.read(&mut buf)).await
+            else {
+                redactor.flush_held(&mut out);
+                if client_write.write_all(&out).await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            read
+        } else {
+            server_read.read(&mut buf).await
+        };
+        match read {
+            Ok(n) if n > 0 => redactor.push(&buf[..n], &mut out),
+            _ => {
+                redactor.finish(&mut out);
+                let _ = client_write.write_all(&out).await;
+                let _ = client_write.shutdown().await;
+                return;
+            }
+        }
+        if client_write.write_all(&out).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Removes hop-by-hop headers and those `Connection` names; on an upgrade

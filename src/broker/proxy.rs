@@ -62,6 +62,20 @@ pub const CA_VARIABLES: &[&str] = &[
     "AWS_CA_BUNDLE",
 ];
 
+/// More variables that name a trust bundle, for clients that read only
+/// their own: set to the launch's bundle when the environment already
+/// sets them (then they name roots without the launch's CA), left alone
+/// otherwise. Nix's OpenSSL, gRPC, the Google Cloud CLI, httplib2, Deno,
+/// npm.
+pub const INHERITED_CA_VARIABLES: &[&str] = &[
+    "NIX_SSL_CERT_FILE",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+    "HTTPLIB2_CA_CERTS",
+    "DENO_CERT",
+    "NPM_CONFIG_CAFILE",
+];
+
 /// Where distributions keep the system's roots as one PEM file.
 const SYSTEM_BUNDLES: &[&str] = &[
     "/etc/ssl/certs/ca-certificates.crt",
@@ -278,7 +292,10 @@ impl Server {
         for name in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
             vars.push((name.to_owned(), Zeroizing::new(url.as_bytes().to_vec())));
         }
-        for name in CA_VARIABLES {
+        let inherited = INHERITED_CA_VARIABLES
+            .iter()
+            .filter(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
+        for name in CA_VARIABLES.iter().chain(inherited) {
             vars.push((
                 (*name).to_owned(),
                 Zeroizing::new(bundle.path.as_os_str().as_encoded_bytes().to_vec()),
@@ -384,26 +401,59 @@ impl Drop for Bundle {
     }
 }
 
-/// The roots the child would have trusted (its `SSL_CERT_FILE`, else the
-/// system's bundle) followed by the launch's CA, in a new 0600 file.
+/// At most `MAX_BUNDLE` bytes of the file at `path`, if it is readable
+/// and not empty.
+fn read_bundle(path: &std::path::Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let file = std::fs::File::open(path).ok()?;
+    file.take(MAX_BUNDLE).read_to_end(&mut out).ok()?;
+    (!out.is_empty()).then_some(out)
+}
+
+/// The roots the child would have trusted followed by the launch's CA, in
+/// a new 0600 file: its `SSL_CERT_FILE` (else the system's bundle), then
+/// every other bundle its environment names in the variables the launch
+/// replaces (a company CA in `REQUESTS_CA_BUNDLE` keeps working for the
+/// hosts the proxy tunnels).
 fn write_bundle(paths: &Paths, ca_pem: &str) -> Result<Bundle> {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut roots = Vec::new();
-    let inherited = std::env::var_os("SSL_CERT_FILE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let candidates = inherited
+    // Canonical, so a bundle named twice (or through a link) is read once.
+    let named = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| std::fs::canonicalize(&v).unwrap_or_else(|_| PathBuf::from(v)))
+    };
+    let base = named("SSL_CERT_FILE")
         .into_iter()
-        .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from));
-    for path in candidates {
-        if let Ok(file) = std::fs::File::open(&path)
-            && file.take(MAX_BUNDLE).read_to_end(&mut roots).is_ok()
-            && !roots.is_empty()
-        {
-            break;
+        .chain(
+            SYSTEM_BUNDLES
+                .iter()
+                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p))),
+        )
+        .find_map(|path| read_bundle(&path).map(|roots| (path, roots)));
+    let mut used: Vec<PathBuf> = Vec::new();
+    let mut roots = Vec::new();
+    if let Some((path, bytes)) = base {
+        used.push(path);
+        roots = bytes;
+    }
+    let extra = CA_VARIABLES
+        .iter()
+        .chain(INHERITED_CA_VARIABLES)
+        .filter_map(|name| named(name));
+    for path in extra {
+        if used.contains(&path) || roots.len() as u64 >= MAX_BUNDLE {
+            continue;
         }
-        roots.clear();
+        if let Some(bytes) = read_bundle(&path) {
+            if !roots.is_empty() && !roots.ends_with(b"\n") {
+                roots.push(b'\n');
+            }
+            roots.extend_from_slice(&bytes);
+        }
+        used.push(path);
     }
     if roots.is_empty() {
         eprintln!(

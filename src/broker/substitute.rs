@@ -9,6 +9,7 @@
 //! (and `Content-Length`) never change. Bodies of requests are not looked
 //! into.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -265,13 +266,18 @@ fn forms(value: &[u8], placeholder: &[u8]) -> Vec<(Zeroizing<Vec<u8>>, Vec<u8>)>
 }
 
 /// A response body with every value replaced by its placeholder, as it
-/// streams: only a possible start of a value is held back.
+/// streams: only a possible start of a value is held back, and only until
+/// more comes or the upstream has been quiet for the relay's idle time
+/// (then it is released, as `--mask` releases a prompt), so a stream
+/// whose event ends like the start of a value is not held up.
 pub struct Redacted<B> {
     inner: B,
     redactor: Redactor,
     /// Trailers waiting for the held-back bytes to go first.
     trailers: Option<HeaderMap>,
     done: bool,
+    /// Running while bytes are held and the upstream is quiet.
+    idle: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<B> Redacted<B> {
@@ -281,7 +287,27 @@ impl<B> Redacted<B> {
             redactor,
             trailers: None,
             done: false,
+            idle: None,
         }
+    }
+
+    /// With bytes held and nothing new: once the idle time has passed,
+    /// the held bytes (redacted as at the end of a stream).
+    fn idle_release(&mut self, cx: &mut Context<'_>) -> Option<Bytes> {
+        if self.redactor.held() == 0 {
+            self.idle = None;
+            return None;
+        }
+        let idle = self
+            .idle
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(crate::child::relay::IDLE)));
+        if idle.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        self.idle = None;
+        let mut out = Vec::new();
+        self.redactor.flush_held(&mut out);
+        (!out.is_empty()).then(|| Bytes::from(out))
     }
 }
 
@@ -304,8 +330,17 @@ where
             if this.done {
                 return Poll::Ready(None);
             }
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
+            let polled = Pin::new(&mut this.inner).poll_frame(cx);
+            if !polled.is_pending() {
+                this.idle = None;
+            }
+            match polled {
+                Poll::Pending => {
+                    return match this.idle_release(cx) {
+                        Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                        None => Poll::Pending,
+                    };
+                }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {

@@ -6,10 +6,13 @@
 // Serves with DIR/leaf.pem and DIR/leaf.key (made by echo_upstream.py),
 // prints its port, then answers until killed:
 //
-// - GET .../stream: "data: first", then (once DIR/release exists, at most
-//   20 s later) "data: second", as two separate DATA frames or chunks;
+// - GET .../stream: "data: first" (and the query's `tail=`, if any), then
+//   (once DIR/release exists, at most 20 s later) "data: second", as two
+//   separate DATA frames or chunks;
 // - an HTTP/1.1 request with `Upgrade: echo`: 101, then every byte it
-//   gets is sent back;
+//   gets is sent back; to .../echo-auth, the 101 also carries the
+//   Authorization it got (`x-echo`) and its SHA-256 (`x-authorization-sha256`),
+//   and the stream starts with "auth: <Authorization>\n";
 // - anything else: JSON {http_version, alpn, authorization_sha256, headers}.
 "use strict";
 const crypto = require("crypto");
@@ -29,7 +32,8 @@ server.on("request", (req, res) => {
   req.on("end", () => {
     if (req.url.split("?")[0].endsWith("/stream")) {
       res.writeHead(200, { "content-type": "text/event-stream" });
-      res.write("data: first\n\n");
+      const tail = new URL(req.url, "https://x").searchParams.get("tail") || "";
+      res.write("data: first\n\n" + tail);
       const release = path.join(dir, "release");
       const deadline = Date.now() + 20000;
       const wait = () => {
@@ -55,9 +59,17 @@ server.on("request", (req, res) => {
 });
 
 server.on("upgrade", (req, socket) => {
+  const auth = req.headers["authorization"] || "";
+  const echo = req.url.endsWith("/echo-auth");
+  const extra = echo
+    ? `x-echo: ${auth}\r\nx-authorization-sha256: ${crypto.createHash("sha256").update(auth).digest("hex")}\r\n`
+    : "";
   socket.write(
-    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n",
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n${extra}\r\n`,
   );
+  if (echo) {
+    socket.write(`auth: ${auth}\n`);
+  }
   socket.pipe(socket);
 });
 

@@ -20,6 +20,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::diag::{Diag, Lines, shown, suggestion};
 use crate::child::env::CONTROL_VARIABLES;
+pub(crate) use crate::cli::Egress;
 use crate::handle::{Source, ValueSpec, is_env_name};
 
 mod graph;
@@ -51,6 +52,7 @@ pub(crate) const PLUGIN_KEYS: &[&str] = &[
     "env",
     "secret_env_refs",
     "secret_proxy_refs",
+    "proxy_egress",
     "inherit_env",
     "pass_env",
     "restart",
@@ -245,6 +247,9 @@ pub(crate) struct Plugin {
     pub env: BTreeMap<String, String>,
     /// `secret_env_refs`, then `secret_proxy_refs` (`proxy` set).
     pub secret_env_refs: Vec<SecretRef>,
+    /// What the proxy does with a `CONNECT` to a host none of its proxied
+    /// values may go to: tunnel it (`allow`) or refuse it (`deny`).
+    pub proxy_egress: Egress,
     pub inherit_env: InheritEnv,
     pub pass_env: Vec<String>,
     pub restart: Restart,
@@ -448,6 +453,7 @@ struct Settings {
     output: Option<At<Output>>,
     prefix: Option<At<String>>,
     mask_output: Option<At<bool>>,
+    proxy_egress: Option<At<Egress>>,
 }
 
 /// A plugin's per-plugin keys, as written.
@@ -574,6 +580,37 @@ mod tests {
             &format!("{A}secret_env_refs = {{ T = \"vault:/x\" }}\n"),
             "secret_env_refs.T",
         );
+    }
+
+    #[test]
+    fn proxy_egress_is_a_choice_for_proxied_plugins() {
+        let proxied = format!("{A}secret_proxy_refs = {{ T = \"@t\" }}\n");
+        refused(
+            &format!("{proxied}proxy_egress = \"dney\"\n"),
+            "plugins[0].proxy_egress: unknown value \"dney\"; did you mean \"deny\"",
+        );
+        refused(
+            &format!("{proxied}proxy_egres = \"deny\"\n"),
+            "did you mean \"proxy_egress\"",
+        );
+        refused(
+            &format!("{A}proxy_egress = \"deny\"\n"),
+            "plugins[0].proxy_egress: applies only to a plugin with secret_proxy_refs",
+        );
+        let parse = |text: &str| {
+            PluginsFile::parse(text, Path::new("p.toml"), Path::new("/srv"), &|_| false)
+                .expect("valid")
+                .plugins
+        };
+        assert_eq!(parse(&proxied)[0].proxy_egress, Egress::Allow);
+        let own = parse(&format!("{proxied}proxy_egress = \"deny\"\n"));
+        assert_eq!(own[0].proxy_egress, Egress::Deny);
+        // From [defaults]: it applies to the proxied plugins, and is no
+        // error for the others (they get no proxy).
+        let both = parse(&format!(
+            "[defaults]\nproxy_egress = \"deny\"\n{proxied}[[plugins]]\nid = \"b\"\ncommand = \"x\"\n"
+        ));
+        assert_eq!(both[0].proxy_egress, Egress::Deny);
     }
 
     #[test]

@@ -247,6 +247,10 @@ impl Parser<'_> {
                     ];
                     s.on_secret_change = self.choice(&path, v, &choices).map(at!());
                 }
+                "proxy_egress" => {
+                    let choices = [("allow", Egress::Allow), ("deny", Egress::Deny)];
+                    s.proxy_egress = self.choice(&path, v, &choices).map(at!());
+                }
                 "output" => {
                     let choices = [
                         ("prefix", Output::Prefix),
@@ -426,6 +430,22 @@ impl Parser<'_> {
         });
         let depends_on = t.get("depends_on").and_then(|v| self.depends_on(&base, v));
         let own = self.settings(t, &base, PLUGIN_KEYS);
+        // Only the proxy can refuse a connection: without a proxied value
+        // the plugin gets no proxy, and `deny` would promise nothing.
+        let proxied = t
+            .get("secret_proxy_refs")
+            .is_some_and(|v| matches!(v.get_ref(), DeValue::Table(p) if !p.is_empty()));
+        if let Some(e) = &own.proxy_egress
+            && !proxied
+        {
+            self.error(
+                e.span.clone(),
+                format!(
+                    "{}: applies only to a plugin with secret_proxy_refs (its proxy is what refuses the other hosts); add secret_proxy_refs or remove proxy_egress",
+                    e.path
+                ),
+            );
+        }
         let merged = merge(own, defaults);
         let restart_delay = merged
             .restart_delay
@@ -486,6 +506,7 @@ impl Parser<'_> {
             args,
             cwd: merged.cwd.map_or_else(|| self.dir.to_owned(), |a| a.value),
             env,
+            proxy_egress: merged.proxy_egress.map_or(Egress::Allow, |a| a.value),
             secret_env_refs: refs,
             inherit_env: merged.inherit_env.map_or(InheritEnv::Minimal, |a| a.value),
             pass_env: merged.pass_env.map_or_else(Vec::new, |a| a.value),
@@ -758,5 +779,6 @@ fn merge(own: Settings, d: &Settings) -> Settings {
         output: own.output.or_else(|| d.output.clone()),
         prefix: own.prefix.or_else(|| d.prefix.clone()),
         mask_output: own.mask_output.or_else(|| d.mask_output.clone()),
+        proxy_egress: own.proxy_egress.or_else(|| d.proxy_egress.clone()),
     }
 }

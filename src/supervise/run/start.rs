@@ -232,7 +232,7 @@ impl Supervisor<'_> {
             grants: &grants,
             consumer: &consumer,
             purpose: None,
-            egress_deny: false,
+            egress_deny: plugin.proxy_egress == crate::supervise::config::Egress::Deny,
             paths: self.host.paths,
         };
         if self.proxy.is_none() {
