@@ -18,8 +18,8 @@ use nix::sys::signal::Signal;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::diag::{Diag, Lines, shown, suggestion};
 use crate::child::env::CONTROL_VARIABLES;
+use crate::diag::{Diag, Lines, shown, suggestion};
 use crate::handle::{Source, ValueSpec, is_env_name};
 
 mod graph;
