@@ -172,3 +172,74 @@ fn a_value_too_large_for_the_environment_points_at_file() {
     .stdout_has("220000")
     .no_leak(value.as_bytes());
 }
+
+/// A reference whose path a provider's CLI could load as a file or URL
+/// (`file:`, `fileb:`, `http:`, `https:`, any case, any number of slashes)
+/// is refused before any provider runs: the AWS preset and a configured
+/// provider alike. A stand-in `aws` on PATH records each run, and a plain
+/// secret id reaches it, so the refusals are not a missing program.
+#[test]
+fn references_a_cli_would_load_as_a_file_or_url_never_reach_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::with_vault();
+    let bin = env.root().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let ran = env.root().join("ran");
+    for name in ["aws", "catstore"] {
+        let program = bin.join(name);
+        std::fs::write(
+            &program,
+            format!(
+                "#!/bin/sh\nprintf '%s %s\\n' {name} \"$*\" >> '{}'\necho '{{\"k\":\"stand-in\"}}'\n",
+                ran.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(
+        env.home().join("config.toml"),
+        format!(
+            "[providers.catstore]\ncommand = [\"{}\", \"{{path}}\"]\n",
+            bin.join("catstore").display()
+        ),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
+    );
+    let exec = |reference: &str| {
+        env.secret(["exec", "-e", &format!("K={reference}"), "--", "true"])
+            .env("PATH", &path)
+            .run()
+    };
+    for reference in [
+        "aws-sm://file:/etc/hostname",
+        "aws-sm://FILE:/etc/hostname",
+        "aws-sm://fileb:/etc/hostname#k",
+        "aws-sm://http:/example.com/x",
+        "aws-sm://HttpS:example.com",
+        "catstore://file:/etc/hostname",
+        "catstore://https:/example.com/x",
+    ] {
+        let out = exec(reference);
+        out.code(125)
+            .stderr_has("local file or URL")
+            .stderr_has(reference)
+            .no_panic();
+        assert!(!ran.exists(), "{reference} reached a provider");
+    }
+    env.secret(["link", "@l", "aws-sm://file:/etc/hostname"])
+        .run()
+        .code(2)
+        .stderr_has("local file or URL");
+    exec("aws-sm://prod/file-db#k").success();
+    exec("catstore://files/https-key").success();
+    assert_eq!(
+        std::fs::read_to_string(&ran).unwrap(),
+        "aws secretsmanager get-secret-value --secret-id prod/file-db --query SecretString --output text\n\
+         catstore files/https-key\n"
+    );
+}
