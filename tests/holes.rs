@@ -243,3 +243,51 @@ fn references_a_cli_would_load_as_a_file_or_url_never_reach_it() {
          catstore files/https-key\n"
     );
 }
+
+/// One secret that does not resolve, four checks: `secret check`, `broker
+/// check` and `broker run` exit 1 (the rule of the rest of `secret`),
+/// `plugins check` exits 2 (the plugin contract allows only 0 and 2); a
+/// malformed file is 2 for both files. docs/broker.md says why.
+#[test]
+fn a_secret_that_does_not_resolve_exits_as_each_check_documents() {
+    let env = Env::with_vault();
+    env.secret(["check", "--env", "V=@missing"])
+        .run()
+        .code(1)
+        .stdout_has("missing");
+    let broker = env.home().join("broker.toml");
+    let route = "[[routes]]\nname = \"api\"\nupstream = \"https://api.example.com\"\nallowed_paths = [\"/*\"]\n";
+    std::fs::write(&broker, format!("{route}secret = \"@missing\"\n")).unwrap();
+    env.secret(["broker", "check"])
+        .run()
+        .code(1)
+        .stdout_has("@missing");
+    env.secret(["broker", "run"])
+        .run()
+        .code(1)
+        .stderr_has("the broker did not start");
+    std::fs::write(
+        &broker,
+        format!("{route}secret = \"@missing\"\nsecrte = 1\n"),
+    )
+    .unwrap();
+    env.secret(["broker", "check"])
+        .run()
+        .code(2)
+        .stderr_has("did you mean \"secret\"");
+    let plugins = env.home().join("plugins.toml");
+    std::fs::write(
+        &plugins,
+        "[[plugins]]\nid = \"a\"\ncommand = \"true\"\nsecret_env_refs = { V = \"@missing\" }\n",
+    )
+    .unwrap();
+    env.secret(["plugins", "check"])
+        .run()
+        .code(2)
+        .stdout_has("could not be resolved");
+    std::fs::write(&plugins, "[[plugins]]\nid = \"a\"\ncomand = \"true\"\n").unwrap();
+    env.secret(["plugins", "check"])
+        .run()
+        .code(2)
+        .stderr_has("did you mean \"command\"");
+}
