@@ -36,6 +36,59 @@ fn env_files_and_headers_cannot_hijack_what_runs() {
     assert!(!out.stdout().contains("RAN"));
 }
 
+/// Every variable the README lists as one an env file may set only to a
+/// plain reference is refused as a template and as a literal, and is
+/// accepted as a reference; a variable not on the list takes a template.
+#[test]
+fn the_readmes_list_of_hook_variables_is_what_is_refused() {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("runs. These are ")
+        .expect("the list in the README")
+        + 16;
+    let end = start
+        + readme[start..]
+            .find("; such a line")
+            .expect("end of the list");
+    let names: Vec<String> = readme[start..end]
+        .split(['`', ',', ' ', '\n'])
+        .map(|w| w.trim_end_matches('*'))
+        .filter(|w| w.len() > 1 && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .map(|w| {
+            if w.ends_with('_') {
+                format!("{w}X")
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect();
+    assert!(names.len() > 30, "{names:?}");
+    let env = Env::with_vault();
+    env.add("@k", b"hook-list-value");
+    let exec = |line: &str| {
+        std::fs::write(env.root().join("app.env"), format!("{line}\n")).unwrap();
+        env.secret([
+            "exec",
+            "--env-file",
+            "app.env",
+            "--",
+            "/bin/sh",
+            "-c",
+            "exit 0",
+        ])
+        .run()
+    };
+    for name in &names {
+        for line in [format!("{name}=x{{{{@k}}}}"), format!("{name}=/plain")] {
+            exec(&line)
+                .code(125)
+                .stderr_has(&format!("{name} decides what runs"));
+        }
+        exec(&format!("{name}=@k")).success();
+    }
+    exec("GREETING=x{{@k}}").success();
+}
+
 #[test]
 fn dot_segments_are_refused_before_grants_see_them() {
     let env = Env::with_vault();

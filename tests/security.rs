@@ -473,3 +473,73 @@ fn plugin_and_broker_files_others_can_change_are_refused() {
             .stderr_has(&format!("chmod go-w {}", file.display()));
     }
 }
+
+/// Past `exec` itself (tests/lifecycle.rs), the passphrase descriptor and
+/// any other the caller left open reach none of: a process that replaces
+/// `secret` (`--exec`), a `run` script, a command provider. Each lists the
+/// descriptors its shell holds and tries to read 3 and 4; a shell's own
+/// script descriptor (dash's 10, bash's 255) is not ours and is ignored.
+#[test]
+fn the_passphrase_descriptor_reaches_no_script_provider_or_replacement() {
+    use crate::util::PASSPHRASE;
+    let env = Env::with_vault();
+    env.add("@k", b"sk-descriptor-value");
+    let report = env.root().join("provider-fds");
+    configure(
+        &env,
+        &format!(
+            "[providers.fds]\ncommand = [\"/bin/sh\", \"-c\", \"{{ ls /proc/$$/fd; cat <&3 && echo READ3; cat <&4 && echo READ4; }} > \\\"$0\\\" 2>&1; echo provider-value\", \"{}\", \"{{path}}\"]\n",
+            report.display()
+        ),
+    );
+    let probe = "ls /proc/$$/fd; cat <&3 && echo READ3; cat <&4 && echo READ4; exit 0";
+    let script = env.root().join("s.sh");
+    std::fs::write(&script, format!("#!/bin/sh\n# secret: V=@k\n{probe}\n")).unwrap();
+    let shell = |line: &str| {
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!("{line} 3<<'EOF' 4</etc/hostname\n{PASSPHRASE}\nEOF"),
+            ])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("SECRET_BIN", env!("CARGO_BIN_EXE_secret"))
+            .env("SECRET_HOME", env.home())
+            .env("SECRET_TEST_FAST_KDF", "1")
+            .env("CI", "true")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{line}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let only_ours = |what: &str, listing: &str| {
+        let fds: Vec<&str> = listing
+            .lines()
+            .filter(|l| l.parse::<u32>().is_ok_and(|n| n < 10))
+            .collect();
+        assert_eq!(fds, ["0", "1", "2"], "{what}: {listing}");
+        assert!(
+            !listing.contains("READ") && !listing.contains(PASSPHRASE),
+            "{what}: {listing}"
+        );
+    };
+    only_ours(
+        "exec --exec",
+        &shell(&format!(
+            "\"$SECRET_BIN\" --passphrase-fd 3 exec --exec --no-mask --env V=@k -- sh -c '{probe}'"
+        )),
+    );
+    only_ours(
+        "run",
+        &shell(&format!(
+            "\"$SECRET_BIN\" --passphrase-fd 3 run --no-mask sh {}",
+            script.display()
+        )),
+    );
+    let out = shell(
+        "\"$SECRET_BIN\" --passphrase-fd 3 exec --no-mask --env V=fds://x -- sh -c 'printf %s \"$V\"'",
+    );
+    assert_eq!(out, "provider-value");
+    only_ours("provider", &std::fs::read_to_string(&report).unwrap());
+}
