@@ -543,3 +543,69 @@ fn the_passphrase_descriptor_reaches_no_script_provider_or_replacement() {
     assert_eq!(out, "provider-value");
     only_ours("provider", &std::fs::read_to_string(&report).unwrap());
 }
+
+/// `init` killed at any moment leaves no store (and a new `init` finishes
+/// the job) or a store that works, never one that denies everything and
+/// refuses a new `init`: grants.toml is written before the vault, which is
+/// the commit point. The real KDF gives a window to kill in; each kill
+/// follows the file it waits for within microseconds (a tight loop, not a
+/// timer).
+#[test]
+fn a_killed_init_leaves_no_store_or_a_working_one() {
+    let kill_init_when = |env: &Env, file: std::path::PathBuf| {
+        let mut child = env
+            .secret(["init"])
+            .into_command()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !file.exists() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "init never wrote {}",
+                file.display()
+            );
+            std::hint::spin_loop();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+    let works = |env: &Env| {
+        env.add("@k", b"sk-after-a-killed-init");
+        let out = env
+            .secret([
+                "exec",
+                "--env",
+                "K=@k",
+                "--",
+                "sh",
+                "-c",
+                "printf %s \"$K\"",
+            ])
+            .run();
+        out.success();
+        assert_eq!(out.stdout(), "sk-after-a-killed-init");
+    };
+
+    // Killed the moment the vault exists: the store already grants.
+    let env = Env::new().var("SECRET_TEST_FAST_KDF", "0");
+    kill_init_when(&env, env.vault());
+    env.secret(["init"])
+        .run()
+        .code(1)
+        .stderr_has("already exists");
+    works(&env);
+
+    // Killed once grants.toml exists, during the KDF: no store yet, and a
+    // new init completes it.
+    let env = Env::new().var("SECRET_TEST_FAST_KDF", "0");
+    kill_init_when(&env, env.home().join("grants.toml"));
+    assert!(
+        !env.vault().exists(),
+        "the vault was written before grants.toml"
+    );
+    env.secret(["init"]).run().success();
+    works(&env);
+}
