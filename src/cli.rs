@@ -542,7 +542,7 @@ pub(crate) struct ChildArgs {
         default_value = "allow",
         value_name = "POLICY"
     )]
-    pub proxy_egress: Egress,
+    pub proxy_egress: EgressArg,
 
     /// Start the child with an empty environment (plus --keep and mappings).
     #[arg(short = 'i', long)]
@@ -653,7 +653,7 @@ pub enum DeliveryArg {
 
 /// `--proxy-egress`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Egress {
+pub(crate) enum EgressArg {
     /// Tunnel connections to other hosts untouched.
     Allow,
     /// Refuse them: only the hosts of the proxied secrets are reachable.

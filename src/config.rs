@@ -79,7 +79,7 @@ fn parse_error(path: &std::path::Path, text: &str, e: &toml::de::Error) -> Error
             "fix the file, or remove it to use the file vault",
         );
     };
-    let (line, col) = crate::supervise::diag::Lines::new(text).line_col(text, span.start);
+    let (line, col) = crate::diag::Lines::new(text).line_col(text, span.start);
     let at = format!("{}:{line}:{col}", path.display());
     let bare = text
         .lines()

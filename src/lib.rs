@@ -13,6 +13,7 @@ mod cli;
 mod cmd;
 pub mod config;
 pub mod crypto;
+mod diag;
 pub mod docs;
 pub mod error;
 pub mod fsio;

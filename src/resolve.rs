@@ -82,9 +82,9 @@ pub(crate) fn find(store: &dyn Store, scope: &Scope, handle: &Handle) -> Result<
         .list()
         .map(|all| all.into_iter().map(|m| m.handle).collect())
         .unwrap_or_default();
-    let near = candidates.iter().find_map(|c| {
-        crate::supervise::diag::did_you_mean(c.name(), stored.iter().map(String::as_str))
-    });
+    let near = candidates
+        .iter()
+        .find_map(|c| crate::diag::did_you_mean(c.name(), stored.iter().map(String::as_str)));
     Err(Error::NoSuchSecret {
         handle: handle.clone(),
         near: near.map(str::to_owned),

@@ -98,6 +98,16 @@ pub struct Wanted<'a> {
     pub value: &'a SecretValue,
 }
 
+/// What the proxy does with a `CONNECT` to a host no placeholder may go
+/// to (`--proxy-egress`, plugins.toml's `proxy_egress`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Egress {
+    /// Tunnel it untouched.
+    Allow,
+    /// Refuse it: only the hosts of the proxied secrets are reachable.
+    Deny,
+}
+
 /// What one consumer asks of the proxy.
 pub struct Plan<'a> {
     pub wanted: Vec<Wanted<'a>>,

@@ -99,7 +99,7 @@ fn launch(
                 grants,
                 consumer: &child.consumer,
                 purpose: child.purpose.as_deref(),
-                egress_deny: child.proxy_egress == crate::cli::Egress::Deny,
+                egress_deny: child.proxy_egress == crate::cli::EgressArg::Deny,
                 paths: ctx.paths()?,
             };
             Some(proxy::start(&plan, &ctx.config)?)

@@ -18,9 +18,9 @@ use nix::sys::signal::Signal;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::diag::{Diag, Lines, shown, suggestion};
+pub(crate) use crate::broker::proxy::Egress;
 use crate::child::env::CONTROL_VARIABLES;
-pub(crate) use crate::cli::Egress;
+use crate::diag::{Diag, Lines, shown, suggestion};
 use crate::handle::{Source, ValueSpec, is_env_name};
 
 mod graph;

@@ -1,7 +1,11 @@
-//! Diagnostics for `plugins.toml`: an error tied to a byte span of the file,
-//! rendered as `file:line:col: key.path: message`, and the did-you-mean
-//! suggestion for a misspelt key, value or plugin id. It owns no schema;
-//! `config` decides what is wrong, this module only says where.
+//! Diagnostics for the files people write by hand (`config.toml`,
+//! `plugins.toml`, `broker.toml`) and for names they type: an error tied to
+//! a byte span of a file, rendered as `file:line:col: key.path: message`;
+//! the line/column index behind it; names quoted short and escaped; and the
+//! did-you-mean suggestion for a misspelt key, value, plugin id or handle.
+//! It owns no schema and knows no file: each file's parser decides what is
+//! wrong, this module only says where and what was probably meant. It sits
+//! below everything that uses it and imports nothing of the crate.
 
 use std::ops::Range;
 use std::path::Path;
@@ -11,8 +15,9 @@ use std::path::Path;
 pub(crate) struct Diag {
     /// Bytes of the file the problem is about (for line and column).
     pub span: Range<usize>,
-    /// The whole message, key path first. Never holds a value from `env`
-    /// or `secret_env_refs` (those could be secrets pasted by mistake).
+    /// The whole message, key path first. Never holds a value that could be
+    /// a secret pasted by mistake (plugins' `env` and `secret_env_refs`, a
+    /// broker route's `secret`).
     pub message: String,
 }
 
