@@ -215,6 +215,14 @@ impl Error {
                 "compare with a copy kept elsewhere; the trail was changed after it was written"
                     .into(),
             ),
+            Self::Unresolved { problems }
+                if problems.len() > 1
+                    && problems
+                        .iter()
+                        .all(|(_, e)| matches!(e, Self::NoSuchSecret { .. })) =>
+            {
+                Some("`secret list` shows the handles there are; add each missing one with: secret add @HANDLE --stdin".into())
+            }
             Self::Unresolved { problems } => problems.iter().find_map(|(_, e)| e.hint()),
             Self::CommandNotFound { .. } => {
                 Some("check the spelling, or give the full path of the program".into())
@@ -354,7 +362,21 @@ pub fn exit(outcome: Result<u8>, launch: bool) -> std::process::ExitCode {
         Err(e) => e,
     };
     if !matches!(e, Error::CommandLine { .. }) {
-        let mut msg = format!("secret: {e}\n");
+        let mut msg = match &e {
+            // On a terminal, one line per reference (the one-line form is
+            // for logs).
+            Error::Unresolved { problems } if problems.len() > 1 => {
+                let mut msg = format!(
+                    "secret: {} secret references could not be resolved:\n",
+                    problems.len()
+                );
+                for (reference, e) in problems {
+                    msg.push_str(&format!("  {reference}: {e}\n"));
+                }
+                msg
+            }
+            _ => format!("secret: {e}\n"),
+        };
         if let Some(hint) = e.hint() {
             msg.push_str(&format!("  hint: {hint}\n"));
         }

@@ -72,9 +72,13 @@ fn every_missing_handle_is_reported_with_a_did_you_mean() {
         ])
         .run();
     out.code(125).no_leak(b"sk-first-hour-value");
-    out.stderr_has("@opnai_api_key")
-        .stderr_has("did you mean @openai_api_key?")
-        .stderr_has("@db_password");
+    // One line per reference, and a hint that fits them all.
+    out.stderr_has("2 secret references could not be resolved:\n")
+        .stderr_has(
+            "\n  @opnai_api_key: no secret @opnai_api_key in the store; did you mean @openai_api_key?\n",
+        )
+        .stderr_has("\n  @db_password: no secret @db_password in the store\n")
+        .stderr_has("add each missing one with: secret add @HANDLE --stdin");
     // The same for one handle alone, with the fix.
     env.secret(["inspect", "@openai_api_ky"])
         .run()
