@@ -14,37 +14,29 @@
 //! the ratios; asserts nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body::Frame;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 
-const VALUE: &str = "sk-bench-value-0123456789abcdef";
+use support::{
+    Killed, VALUE, certificates, client_tls, free_port, home_with_key, mib, mitmdump_present, ms,
+    percentile, rss_kib, run_ok, secret, upstream, wait_port,
+};
+
 const CALLERS: usize = 64;
 const LOAD_FOR: Duration = Duration::from_secs(4);
 const LATENCY_RUNS: usize = 2000;
 const TTFB_RUNS: usize = 200;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Where a caller sends its requests.
 #[derive(Clone)]
@@ -106,12 +98,6 @@ async fn once(caller: &mut Caller, t: &Target, path: &str) -> (Duration, Duratio
         }
     }
     (first.unwrap_or_else(|| start.elapsed()), start.elapsed())
-}
-
-fn percentile(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i]
 }
 
 struct Figures {
@@ -178,157 +164,9 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, pid: Option<u32>) -> Figure
     })
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// A streamed body fed by a channel.
-struct Fed(tokio::sync::mpsc::Receiver<Bytes>);
-
-impl http_body::Body for Fed {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
-    }
-}
-
-type Reply = http_body_util::Either<http_body_util::Full<Bytes>, Fed>;
-
-/// The HTTPS upstream: /small answers 2 bytes; /stream sends one event at
-/// once and another 20 ms later. One thread, like a modest server.
-fn upstream(dir: &Path) -> u16 {
-    let certs: Vec<_> = CertificateDer::pem_file_iter(dir.join("leaf.pem"))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(dir.join("leaf.key")).unwrap();
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let (tcp, _) = listener.accept().await.unwrap();
-                tcp.set_nodelay(true).unwrap();
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(|req: http::Request<_>| async move {
-                        let body: Reply = if req.uri().path().ends_with("/stream") {
-                            let (tx, rx) = tokio::sync::mpsc::channel(2);
-                            tokio::spawn(async move {
-                                let _ = tx.send(Bytes::from_static(b"data: first\n\n")).await;
-                                tokio::time::sleep(Duration::from_millis(20)).await;
-                                let _ = tx.send(Bytes::from_static(b"data: second\n\n")).await;
-                            });
-                            http_body_util::Either::Right(Fed(rx))
-                        } else {
-                            http_body_util::Either::Left(http_body_util::Full::new(
-                                Bytes::from_static(b"ok"),
-                            ))
-                        };
-                        Ok::<_, std::convert::Infallible>(http::Response::new(body))
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
-    });
-    port
-}
-
-fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn secret(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_secret"));
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SECRET_HOME", home)
-        .env("SECRET_PASSPHRASE", "bench passphrase");
-    c
-}
-
-fn run_ok(mut c: Command, stdin: Option<&str>) -> String {
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    if let Some(text) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The broker for `upstream_port`: (process, its TCP port, caller token).
 fn broker(home: &Path, ca: &Path, upstream_port: u16) -> (Killed, u16, String) {
-    std::fs::create_dir_all(home).unwrap();
-    std::fs::set_permissions(home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let mut init = secret(home);
-    init.arg("init");
-    run_ok(init, None);
-    let mut add = secret(home);
-    add.args(["add", "@bench_key", "--stdin"]);
-    run_ok(add, Some(VALUE));
-    let grants = home.join("grants.toml");
-    let mut text = std::fs::read_to_string(&grants).unwrap();
-    text.push_str("\n[[grants]]\nsecret_ref = \"bench_key\"\nconsumer = \"broker\"\ndelivery = [\"http\"]\nallowed_hosts = [\"127.0.0.1\"]\n");
-    std::fs::write(&grants, text).unwrap();
+    home_with_key(home, "broker", "127.0.0.1");
     let port = free_port();
     let file = home.join("broker.toml");
     std::fs::write(
@@ -355,14 +193,7 @@ fn broker(home: &Path, ca: &Path, upstream_port: u16) -> (Killed, u16, String) {
 
 /// mitmdump in reverse mode with a one-line header-injecting addon.
 fn mitmproxy(dir: &Path, ca: &Path, upstream_port: u16) -> Option<(Killed, u16)> {
-    let found = Command::new("mitmdump")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        println!("(mitmproxy skipped: `pip install mitmproxy` puts mitmdump on PATH)");
+    if !mitmdump_present() {
         return None;
     }
     let addon = dir.join("inject.py");
@@ -401,47 +232,12 @@ fn mitmproxy(dir: &Path, ca: &Path, upstream_port: u16) -> Option<(Killed, u16)>
     Some((child, port))
 }
 
-/// Makes the test CA and leaf with the tests' stand-in (which prints its
-/// port once they exist), then stops it.
-fn certificates(dir: &Path) -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standins/echo_upstream.py");
-    let mut child = Killed(
-        Command::new("python3")
-            .arg(script)
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    dir.join("ca.pem")
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1e3)
-}
-
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let ca = certificates(dir.path());
     let upstream_port = upstream(dir.path());
     wait_port(upstream_port);
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let client_tls = Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    );
+    let client_tls = client_tls(&ca);
     let (broker_process, broker_port, token) = broker(&dir.path().join("home"), &ca, upstream_port);
     let broker_pid = broker_process.0.id();
     let mitm = mitmproxy(dir.path(), &ca, upstream_port);
@@ -490,16 +286,13 @@ fn main() {
     row("requests/s, 64 callers", |x| format!("{:.0}", x.rps));
     row("stream: time to first byte", |x| ms(x.ttfb));
     row("RSS under load", |x| {
-        x.rss_load_kib.map_or_else(
-            || "-".to_owned(),
-            |k| format!("{:.1} MiB", k as f64 / 1024.0),
-        )
+        x.rss_load_kib.map_or_else(|| "-".to_owned(), mib)
     });
     println!(
         "{:<34} {:>12} {:>12} {:>12}",
         "RSS idle",
         "-",
-        format!("{:.1} MiB", rss_idle as f64 / 1024.0),
+        mib(rss_idle),
         "-"
     );
     let added = |x: &Figures| x.median.saturating_sub(d.median);

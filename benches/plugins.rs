@@ -2,8 +2,13 @@
 //! one secret. Measures the time from `secret plugins run` to every plugin
 //! running (the vault unlocked by the cache, so no KDF), and the
 //! supervisor's CPU time while idle (60 s; BENCH_IDLE_SECS to change).
-//! Prints the figures; asserts nothing.
+//! First, `secret plugins check` on the files that used to make it
+//! super-linear, beside a valid file of the same size checked in the same
+//! run. Prints the figures; asserts nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/hostile.rs"]
+mod hostile;
 
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
@@ -35,6 +40,60 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
+/// The median wall time of five `secret plugins check FILE` runs.
+fn check_time(home: &Path, file: &Path) -> Duration {
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            secret(home)
+                .args(["plugins", "check"])
+                .arg(file)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[2]
+}
+
+/// `secret plugins check` on each hostile file beside a valid file of the
+/// same size (plugins with an id and a command): when checking is linear
+/// the two stay close; before, the hostile ones took 23 to 78 s.
+fn check_costs(home: &Path, dir: &Path) {
+    let cases = [
+        ("100,000 unknown keys", hostile::unknown_keys(100_000)),
+        ("a cycle through 3,000 plugins", hostile::cycle(3000)),
+        ("a chain of 3,000 plugins", hostile::chain(3000)),
+        (
+            "20,000 unknown dependencies",
+            hostile::unknown_dependencies(20_000),
+        ),
+    ];
+    println!("secret plugins check, median of 5 runs, beside a valid file of the same size:");
+    for (name, text) in cases {
+        let hostile = dir.join("hostile.toml");
+        std::fs::write(&hostile, &text).unwrap();
+        let mut valid = String::new();
+        let mut i = 0;
+        while valid.len() < text.len() {
+            let _ = write!(valid, "[[plugins]]\nid = \"v{i}\"\ncommand = \"true\"\n");
+            i += 1;
+        }
+        let same_size = dir.join("valid.toml");
+        std::fs::write(&same_size, valid).unwrap();
+        let (h, v) = (check_time(home, &hostile), check_time(home, &same_size));
+        println!(
+            "  {name:<30} {:>5} KB   {:>7.1} ms   valid file: {:>7.1} ms",
+            text.len() >> 10,
+            h.as_secs_f64() * 1e3,
+            v.as_secs_f64() * 1e3
+        );
+    }
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -64,6 +123,8 @@ fn main() {
             .success()
     );
 
+    check_costs(&home, dir.path());
+
     let (mut plugins, mut grants) = (String::new(), String::new());
     for i in 0..PLUGINS {
         let _ = write!(
@@ -72,7 +133,7 @@ fn main() {
         );
         let _ = write!(
             grants,
-            "[[grants]]\nsecret_ref = \"token\"\nconsumer = \"p{i}\"\n\n"
+            "[[grants]]\nsecret_ref = \"token\"\nconsumer = \"plugin:p{i}\"\n\n"
         );
     }
     let file = dir.path().join("plugins.toml");

@@ -1,4 +1,4 @@
-_secret() {
+_secret_clap() {
     local i cur prev opts cmd
     COMPREPLY=()
     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
@@ -25,6 +25,9 @@ _secret() {
             secret,broker)
                 cmd="secret__subcmd__broker"
                 ;;
+            secret,check)
+                cmd="secret__subcmd__check"
+                ;;
             secret,exec)
                 cmd="secret__subcmd__exec"
                 ;;
@@ -33,6 +36,9 @@ _secret() {
                 ;;
             secret,help)
                 cmd="secret__subcmd__help"
+                ;;
+            secret,import)
+                cmd="secret__subcmd__import"
                 ;;
             secret,init)
                 cmd="secret__subcmd__init"
@@ -54,6 +60,9 @@ _secret() {
                 ;;
             secret,plugins)
                 cmd="secret__subcmd__plugins"
+                ;;
+            secret,reveal)
+                cmd="secret__subcmd__reveal"
                 ;;
             secret,rm)
                 cmd="secret__subcmd__rm"
@@ -118,6 +127,9 @@ _secret() {
             secret__subcmd__help,broker)
                 cmd="secret__subcmd__help__subcmd__broker"
                 ;;
+            secret__subcmd__help,check)
+                cmd="secret__subcmd__help__subcmd__check"
+                ;;
             secret__subcmd__help,exec)
                 cmd="secret__subcmd__help__subcmd__exec"
                 ;;
@@ -126,6 +138,9 @@ _secret() {
                 ;;
             secret__subcmd__help,help)
                 cmd="secret__subcmd__help__subcmd__help"
+                ;;
+            secret__subcmd__help,import)
+                cmd="secret__subcmd__help__subcmd__import"
                 ;;
             secret__subcmd__help,init)
                 cmd="secret__subcmd__help__subcmd__init"
@@ -147,6 +162,9 @@ _secret() {
                 ;;
             secret__subcmd__help,plugins)
                 cmd="secret__subcmd__help__subcmd__plugins"
+                ;;
+            secret__subcmd__help,reveal)
+                cmd="secret__subcmd__help__subcmd__reveal"
                 ;;
             secret__subcmd__help,rm)
                 cmd="secret__subcmd__help__subcmd__rm"
@@ -178,9 +196,6 @@ _secret() {
             secret__subcmd__help__subcmd__plugins,check)
                 cmd="secret__subcmd__help__subcmd__plugins__subcmd__check"
                 ;;
-            secret__subcmd__help__subcmd__plugins,keeper)
-                cmd="secret__subcmd__help__subcmd__plugins__subcmd__keeper"
-                ;;
             secret__subcmd__help__subcmd__plugins,run)
                 cmd="secret__subcmd__help__subcmd__plugins__subcmd__run"
                 ;;
@@ -193,9 +208,6 @@ _secret() {
             secret__subcmd__plugins,help)
                 cmd="secret__subcmd__plugins__subcmd__help"
                 ;;
-            secret__subcmd__plugins,keeper)
-                cmd="secret__subcmd__plugins__subcmd__keeper"
-                ;;
             secret__subcmd__plugins,run)
                 cmd="secret__subcmd__plugins__subcmd__run"
                 ;;
@@ -207,9 +219,6 @@ _secret() {
                 ;;
             secret__subcmd__plugins__subcmd__help,help)
                 cmd="secret__subcmd__plugins__subcmd__help__subcmd__help"
-                ;;
-            secret__subcmd__plugins__subcmd__help,keeper)
-                cmd="secret__subcmd__plugins__subcmd__help__subcmd__keeper"
                 ;;
             secret__subcmd__plugins__subcmd__help,run)
                 cmd="secret__subcmd__plugins__subcmd__help__subcmd__run"
@@ -224,7 +233,7 @@ _secret() {
 
     case "${cmd}" in
         secret)
-            opts="-h -V --passphrase-fd --scope --help --version init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker help"
+            opts="-h -V --passphrase-fd --scope --help --version init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins import check reveal broker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -246,7 +255,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__add)
-            opts="-h -V --stdin --provider --kind --passphrase-fd --scope --help --version"
+            opts="-h --stdin --provider --kind --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -276,7 +285,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__audit)
-            opts="-h -V --json --verify --passphrase-fd --scope --help --version"
+            opts="-h --json --verify --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -298,7 +307,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__broker)
-            opts="-h -V --passphrase-fd --scope --help --version run check status token help"
+            opts="-h --passphrase-fd --scope --help run check status token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -320,7 +329,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__broker__subcmd__check)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -426,7 +435,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__broker__subcmd__run)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -448,7 +457,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__broker__subcmd__status)
-            opts="-h -V --json --passphrase-fd --scope --help --version"
+            opts="-h --json --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -470,7 +479,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__broker__subcmd__token)
-            opts="-h -V --rotate --passphrase-fd --scope --help --version"
+            opts="-h --rotate --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -491,8 +500,78 @@ _secret() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        secret__subcmd__check)
+            opts="-e -i -h --env --env-file --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -e)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy-egress)
+                    COMPREPLY=($(compgen -W "allow deny" -- "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --unset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --consumer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --purpose)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stop-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --death-signal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         secret__subcmd__exec)
-            opts="-e -i -h -V --env --env-file --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help --version"
+            opts="-e -i -h --env --env-file --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -562,7 +641,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__grants)
-            opts="-h -V --passphrase-fd --scope --help --version check help"
+            opts="-h --passphrase-fd --scope --help check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -584,7 +663,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__grants__subcmd__check)
-            opts="-h -V --consumer --purpose --delivery --passphrase-fd --scope --help --version"
+            opts="-h --consumer --purpose --delivery --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -660,7 +739,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help)
-            opts="init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins broker help"
+            opts="init add rotate rm list inspect link grants audit passwd unlock lock exec run plugins import check reveal broker help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -771,6 +850,20 @@ _secret() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        secret__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         secret__subcmd__help__subcmd__exec)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -814,6 +907,20 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__help__subcmd__import)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -912,7 +1019,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help__subcmd__plugins)
-            opts="run check status keeper"
+            opts="run check status"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -926,20 +1033,6 @@ _secret() {
             return 0
             ;;
         secret__subcmd__help__subcmd__plugins__subcmd__check)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        secret__subcmd__help__subcmd__plugins__subcmd__keeper)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -970,6 +1063,20 @@ _secret() {
         secret__subcmd__help__subcmd__plugins__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        secret__subcmd__help__subcmd__reveal)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1037,8 +1144,38 @@ _secret() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        secret__subcmd__import)
+            opts="-h --prefix --out --force --dry-run --passphrase-fd --scope --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         secret__subcmd__init)
-            opts="-h -V --backend --passphrase-fd --scope --help --version"
+            opts="-h --backend --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1064,7 +1201,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__inspect)
-            opts="-h -V --json --passphrase-fd --scope --help --version"
+            opts="-h --json --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1086,7 +1223,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__link)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1108,7 +1245,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__list)
-            opts="-h -V --json --passphrase-fd --scope --help --version"
+            opts="-h --json --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1130,7 +1267,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__lock)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1152,7 +1289,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__passwd)
-            opts="-h -V --new-passphrase-fd --passphrase-fd --scope --help --version"
+            opts="-h --new-passphrase-fd --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1178,7 +1315,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__plugins)
-            opts="-h -V --passphrase-fd --scope --help --version run check status keeper help"
+            opts="-h --passphrase-fd --scope --help run check status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1200,7 +1337,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__plugins__subcmd__check)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1222,7 +1359,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__plugins__subcmd__help)
-            opts="run check status keeper help"
+            opts="run check status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1250,20 +1387,6 @@ _secret() {
             return 0
             ;;
         secret__subcmd__plugins__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        secret__subcmd__plugins__subcmd__help__subcmd__keeper)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1305,30 +1428,8 @@ _secret() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        secret__subcmd__plugins__subcmd__keeper)
-            opts="-h -V --passphrase-fd --scope --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --passphrase-fd)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --scope)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         secret__subcmd__plugins__subcmd__run)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1350,7 +1451,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__plugins__subcmd__status)
-            opts="-h -V --json --passphrase-fd --scope --help --version"
+            opts="-h --json --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1371,8 +1472,38 @@ _secret() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        secret__subcmd__reveal)
+            opts="-h --force --consumer --purpose --passphrase-fd --scope --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --consumer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --purpose)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passphrase-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         secret__subcmd__rm)
-            opts="-h -V --passphrase-fd --scope --help --version"
+            opts="-h --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1394,7 +1525,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__rotate)
-            opts="-h -V --stdin --passphrase-fd --scope --help --version"
+            opts="-h --stdin --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1416,7 +1547,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__run)
-            opts="-i -h -V --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help --version"
+            opts="-i -h --check --file --proxy --proxy-egress --ignore-environment --keep --unset --exec --consumer --purpose --mask --no-mask --subreaper --stop-timeout --death-signal --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1474,7 +1605,7 @@ _secret() {
             return 0
             ;;
         secret__subcmd__unlock)
-            opts="-h -V --for --passphrase-fd --scope --help --version"
+            opts="-h --for --passphrase-fd --scope --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1503,7 +1634,54 @@ _secret() {
 }
 
 if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERSINFO[0]}" -gt 4 ]]; then
-    complete -F _secret -o nosort -o bashdefault -o default secret
+    complete -F _secret_complete -o nosort -o bashdefault -o default secret
 else
-    complete -F _secret -o bashdefault -o default secret
+    complete -F _secret_complete -o bashdefault -o default secret
 fi
+
+# Added by examples/generate.rs around clap's _secret_clap:
+# - a word with @ completes handle names, from `secret __complete-handles`
+#   (the names the store keeps in the clear: no key, no prompt), and never
+#   falls back to bash's host-name or file completion;
+# - after `secret exec ... --`, the command, then its own arguments.
+_secret_complete() {
+    # What readline replaces with each reply: $2, not the last of
+    # COMP_WORDS. For K=@name COMP_WORDS ends in "=@" "name", but readline
+    # keeps the @ (a prefix it passes on) and replaces "@name".
+    local cur=$2
+    local i
+    for (( i = 2; i < COMP_CWORD; i++ )); do
+        if [[ ${COMP_WORDS[i]} == -- && ${COMP_WORDS[1]} == exec ]]; then
+            if declare -F _command_offset >/dev/null; then
+                _command_offset $(( i + 1 ))  # bash-completion: the command's own
+            elif (( i + 1 == COMP_CWORD )); then
+                # Once each: /bin and /usr/bin may be one directory twice.
+                local name
+                COMPREPLY=()
+                while IFS= read -r name; do
+                    COMPREPLY+=( "$name" )
+                done < <(compgen -c -- "$cur" | LC_ALL=C sort -u)
+            else
+                COMPREPLY=()  # -o default: readline's own file names
+            fi
+            return 0
+        fi
+    done
+    # The word as typed, of which readline replaces the tail, cur.
+    local line=${COMP_LINE:0:COMP_POINT}
+    local word=${line##*[[:space:]]}
+    if [[ $word == *@* ]]; then
+        compopt +o default +o bashdefault 2>/dev/null
+        local before=${word%@*} typed=${word##*@} name
+        local cut=$(( ${#word} > ${#cur} ? ${#word} - ${#cur} : 0 ))
+        COMPREPLY=()
+        while IFS= read -r name; do
+            if [[ $name == "@$typed"* ]]; then
+                name="$before$name"
+                COMPREPLY+=( "${name:cut}" )
+            fi
+        done < <(command secret __complete-handles 2>/dev/null)
+        return 0
+    fi
+    _secret_clap "$@"
+}

@@ -196,8 +196,10 @@ pub fn append(paths: &Paths, events: &[Event]) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    fsio::ensure_private_dir(&paths.data_dir)?;
     let path = paths.audit_file();
+    if let Some(dir) = path.parent() {
+        fsio::ensure_private_dir(dir).map_err(|e| unwritable(&path, e))?;
+    }
     let io =
         |e: std::io::Error| Error::io(format!("writing the audit trail {}", path.display()), e);
     let file = fsio::open_trusted(
@@ -209,7 +211,8 @@ pub fn append(paths: &Paths, events: &[Event]) -> Result<()> {
             .append(true)
             .create(true)
             .mode(0o600),
-    )?
+    )
+    .map_err(|e| unwritable(&path, e))?
     .ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?;
     let mut file = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io(e.into()))?;
     let len = file.metadata().map_err(io)?.len();
@@ -265,6 +268,26 @@ pub fn append(paths: &Paths, events: &[Event]) -> Result<()> {
             keyed,
         },
     )
+}
+
+/// A trail that cannot be written (a read-only `SECRET_HOME`, as in a
+/// container image): nothing may be handed out unrecorded, so say where
+/// else the trail can go.
+fn unwritable(path: &Path, e: Error) -> Error {
+    match &e {
+        Error::Io { source, .. }
+            if matches!(
+                source.raw_os_error(),
+                Some(nix::libc::EROFS | nix::libc::EACCES | nix::libc::EPERM)
+            ) =>
+        {
+            Error::usage_hint(
+                format!("cannot write the audit trail {}: {source}", path.display()),
+                "every resolution is recorded before a value is handed out; point SECRET_AUDIT at a file in a writable directory of yours, e.g. SECRET_AUDIT=/tmp/secret-audit/audit.jsonl",
+            )
+        }
+        _ => e,
+    }
 }
 
 /// The last line's sequence number and hash, and whether the file ends in a
@@ -513,6 +536,7 @@ mod tests {
         let paths = Paths {
             config_dir: dir.path().to_owned(),
             data_dir: dir.path().to_owned(),
+            audit: None,
         };
         (dir, paths)
     }

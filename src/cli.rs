@@ -19,6 +19,9 @@ use clap::{Args, Parser, Subcommand};
 /// shell reports 128+N; as PID 1, secret exits 128+N); 125 when secret itself
 /// failed (the command did not run), 126 when the command cannot be executed
 /// and 127 when it is not found.
+/// The help heading of the options every subcommand takes.
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "secret",
@@ -31,12 +34,19 @@ pub(crate) struct Cli {
     ///
     /// Takes precedence over SECRET_PASSPHRASE and the terminal prompt. The
     /// passphrase is read to end of file, less one trailing newline.
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, global = true, value_name = "N", help_heading = GLOBAL)]
     pub passphrase_fd: Option<i32>,
 
     /// Look handles up in a scope first: with team-a/ws-1, @db is
     /// team-a/ws-1/db, then team-a/db, then db (the narrowest wins).
-    #[arg(long, global = true, value_name = "SCOPE", env = "SECRET_SCOPE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SCOPE",
+        env = "SECRET_SCOPE",
+        hide_env_values = true,
+        help_heading = GLOBAL
+    )]
     pub scope: Option<String>,
 
     #[command(subcommand)]
@@ -53,7 +63,13 @@ pub(crate) enum Command {
     /// $XDG_CONFIG_HOME/secret and $XDG_DATA_HOME/secret.
     Init {
         /// Where values are kept.
-        #[arg(long, value_enum, env = "SECRET_BACKEND", default_value_t = BackendArg::File)]
+        #[arg(
+            long,
+            value_enum,
+            env = "SECRET_BACKEND",
+            hide_env_values = true,
+            default_value_t = BackendArg::File
+        )]
         backend: BackendArg,
     },
 
@@ -71,11 +87,11 @@ pub(crate) enum Command {
         #[arg(long)]
         stdin: bool,
         /// Who issued the secret (openai, github, …).
-        #[arg(long, value_name = "P", default_value = "")]
-        provider: String,
+        #[arg(long, value_name = "P")]
+        provider: Option<String>,
         /// What the secret is (api_key, password, …).
-        #[arg(long, value_name = "K", default_value = "")]
-        kind: String,
+        #[arg(long, value_name = "K")]
+        kind: Option<String>,
     },
 
     /// Replace a secret's value.
@@ -197,6 +213,48 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Plugins(PluginsCommand),
 
+    /// Store a .env file's values in the store and write a references-only
+    /// env file.
+    ///
+    /// Each KEY=value becomes @name (or @PREFIX/name with --prefix), where
+    /// name is KEY in lower case; the env file maps KEY=@name and holds no
+    /// value, so it is safe to commit and ready for `secret exec
+    /// --env-file`. Existing handles are kept unless --force (every conflict
+    /// is reported and nothing is stored). Empty values are skipped, and
+    /// $VAR substitution is refused rather than filled in from secret's own
+    /// environment. FILE itself is left as it is: delete it afterwards.
+    Import(ImportArgs),
+
+    /// Resolve every reference a launch would need, without launching.
+    ///
+    /// Takes the options `secret exec` takes and prints, for each variable,
+    /// its reference and whether it resolves: ok, missing, denied by grant
+    /// or provider error, with the fix. Grants are checked for --consumer
+    /// and --purpose as exec would. Nothing is started and no value is
+    /// printed. Exit 0 when every reference resolves, 1 when one does not,
+    /// 2 for a malformed mapping or env file. For a script's `# secret:`
+    /// header use `secret run --check INTERPRETER SCRIPT`.
+    Check(CheckArgs),
+
+    /// Print one secret's value on the terminal, for debugging.
+    ///
+    /// Refused when standard output is not a terminal (a pipe, a file, an
+    /// agent's captured output) unless --force. On a terminal, control
+    /// characters other than newline and tab are shown escaped (\x1b), so a
+    /// value cannot drive the terminal; with --force to a pipe the bytes are
+    /// exact. Asks as consumer exec (grants.toml decides, as for `secret
+    /// exec -- printenv`, which could print it too) and is audited as a
+    /// reveal.
+    Reveal(RevealArgs),
+
+    /// There is no `get`: values go to a terminal (reveal) or a program
+    /// (exec), never to a pipe by default.
+    #[command(hide = true)]
+    Get {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+
     /// A local capability broker: callers use a key without holding it.
     ///
     /// Routes /proxy/NAME/PATH to the route's upstream with its credential
@@ -205,23 +263,17 @@ pub(crate) enum Command {
     /// the configuration directory. See docs/broker.md.
     #[command(subcommand)]
     Broker(BrokerCommand),
+
+    /// The handle names the completion scripts offer after @, one a line,
+    /// read without the key (never a prompt; nothing without a store).
+    #[command(name = "__complete-handles", hide = true)]
+    CompleteHandles,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct ExecArgs {
-    /// Set VAR in the child: to the secret behind @handle, or to a literal.
-    ///
-    /// Write @@ for a literal value starting with @. Repeatable; a later
-    /// mapping of the same variable wins.
-    #[arg(long = "env", short = 'e', value_name = "VAR=REF")]
-    pub env: Vec<String>,
-
-    /// Read VAR=@handle lines from FILE (comments and blank lines allowed).
-    ///
-    /// Literal values are refused, so the file is safe to commit. Read before
-    /// the --env mappings, which override it.
-    #[arg(long = "env-file", value_name = "FILE")]
-    pub env_file: Vec<PathBuf>,
+    #[command(flatten)]
+    pub mappings: MappingArgs,
 
     #[command(flatten)]
     pub child: ChildArgs,
@@ -276,8 +328,9 @@ pub(crate) enum PluginsCommand {
     /// Validate the file and resolve every plugin's secrets.
     ///
     /// Prints, for each plugin, the variables it would get (never a value).
-    /// Exit 0 when valid and every reference resolves, 1 when a reference
-    /// does not resolve or is denied, 2 when the file is invalid.
+    /// Exit 0 when valid and every reference resolves; 2 when the file is
+    /// invalid, a reference does not resolve or is denied, or the store
+    /// cannot be opened.
     Check {
         /// The plugins file (default: plugins.toml in the configuration
         /// directory).
@@ -286,10 +339,12 @@ pub(crate) enum PluginsCommand {
     /// Show the state of every plugin of a running supervisor.
     ///
     /// Asks the supervisor of FILE over its status socket (mode 0600 in the
-    /// runtime directory). Exit 0, or 1 when no supervisor runs FILE.
+    /// runtime directory). Without FILE, asks every supervisor of this user
+    /// whose socket is in the runtime directory, whatever file it runs
+    /// (--json then prints an array). Exit 0, or 1 when none answers.
     Status {
-        /// The plugins file (default: plugins.toml in the configuration
-        /// directory).
+        /// The plugins file of the supervisor to ask (default: every
+        /// running supervisor).
         file: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
@@ -351,8 +406,89 @@ pub(crate) enum BrokerCommand {
     },
 }
 
+/// The environment mappings of `exec` and `check`.
+#[derive(Debug, Args)]
+pub(crate) struct MappingArgs {
+    /// Set VAR in the child: to the secret behind @handle, or to a literal.
+    ///
+    /// Write @@ for a literal value starting with @. Repeatable; a later
+    /// mapping of the same variable wins.
+    #[arg(long = "env", short = 'e', value_name = "VAR=REF")]
+    pub env: Vec<String>,
+
+    /// Read VAR=@handle lines from FILE (comments and blank lines allowed).
+    ///
+    /// Literal values are refused, so the file is safe to commit. Read before
+    /// the --env mappings, which override it.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    pub mappings: MappingArgs,
+
+    #[command(flatten)]
+    pub child: ChildArgs,
+
+    /// Ignored: a `secret exec … -- COMMAND` line becomes a check by
+    /// changing exec to check. Nothing is started.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The dotenv file to read (KEY=value lines; quotes, escapes, `export`,
+    /// comments and multi-line quoted values as dotenv parsers read them).
+    pub file: PathBuf,
+
+    /// Store each value as @PREFIX/name instead of @name.
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+
+    /// Write the references-only env file here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Replace the values of handles that already exist (and an existing
+    /// --out file).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Say what would be stored and written; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RevealArgs {
+    /// The handle (@name) or remote reference to show.
+    pub handle: String,
+
+    /// Print even when standard output is not a terminal (a pipe or a file
+    /// then gets the value's exact bytes).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Ask as this consumer (grants.toml decides what it may have).
+    #[arg(long, value_name = "NAME", default_value = "exec")]
+    pub consumer: String,
+
+    /// The purpose to state (checked against the grant's purposes).
+    #[arg(long, value_name = "P")]
+    pub purpose: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
+    /// Check the script's header instead of running it: resolve every
+    /// reference and report each one, as `secret check` does. Put it before
+    /// INTERPRETER.
+    #[arg(long)]
+    pub check: bool,
+
     #[command(flatten)]
     pub child: ChildArgs,
 
@@ -406,7 +542,7 @@ pub(crate) struct ChildArgs {
         default_value = "allow",
         value_name = "POLICY"
     )]
-    pub proxy_egress: Egress,
+    pub proxy_egress: EgressArg,
 
     /// Start the child with an empty environment (plus --keep and mappings).
     #[arg(short = 'i', long)]
@@ -443,7 +579,11 @@ pub(crate) struct ChildArgs {
     /// projected value, and its base64, base64url, hex and URL-encoded forms,
     /// with <secret:@handle>. When stdout is a terminal the child gets a
     /// pseudo-terminal, so colours and full-screen programs keep working.
-    /// Values under 4 bytes are not masked (with a warning).
+    /// Values under 4 bytes are not masked (with a warning). secret exits
+    /// once every process writing the output has closed it: a server the
+    /// command left in the background keeps being masked, and secret waits
+    /// for it (send its output elsewhere, as in `server >log 2>&1 &`, not
+    /// to wait).
     #[arg(long, overrides_with = "no_mask")]
     pub mask: bool,
 
@@ -513,7 +653,7 @@ pub enum DeliveryArg {
 
 /// `--proxy-egress`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Egress {
+pub(crate) enum EgressArg {
     /// Tunnel connections to other hosts untouched.
     Allow,
     /// Refuse them: only the hosts of the proxied secrets are reachable.
@@ -531,21 +671,29 @@ impl From<DeliveryArg> for crate::grants::Delivery {
 }
 
 /// Before parsing succeeds, whether `args` look like a launch (`exec` or
-/// `run` before `--` and before any `plugins`, whose own `run` is not one).
+/// `run` before `--` and before any `plugins`, whose own `run` is not one;
+/// `run --check`, with the flag among `run`'s own options, is not one either).
 #[must_use]
 pub(crate) fn looks_like_launch(args: &[OsString]) -> bool {
-    args.iter()
-        .skip(1)
-        .take_while(|a| *a != "--")
-        .find(|a| *a == "exec" || *a == "run" || *a == "plugins")
-        .is_some_and(|a| a != "plugins")
+    let mut words = args.iter().skip(1).take_while(|a| *a != "--");
+    match words.find(|a| *a == "exec" || *a == "run" || *a == "plugins") {
+        Some(a) if a == "run" => !words
+            .take_while(|a| a.as_encoded_bytes().starts_with(b"-"))
+            .any(|a| a == "--check"),
+        Some(a) => a != "plugins",
+        None => false,
+    }
 }
 
 impl Command {
     /// Whether this command launches a child (its own failures exit 125).
     #[must_use]
     pub(crate) fn is_launch(&self) -> bool {
-        matches!(self, Self::Exec(_) | Self::Run(_))
+        match self {
+            Self::Exec(_) => true,
+            Self::Run(args) => !args.check,
+            _ => false,
+        }
     }
 }
 

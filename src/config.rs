@@ -45,12 +45,7 @@ impl Config {
     pub fn load(paths: &Paths) -> Result<Self> {
         let path = paths.config_file();
         match fsio::read_policy_file(&path, "config.toml", MAX_POLICY_LEN)? {
-            Some(text) => toml::from_str(&text).map_err(|e| {
-                Error::usage_hint(
-                    format!("{}: {}", path.display(), e.message()),
-                    "fix the file, or remove it to use the file vault",
-                )
-            }),
+            Some(text) => toml::from_str(&text).map_err(|e| parse_error(&path, &text, &e)),
             None => Ok(Self::default()),
         }
     }
@@ -119,6 +114,44 @@ fn with_top_level_line(text: &str, key: &str, line: &str) -> String {
     out
 }
 
+/// A config.toml that does not parse: FILE:LINE:COL, toml's message, and
+/// the fix. A bare word where a string belongs (`backend = file`) is the
+/// common slip: the hint shows the line with the quotes it needs.
+fn parse_error(path: &std::path::Path, text: &str, e: &toml::de::Error) -> Error {
+    let Some(span) = e.span() else {
+        return Error::usage_hint(
+            format!("{}: {}", path.display(), e.message()),
+            "fix the file, or remove it to use the file vault",
+        );
+    };
+    let (line, col) = crate::diag::Lines::new(text).line_col(text, span.start);
+    let at = format!("{}:{line}:{col}", path.display());
+    let bare = text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .and_then(|l| l.split_once('='))
+        .map(|(key, value)| (key.trim(), value.trim()))
+        .filter(|(key, value)| {
+            !key.is_empty()
+                && !value.is_empty()
+                && !matches!(*value, "true" | "false")
+                && value.starts_with(|c: char| c.is_ascii_alphabetic())
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        });
+    match bare {
+        Some((key, value)) => Error::usage_hint(
+            format!("{at}: {value} is not quoted; TOML strings need quotes"),
+            format!("write it as: {key} = \"{value}\""),
+        ),
+        None => Error::usage_hint(
+            format!("{at}: {}", e.message()),
+            "fix the file, or remove it to use the file vault",
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +176,26 @@ mod tests {
         ] {
             assert_eq!(with_top_level_line(before, "backend", line), after);
         }
+    }
+
+    fn error(text: &str) -> Error {
+        let e = toml::from_str::<Config>(text).expect_err("invalid");
+        parse_error(std::path::Path::new("config.toml"), text, &e)
+    }
+
+    #[test]
+    fn a_bare_word_gets_its_line_and_the_quotes_it_needs() {
+        let e = error("# written by hand\nbackend = file\n");
+        assert_eq!(
+            e.to_string(),
+            "config.toml:2:11: file is not quoted; TOML strings need quotes"
+        );
+        assert_eq!(e.hint().as_deref(), Some("write it as: backend = \"file\""));
+        let e = error("backend = \"flie\"\n");
+        assert!(
+            e.to_string()
+                .starts_with("config.toml:1:11: unknown variant"),
+            "{e}"
+        );
     }
 }

@@ -43,6 +43,10 @@ pub enum Error {
     },
     NoSuchSecret {
         handle: Handle,
+        /// A stored handle close enough to be what was meant.
+        near: Option<String>,
+        /// What to do instead of adding it (`rm` has nothing to add).
+        hint: Option<String>,
     },
     SecretExists {
         handle: Handle,
@@ -138,6 +142,16 @@ impl Error {
         }
     }
 
+    /// No secret `handle` (no suggestion yet; see `resolve::find`).
+    #[must_use]
+    pub fn no_such_secret(handle: &Handle) -> Self {
+        Self::NoSuchSecret {
+            handle: handle.clone(),
+            near: None,
+            hint: None,
+        }
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::Internal {
             message: message.into(),
@@ -171,9 +185,9 @@ impl Error {
             Self::AlreadyInitialized { .. } => {
                 Some("use it as it is, or choose another directory with SECRET_HOME".into())
             }
-            Self::NoSuchSecret { handle } => {
-                Some(format!("add it with: secret add {handle} --stdin"))
-            }
+            Self::NoSuchSecret { handle, hint, .. } => Some(hint.clone().unwrap_or_else(|| {
+                format!("`secret list` shows the handles there are; add this one with: secret add {handle} --stdin")
+            })),
             Self::SecretExists { handle } => Some(format!(
                 "replace its value with: secret rotate {handle} --stdin"
             )),
@@ -201,9 +215,22 @@ impl Error {
                 "compare with a copy kept elsewhere; the trail was changed after it was written"
                     .into(),
             ),
+            Self::Unresolved { problems }
+                if problems.len() > 1
+                    && problems
+                        .iter()
+                        .all(|(_, e)| matches!(e, Self::NoSuchSecret { .. })) =>
+            {
+                Some("`secret list` shows the handles there are; add each missing one with: secret add @HANDLE --stdin".into())
+            }
             Self::Unresolved { problems } => problems.iter().find_map(|(_, e)| e.hint()),
             Self::CommandNotFound { .. } => {
                 Some("check the spelling, or give the full path of the program".into())
+            }
+            Self::CommandNotExecutable { source, .. }
+                if source.kind() == io::ErrorKind::ArgumentListTooLong =>
+            {
+                Some("give a large value to the program as an in-memory file instead: --file VAR=@handle sets VAR to a path the program reads the value from".into())
             }
             Self::CommandNotExecutable { .. } => {
                 Some("check that the file is a program and has its execute bit (chmod +x)".into())
@@ -241,7 +268,13 @@ impl fmt::Display for Error {
                     path.display()
                 )
             }
-            Self::NoSuchSecret { handle } => write!(f, "no secret {handle} in the store"),
+            Self::NoSuchSecret { handle, near, .. } => {
+                write!(f, "no secret {handle} in the store")?;
+                match near {
+                    Some(near) => write!(f, "; did you mean @{near}?"),
+                    None => Ok(()),
+                }
+            }
             Self::SecretExists { handle } => write!(f, "secret {handle} already exists"),
             Self::WrongPassphrase { path } => write!(
                 f,
@@ -329,7 +362,21 @@ pub fn exit(outcome: Result<u8>, launch: bool) -> u8 {
         Err(e) => e,
     };
     if !matches!(e, Error::CommandLine { .. }) {
-        let mut msg = format!("secret: {e}\n");
+        let mut msg = match &e {
+            // On a terminal, one line per reference (the one-line form is
+            // for logs).
+            Error::Unresolved { problems } if problems.len() > 1 => {
+                let mut msg = format!(
+                    "secret: {} secret references could not be resolved:\n",
+                    problems.len()
+                );
+                for (reference, e) in problems {
+                    msg.push_str(&format!("  {reference}: {e}\n"));
+                }
+                msg
+            }
+            _ => format!("secret: {e}\n"),
+        };
         if let Some(hint) = e.hint() {
             msg.push_str(&format!("  hint: {hint}\n"));
         }
@@ -344,9 +391,7 @@ mod tests {
 
     #[test]
     fn exec_failures_are_125_unless_the_command_is_at_fault() {
-        let missing = Error::NoSuchSecret {
-            handle: Handle::from_name("k").expect("k"),
-        };
+        let missing = Error::no_such_secret(&Handle::from_name("k").expect("k"));
         assert_eq!(missing.exit_code(true), 125);
         assert_eq!(missing.exit_code(false), 1);
         assert_eq!(Error::usage("x").exit_code(false), 2);

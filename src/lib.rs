@@ -13,6 +13,7 @@ mod cli;
 mod cmd;
 pub mod config;
 pub mod crypto;
+mod diag;
 pub mod docs;
 pub mod error;
 pub mod fsio;
@@ -43,6 +44,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
     sys::record_inherited_dispositions();
     sys::harden();
     sys::close_on_exec_inherited();
+    if args.get(1).is_some_and(|a| a == child::monitor::MARKER) {
+        return child::monitor::main(&args[2..]);
+    }
     let outcome = parse(&args)
         .map_err(|e| {
             let _ = e.print();

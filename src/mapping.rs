@@ -363,7 +363,7 @@ pub(crate) fn lookup<'a>(
     source: &Source,
 ) -> Result<&'a SecretValue> {
     values.get(source).ok_or_else(|| match source {
-        Source::Local(h) => Error::NoSuchSecret { handle: h.clone() },
+        Source::Local(h) => Error::no_such_secret(h),
         Source::Remote(r) => Error::internal(format!("{r} was not resolved")),
     })
 }

@@ -8,6 +8,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask, raise};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios::{self, LocalFlags, SetArg};
 use zeroize::Zeroizing;
 
@@ -16,6 +19,10 @@ use crate::value::{MAX_VALUE_LEN, SecretValue};
 
 /// The longest passphrase we read.
 const MAX_PASSPHRASE_LEN: usize = 64 * 1024;
+
+/// The shortest new passphrase `init` and `passwd` accept, in characters:
+/// Argon2id slows guessing down, it cannot make `a` safe.
+pub const MIN_NEW_PASSPHRASE_CHARS: usize = 8;
 
 /// Where the current passphrase comes from, in order of precedence.
 #[derive(Clone, Copy, Debug, Default)]
@@ -43,7 +50,7 @@ impl Sources {
     /// typed one is asked twice.
     pub fn for_new_vault(&self) -> Result<SecretValue> {
         if self.fd.is_some() || std::env::var_os("SECRET_PASSPHRASE").is_some() {
-            return self.current();
+            return long_enough(self.current()?);
         }
         confirmed("New vault passphrase: ")
     }
@@ -52,10 +59,10 @@ impl Sources {
     /// `SECRET_NEW_PASSPHRASE`, or typed twice.
     pub fn replacement(&self) -> Result<SecretValue> {
         if let Some(fd) = self.new_fd {
-            return nonempty(read_fd(fd, "--new-passphrase-fd")?, "--new-passphrase-fd");
+            return long_enough(read_fd(fd, "--new-passphrase-fd")?);
         }
         if let Some(v) = env_value("SECRET_NEW_PASSPHRASE") {
-            return nonempty(v, "SECRET_NEW_PASSPHRASE");
+            return long_enough(v);
         }
         confirmed("New passphrase: ")
     }
@@ -77,8 +84,26 @@ fn nonempty(v: SecretValue, from: &str) -> Result<SecretValue> {
     }
 }
 
+/// Refuses a new passphrase under `MIN_NEW_PASSPHRASE_CHARS` characters
+/// (bytes, when it is not UTF-8).
+fn long_enough(v: SecretValue) -> Result<SecretValue> {
+    let bytes = v.expose();
+    let chars = std::str::from_utf8(bytes).map_or(bytes.len(), |s| s.chars().count());
+    if chars < MIN_NEW_PASSPHRASE_CHARS {
+        return Err(Error::Passphrase {
+            message: format!(
+                "the new passphrase is too short: the minimum is {MIN_NEW_PASSPHRASE_CHARS} characters; nothing was changed"
+            ),
+            hint: format!(
+                "choose a passphrase of at least {MIN_NEW_PASSPHRASE_CHARS} characters (a few random words are easy to type and hard to guess)"
+            ),
+        });
+    }
+    Ok(v)
+}
+
 fn confirmed(prompt: &str) -> Result<SecretValue> {
-    let first = nonempty(prompt_tty(prompt)?, "the passphrase typed")?;
+    let first = long_enough(prompt_tty(prompt)?)?;
     let again = prompt_tty("Repeat it: ")?;
     if first.expose() != again.expose() {
         return Err(Error::Passphrase {
@@ -144,9 +169,57 @@ fn prompt_tty(prompt: &str) -> Result<SecretValue> {
     prompt_no_echo(tty, prompt)
 }
 
+/// The signals that end a prompt (Ctrl-C, Ctrl-\\, a hangup, `kill`): held
+/// while echo is off, so that the terminal is restored before one acts.
+const PROMPT_SIGNALS: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+];
+
 /// Writes `prompt` to `term`, reads one line with echo off, restores the
 /// terminal.
+///
+/// A signal that ends the prompt must not leave the terminal without echo:
+/// the prompt's signals are blocked and read from a signalfd beside the
+/// terminal; one that arrives restores the terminal first, then is raised
+/// again with the mask as it was, so it ends `secret` as it would have
+/// (a shell sees 130 for Ctrl-C). One that was ignored stays ignored.
 fn prompt_no_echo(mut term: File, prompt: &str) -> Result<SecretValue> {
+    let io = |e: std::io::Error| Error::io("reading from the terminal", e);
+    let mut held = SigSet::empty();
+    for signal in PROMPT_SIGNALS {
+        held.add(signal);
+    }
+    let mut before = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&held), Some(&mut before))
+        .map_err(|e| io(e.into()))?;
+    let outcome = SignalFd::with_flags(&held, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| io(e.into()))
+        .and_then(|signals| read_quietly(&mut term, prompt, &signals));
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
+    match outcome? {
+        Typed::Line(value) => Ok(value),
+        Typed::Interrupted(signal) => {
+            let _ = raise(signal);
+            Err(Error::Passphrase {
+                message: format!("interrupted by {signal} at the prompt; nothing was changed"),
+                hint: "run the command again".into(),
+            })
+        }
+    }
+}
+
+/// What came of a prompt.
+enum Typed {
+    Line(SecretValue),
+    Interrupted(Signal),
+}
+
+/// The prompt itself, with `signals` held: echo off, one line read while
+/// watching `signals`, the terminal restored on every path.
+fn read_quietly(term: &mut File, prompt: &str, signals: &SignalFd) -> Result<Typed> {
     let io = |e: std::io::Error| Error::io("reading from the terminal", e);
     let saved = termios::tcgetattr(term.as_fd()).map_err(|e| io(e.into()))?;
     let mut quiet = saved.clone();
@@ -155,28 +228,66 @@ fn prompt_no_echo(mut term: File, prompt: &str) -> Result<SecretValue> {
     // Echo goes off before the prompt shows, so nothing typed in answer to
     // the prompt can be echoed or flushed away.
     termios::tcsetattr(term.as_fd(), SetArg::TCSAFLUSH, &quiet).map_err(|e| io(e.into()))?;
-    term.write_all(prompt.as_bytes()).map_err(io)?;
     let mut line = Vec::with_capacity(MAX_VALUE_LEN + 1);
+    let read = term
+        .write_all(prompt.as_bytes())
+        .and_then(|()| read_line(term, signals, &mut line));
+    let _ = termios::tcsetattr(term.as_fd(), SetArg::TCSAFLUSH, &saved);
+    let value = SecretValue::new(line);
+    match read.map_err(io)? {
+        Some(signal) => {
+            let _ = term.write_all(b"\n");
+            Ok(Typed::Interrupted(signal))
+        }
+        None => Ok(Typed::Line(strip_newline(value))),
+    }
+}
+
+/// Reads bytes into `line` up to a newline or end of file; `Some` when one
+/// of `signals` came first.
+fn read_line(
+    term: &mut File,
+    signals: &SignalFd,
+    line: &mut Vec<u8>,
+) -> std::io::Result<Option<Signal>> {
     let mut byte = Zeroizing::new([0u8; 1]);
-    let read = loop {
+    loop {
+        let mut fds = [
+            PollFd::new(term.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+        if ready(&fds[1])
+            && let Ok(Some(info)) = signals.read_signal()
+        {
+            let signal = i32::try_from(info.ssi_signo)
+                .ok()
+                .and_then(|n| Signal::try_from(n).ok())
+                .unwrap_or(Signal::SIGINT);
+            return Ok(Some(signal));
+        }
+        if !ready(&fds[0]) {
+            continue;
+        }
         match term.read(byte.as_mut()) {
-            Ok(0) => break Ok(()),
-            Ok(_) if byte[0] == b'\n' => break Ok(()),
+            Ok(0) => return Ok(None),
+            Ok(_) if byte[0] == b'\n' => return Ok(None),
             Ok(_) if line.len() < MAX_VALUE_LEN => line.push(byte[0]),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => break Err(e),
+            Err(e) => return Err(e),
         }
-    };
-    let _ = termios::tcsetattr(term.as_fd(), SetArg::TCSAFLUSH, &saved);
-    let value = SecretValue::new(line);
-    read.map_err(io)?;
-    Ok(strip_newline(value))
+    }
 }
 
-/// The value for `add` or `rotate`: stdin (one trailing newline stripped),
-/// or a no-echo prompt when stdin is a terminal.
-pub fn read_value(handle: &str, from_stdin: bool) -> Result<SecretValue> {
+/// The value for `add` or `rotate` (`command`): stdin (one trailing
+/// newline stripped), or a no-echo prompt when stdin is a terminal.
+pub fn read_value(command: &str, handle: &str, from_stdin: bool) -> Result<SecretValue> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         let tty = OpenOptions::new()
@@ -190,7 +301,7 @@ pub fn read_value(handle: &str, from_stdin: bool) -> Result<SecretValue> {
         return Err(Error::usage_hint(
             "standard input is not a terminal and --stdin was not given",
             format!(
-                "pipe the value in with --stdin, e.g. `printenv MY_KEY | secret add {handle} --stdin`"
+                "pipe the value in with --stdin, e.g. `printenv MY_KEY | secret {command} {handle} --stdin`"
             ),
         ));
     }

@@ -1,6 +1,8 @@
 //! Where things live. `SECRET_HOME` puts everything in one directory;
 //! otherwise configuration goes under `$XDG_CONFIG_HOME/secret` and data
 //! (vault, keychain metadata, audit trail) under `$XDG_DATA_HOME/secret`.
+//! `SECRET_AUDIT` moves the audit trail (and its `audit.head`) elsewhere, so
+//! a read-only `SECRET_HOME` (a container image) can still launch.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -11,10 +13,13 @@ use crate::error::{Error, Result};
 pub struct Paths {
     pub config_dir: PathBuf,
     pub data_dir: PathBuf,
+    /// `SECRET_AUDIT`: the audit trail, when not `audit.jsonl` in `data_dir`.
+    pub audit: Option<PathBuf>,
 }
 
 impl Paths {
-    /// Reads `SECRET_HOME`, `XDG_CONFIG_HOME`, `XDG_DATA_HOME` and `HOME`.
+    /// Reads `SECRET_HOME`, `XDG_CONFIG_HOME`, `XDG_DATA_HOME`, `HOME` and
+    /// `SECRET_AUDIT`.
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|name| std::env::var_os(name))
     }
@@ -22,10 +27,23 @@ impl Paths {
     /// The same, from any source of variables (for tests).
     pub fn from_vars(var: impl Fn(&str) -> Option<OsString>) -> Result<Self> {
         let nonempty = |name: &str| var(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let audit = nonempty("SECRET_AUDIT");
+        if let Some(file) = &audit
+            && (!file.is_absolute() || file.file_name().is_none())
+        {
+            return Err(Error::usage_hint(
+                format!(
+                    "SECRET_AUDIT={}: the audit trail must be an absolute file path",
+                    file.display()
+                ),
+                "name a file in a writable directory of yours, e.g. SECRET_AUDIT=/tmp/secret-audit/audit.jsonl",
+            ));
+        }
         if let Some(home) = nonempty("SECRET_HOME") {
             return Ok(Self {
                 config_dir: home.clone(),
                 data_dir: home,
+                audit,
             });
         }
         let home = nonempty("HOME");
@@ -44,6 +62,7 @@ impl Paths {
         Ok(Self {
             config_dir: base("XDG_CONFIG_HOME", ".config")?,
             data_dir: base("XDG_DATA_HOME", ".local/share")?,
+            audit,
         })
     }
 
@@ -62,9 +81,12 @@ impl Paths {
         self.data_dir.join("keychain.json")
     }
 
+    /// `SECRET_AUDIT`, else `audit.jsonl` in the data directory.
     #[must_use]
     pub fn audit_file(&self) -> PathBuf {
-        self.data_dir.join("audit.jsonl")
+        self.audit
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit.jsonl"))
     }
 
     /// Held exclusively by every command that changes the store.
@@ -98,6 +120,21 @@ mod tests {
         let p = Paths::from_vars(vars(&[("SECRET_HOME", "/s"), ("HOME", "/h")])).expect("paths");
         assert_eq!(p.vault_file(), PathBuf::from("/s/vault.secret"));
         assert_eq!(p.config_file(), PathBuf::from("/s/config.toml"));
+        assert_eq!(p.audit_file(), PathBuf::from("/s/audit.jsonl"));
+    }
+
+    #[test]
+    fn secret_audit_moves_only_the_trail() {
+        let p = Paths::from_vars(vars(&[
+            ("SECRET_HOME", "/s"),
+            ("SECRET_AUDIT", "/w/a.jsonl"),
+        ]))
+        .expect("paths");
+        assert_eq!(p.audit_file(), PathBuf::from("/w/a.jsonl"));
+        assert_eq!(p.vault_file(), PathBuf::from("/s/vault.secret"));
+        assert!(
+            Paths::from_vars(vars(&[("SECRET_HOME", "/s"), ("SECRET_AUDIT", "a.jsonl")])).is_err()
+        );
     }
 
     #[test]

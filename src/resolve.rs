@@ -67,17 +67,28 @@ impl Scope {
 }
 
 /// Finds the entry that answers for `handle` under `scope`: the first
-/// candidate the store has. `NoSuchSecret` names the handle as asked.
+/// candidate the store has. `NoSuchSecret` names the handle as asked, and
+/// the stored handle closest to it when that looks like a typo.
 pub(crate) fn find(store: &dyn Store, scope: &Scope, handle: &Handle) -> Result<EntryMeta> {
-    for candidate in scope.candidates(handle) {
-        match store.meta(&candidate) {
+    let candidates = scope.candidates(handle);
+    for candidate in &candidates {
+        match store.meta(candidate) {
             Ok(meta) => return Ok(meta),
             Err(Error::NoSuchSecret { .. }) => {}
             Err(e) => return Err(e),
         }
     }
+    let stored: Vec<String> = store
+        .list()
+        .map(|all| all.into_iter().map(|m| m.handle).collect())
+        .unwrap_or_default();
+    let near = candidates
+        .iter()
+        .find_map(|c| crate::diag::did_you_mean(c.name(), stored.iter().map(String::as_str)));
     Err(Error::NoSuchSecret {
         handle: handle.clone(),
+        near: near.map(str::to_owned),
+        hint: None,
     })
 }
 
@@ -323,15 +334,25 @@ pub(crate) fn resolve(
 }
 
 /// All or nothing, for a launch: every value by source and the leases, or
-/// the first failure (after all were tried, so nothing runs with a missing
-/// or denied value).
+/// every failure at once (all were tried, so nothing runs with a missing
+/// or denied value, and one run names every one to fix).
 pub(crate) fn all(resolutions: Vec<Resolution>) -> Result<Resolved> {
     let mut resolved = Resolved::default();
+    let mut problems = Vec::new();
     for r in resolutions {
-        resolved.values.insert(r.source, r.value?);
-        resolved.leases.extend(r.lease);
+        match r.value {
+            Ok(value) => {
+                resolved.values.insert(r.source, value);
+                resolved.leases.extend(r.lease);
+            }
+            Err(e) => problems.push((r.source.to_string(), e)),
+        }
     }
-    Ok(resolved)
+    match problems.len() {
+        0 => Ok(resolved),
+        1 => Err(problems.remove(0).1),
+        _ => Err(Error::Unresolved { problems }),
+    }
 }
 
 /// What a launch hands out: the values, and the leases that must be

@@ -114,15 +114,21 @@ pub(crate) fn table(entries: &[Shown]) -> String {
             row
         })
         .collect();
-    let header: Vec<String> = header.into_iter().map(str::to_owned).collect();
+    columns(&header, &rows)
+}
+
+/// Lays `rows` out under `header` in left-aligned columns two spaces
+/// apart, one line each.
+pub(crate) fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let header: Vec<String> = header.iter().map(|&h| h.to_owned()).collect();
     let mut widths: Vec<usize> = header.iter().map(String::len).collect();
-    for row in &rows {
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
+    for row in std::iter::once(&header).chain(rows) {
         let line: Vec<String> = row
             .iter()
             .zip(&widths)

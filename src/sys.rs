@@ -45,6 +45,24 @@ pub(crate) struct SpawnSpec<'a> {
     /// Descriptors to install at other numbers: (ours, the child's), as
     /// `notify_fd` needs.
     pub extra_fds: &'a [(RawFd, RawFd)],
+    /// With `controlling_tty`: a monitor leads the new session instead of
+    /// the command (see `MonitorSpec`).
+    pub monitor: Option<MonitorSpec<'a>>,
+}
+
+/// The process that leads a child's session on its pseudo-terminal, so that
+/// the command's process group is not orphaned and job control works
+/// there (Ctrl-Z stops it). `spawn` starts it as any child; it starts the
+/// session and the command (its own process group, the terminal's
+/// foreground), then execs `program` with `argv` plus the command's pid:
+/// our own binary in its monitor mode, so the monitor's memory holds no
+/// value.
+pub(crate) struct MonitorSpec<'a> {
+    pub program: &'a CStr,
+    pub argv: &'a [CString],
+    pub envp: &'a [&'a CStr],
+    /// The monitor's end of its link to us, kept open across its exec.
+    pub link: RawFd,
 }
 
 /// Why the command did not start.
@@ -54,27 +72,48 @@ pub(crate) enum SpawnError {
     NotFound,
     /// A candidate existed but exec failed with this error.
     NotExecutable(Errno),
-    /// clone (or its stack) failed.
+    /// clone (or its stack) failed, or the monitor could not start.
     System(Errno),
 }
 
-/// The child's stack: what `child_setup_and_exec` and the libc calls it
-/// makes need, many times over (it neither recurses nor allocates).
+/// A child's stack: what `child_setup_and_exec` (or `start_monitor`) and
+/// the libc calls it makes need, many times over (neither recurses nor
+/// allocates).
 const CHILD_STACK: usize = 64 << 10;
 
-/// What the child reads (all of it prepared by the parent, which is
-/// suspended until the child execs or exits) and where it reports.
+/// What a child reads (all of it prepared before the clone by its parent,
+/// which is suspended until the child execs or exits) and where it
+/// reports.
 struct ChildArgs<'a> {
     spec: &'a SpawnSpec<'a>,
     parent: Pid,
     argv: &'a [*const c_char],
     envp: &'a [*const c_char],
-    /// The errno of the last exec tried; 0 while none failed.
-    errno: AtomicI32,
+    /// With a monitor: this child becomes it (see `start_monitor`).
+    monitor: Option<&'a MonitorExec<'a>>,
+    /// This child is the command under a monitor, on this terminal.
+    under_monitor: Option<RawFd>,
+    /// The first failure: 0 while none; the errno of the command's last
+    /// exec tried; negated when the monitor, not the command, failed.
+    errno: &'a AtomicI32,
+}
+
+/// A `MonitorSpec` made ready before the clone.
+struct MonitorExec<'a> {
+    program: &'a CStr,
+    /// NUL-terminated; its second-to-last entry points at `pid_text`.
+    argv: &'a [*const c_char],
+    envp: &'a [*const c_char],
+    link: RawFd,
+    /// 16 zeroed bytes for the command's pid.
+    pid_text: *mut u8,
+    /// The command's stack (it shares our memory too).
+    stack: &'a ChildStack,
 }
 
 /// Starts `spec` as a child. Returns the child's pid once exec has
-/// succeeded.
+/// succeeded (with a monitor: the monitor's, once it and the command both
+/// run).
 pub(crate) fn spawn(spec: &SpawnSpec<'_>) -> Result<Pid, SpawnError> {
     let argv: Vec<*const c_char> = spec
         .argv
@@ -88,49 +127,80 @@ pub(crate) fn spawn(spec: &SpawnSpec<'_>) -> Result<Pid, SpawnError> {
         .map(|e| e.as_ptr())
         .chain([std::ptr::null()])
         .collect();
+    // The monitor's argv, with a slot the monitor fills with the command's
+    // pid (in decimal) before its exec: no allocation after the clone.
+    let mut pid_text = [0u8; 16];
+    let monitor_argv: Option<Vec<*const c_char>> = spec.monitor.as_ref().map(|m| {
+        m.argv
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain([pid_text.as_ptr().cast(), std::ptr::null()])
+            .collect()
+    });
+    let monitor_envp: Option<Vec<*const c_char>> = spec.monitor.as_ref().map(|m| {
+        m.envp
+            .iter()
+            .map(|e| e.as_ptr())
+            .chain([std::ptr::null()])
+            .collect()
+    });
+    let command_stack = match spec.monitor {
+        Some(_) => Some(ChildStack::new().map_err(SpawnError::System)?),
+        None => None,
+    };
+    let monitor = spec
+        .monitor
+        .as_ref()
+        .zip(monitor_argv.as_deref().zip(monitor_envp.as_deref()))
+        .zip(command_stack.as_ref())
+        .map(|((m, (argv, envp)), stack)| MonitorExec {
+            program: m.program,
+            argv,
+            envp,
+            link: m.link,
+            pid_text: (&raw mut pid_text).cast(),
+            stack,
+        });
+    let errno = AtomicI32::new(0);
     let args = ChildArgs {
         spec,
         parent: nix::unistd::getpid(),
         argv: &argv,
         envp: &envp,
-        errno: AtomicI32::new(0),
+        monitor: monitor.as_ref(),
+        under_monitor: None,
+        errno: &errno,
     };
     let stack = ChildStack::new().map_err(SpawnError::System)?;
     // Every signal is blocked around the clone: the child shares our
     // memory, so no handler of ours may run in it; it resets every
-    // disposition, then clears its mask, before exec.
+    // disposition, then clears its mask, before exec (a monitor keeps them
+    // blocked across its exec, until it listens).
     let mut old = SigSet::empty();
     let _ = nix::sys::signal::pthread_sigmask(
         SigmaskHow::SIG_SETMASK,
         Some(&SigSet::all()),
         Some(&mut old),
     );
-    // SAFETY: `child_main` runs on `stack`, a live mapping of its own with
-    // a guard page below; it reads only `args`, which outlives the call
-    // (CLONE_VFORK suspends this thread until the child has exec'd or
-    // exited), and makes only async-signal-safe calls that allocate
-    // nothing. SIGCHLD tells us of its end as of any child.
-    let pid = unsafe {
-        libc::clone(
-            child_main,
-            stack.top(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            std::ptr::from_ref(&args).cast_mut().cast(),
-        )
-    };
+    let pid = clone_vfork(&stack, &args);
     let clone_errno = Errno::last();
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     drop(stack);
+    drop(command_stack);
     if pid < 0 {
         return Err(SpawnError::System(clone_errno));
     }
     let child = Pid::from_raw(pid);
-    match args.errno.load(Ordering::SeqCst) {
+    match errno.load(Ordering::SeqCst) {
         0 => Ok(child),
         errno => {
             let _ = nix::sys::wait::waitpid(child, None);
-            let errno = Errno::from_raw(errno);
-            Err(match errno {
+            if errno < 0 {
+                return Err(SpawnError::System(Errno::from_raw(
+                    errno.checked_neg().unwrap_or(libc::EINVAL),
+                )));
+            }
+            Err(match Errno::from_raw(errno) {
                 Errno::ENOENT | Errno::ENOTDIR => SpawnError::NotFound,
                 other => SpawnError::NotExecutable(other),
             })
@@ -138,7 +208,28 @@ pub(crate) fn spawn(spec: &SpawnSpec<'_>) -> Result<Pid, SpawnError> {
     }
 }
 
-/// A stack for the child: `CHILD_STACK` bytes above a guard page.
+/// Starts a child that runs `child_main(args)` on `stack`, sharing our
+/// memory, and returns (its pid, or -1 with errno set) once it has exec'd
+/// or exited. Called with every signal blocked, by `spawn` and, in its
+/// child, by `start_monitor`.
+fn clone_vfork(stack: &ChildStack, args: &ChildArgs<'_>) -> libc::c_int {
+    // SAFETY: `child_main` runs on `stack`, a live mapping of its own with
+    // a guard page below, used by no one else meanwhile; it reads only
+    // `args`, which outlives the call (CLONE_VFORK suspends this thread
+    // until the child has exec'd or exited), and makes only
+    // async-signal-safe calls that allocate nothing. SIGCHLD tells the
+    // caller of its end as of any child.
+    unsafe {
+        libc::clone(
+            child_main,
+            stack.top(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            std::ptr::from_ref(args).cast_mut().cast(),
+        )
+    }
+}
+
+/// A stack for a child: `CHILD_STACK` bytes above a guard page.
 struct ChildStack {
     base: std::ptr::NonNull<libc::c_void>,
     len: usize,
@@ -179,30 +270,41 @@ impl Drop for ChildStack {
     }
 }
 
-/// The child's entry point: sets up, execs, and on failure leaves the
-/// errno in `ChildArgs` and exits.
+/// A child's entry point: sets up and execs (or becomes the monitor), and
+/// on failure leaves the errno in `ChildArgs` and exits.
 extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the `ChildArgs` `spawn` passed, alive and unchanged
-    // while this runs (the parent is suspended).
+    // SAFETY: `arg` is the `ChildArgs` `clone_vfork` passed, alive and
+    // unchanged while this runs (its owner is suspended).
     let args = unsafe { &*arg.cast::<ChildArgs<'_>>() };
-    let errno = child_setup_and_exec(args.spec, args.parent, args.argv, args.envp);
-    args.errno.store(errno.max(1), Ordering::SeqCst);
+    let errno = match (args.monitor, args.spec.controlling_tty) {
+        // SAFETY: we are that child, between clone and exec.
+        (Some(monitor), Some(tty)) => unsafe { start_monitor(args, monitor, tty) },
+        _ => child_setup_and_exec(args),
+    };
+    // The first failure stays: a command's, not its monitor's view of it.
+    let errno = if errno == 0 { 1 } else { errno };
+    let _ = args
+        .errno
+        .compare_exchange(0, errno, Ordering::SeqCst, Ordering::SeqCst);
     // SAFETY: _exit(2) is async-signal-safe and runs no destructor or
     // exit handler of the (shared) parent.
     unsafe { libc::_exit(127) }
 }
 
 /// Runs in the child. Returns the errno to report if no exec worked.
-fn child_setup_and_exec(
-    spec: &SpawnSpec<'_>,
-    parent: Pid,
-    argv: &[*const c_char],
-    envp: &[*const c_char],
-) -> i32 {
+fn child_setup_and_exec(args: &ChildArgs<'_>) -> i32 {
+    let spec = args.spec;
     // SAFETY: every call below is async-signal-safe and uses only memory
     // prepared before the clone.
     unsafe {
-        if let Some(tty) = spec.controlling_tty {
+        if let Some(tty) = args.under_monitor {
+            // The command under its monitor: its own group, the terminal's
+            // foreground (SIGTTOU is blocked), before its exec so that no
+            // job of its own can lose the foreground to the monitor.
+            if libc::setpgid(0, 0) != 0 || libc::tcsetpgrp(tty, libc::getpid()) != 0 {
+                return Errno::last_raw();
+            }
+        } else if let Some(tty) = spec.controlling_tty {
             if libc::setsid() < 0 || libc::ioctl(tty, libc::TIOCSCTTY, 0) < 0 {
                 return Errno::last_raw();
             }
@@ -210,32 +312,19 @@ fn child_setup_and_exec(
             return Errno::last_raw();
         }
         if let Some(sig) = spec.death_signal {
-            libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong);
-            // The parent may have died before prctl: then no signal comes.
-            // kill, not raise: raise signals the thread in our (shared)
-            // thread-local storage, which is the parent's.
-            if libc::getppid() != parent.as_raw() {
-                libc::kill(libc::getpid(), sig as libc::c_int);
-            }
+            death_signal(sig, args.parent);
         }
         // The dispositions `secret` inherited and an empty mask: the
         // command starts as if launched by our parent (see
         // `record_inherited_dispositions`).
         inherited_dispositions();
-        for (target, fd) in spec.stdio.iter().enumerate() {
-            if let Some(fd) = fd
-                && libc::dup2(*fd, target as libc::c_int) < 0
-            {
-                return Errno::last_raw();
-            }
+        if let Some(errno) = install_stdio(spec) {
+            return errno;
         }
         for (ours, theirs) in spec.extra_fds {
             if ours == theirs {
                 // dup2 would keep close-on-exec set: clear it instead.
-                let flags = libc::fcntl(*ours, libc::F_GETFD);
-                if flags >= 0 {
-                    libc::fcntl(*ours, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-                }
+                keep_open(*ours);
             } else if libc::dup2(*ours, *theirs) < 0 {
                 return Errno::last_raw();
             }
@@ -246,14 +335,11 @@ fn child_setup_and_exec(
             return Errno::last_raw();
         }
         for fd in spec.keep_fds {
-            let flags = libc::fcntl(*fd, libc::F_GETFD);
-            if flags >= 0 {
-                libc::fcntl(*fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-            }
+            keep_open(*fd);
         }
         let mut report = libc::ENOENT;
         for path in spec.candidates {
-            libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            libc::execve(path.as_ptr(), args.argv.as_ptr(), args.envp.as_ptr());
             let errno = Errno::last_raw();
             // Keep looking past a missing file; remember anything worse,
             // as execvp does.
@@ -263,6 +349,147 @@ fn child_setup_and_exec(
         }
         report
     }
+}
+
+/// In a child: asks for `sig` when the thread that started us (`parent`)
+/// dies, and sends it at once if it already has.
+///
+/// # Safety
+///
+/// Between clone and exec: async-signal-safe calls only.
+unsafe fn death_signal(sig: Signal, parent: Pid) {
+    // SAFETY: prctl, getppid, kill and getpid are async-signal-safe.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong);
+        // The parent may have died before prctl: then no signal comes.
+        // kill, not raise: raise signals the thread in our (shared)
+        // thread-local storage, which is the parent's.
+        if libc::getppid() != parent.as_raw() {
+            libc::kill(libc::getpid(), sig as libc::c_int);
+        }
+    }
+}
+
+/// In a child: installs `spec.stdio` as 0, 1, 2; the errno if one failed.
+///
+/// # Safety
+///
+/// Between clone and exec: async-signal-safe calls only.
+unsafe fn install_stdio(spec: &SpawnSpec<'_>) -> Option<i32> {
+    for (target, fd) in spec.stdio.iter().enumerate() {
+        let Some(fd) = fd else { continue };
+        // SAFETY: dup2 is async-signal-safe and only changes descriptors.
+        if unsafe { libc::dup2(*fd, target as libc::c_int) } < 0 {
+            return Some(Errno::last_raw());
+        }
+    }
+    None
+}
+
+/// Clears close-on-exec on `fd` (async-signal-safe: fcntl only).
+fn keep_open(fd: RawFd) {
+    // SAFETY: fcntl only reads and sets the descriptor's flags.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+        }
+    }
+}
+
+/// In the child, when a monitor leads the session: leads a new session on
+/// the pseudo-terminal `tty`, starts the command as `spawn` started us (a
+/// clone sharing our memory, on `monitor.stack`, which becomes its own
+/// process group holding the terminal's foreground, then execs), and once
+/// it runs, execs the monitor. Returns only on failure, with the errno to
+/// report: the command's (already recorded) when its exec failed, else
+/// the monitor's, negated (the command, if it runs, is then killed).
+///
+/// Nothing here forks: a fork in a child that shares our memory would run
+/// libc's fork handlers and take its locks, which are ours.
+///
+/// # Safety
+///
+/// Between clone and exec: only async-signal-safe calls, on memory
+/// prepared before the clone, with every signal blocked.
+unsafe fn start_monitor(args: &ChildArgs<'_>, monitor: &MonitorExec<'_>, tty: RawFd) -> i32 {
+    let spec = args.spec;
+    // SAFETY: async-signal-safe calls only (setsid, ioctl, prctl, getppid,
+    // kill, getpid, dup2, clone, waitpid, fcntl, execve); `pid_text`
+    // points at 16 live bytes and `argv`/`envp` are NUL-terminated arrays
+    // of live C strings. Every signal stays blocked (spawn blocked them
+    // before its clone): none of our handlers may run here, and the
+    // monitor unblocks them once it listens; the command empties its mask
+    // before its exec.
+    unsafe {
+        if libc::setsid() < 0 || libc::ioctl(tty, libc::TIOCSCTTY, 0) < 0 {
+            return -Errno::last_raw();
+        }
+        if let Some(sig) = spec.death_signal {
+            death_signal(sig, args.parent);
+        }
+        // The monitor's own descriptors 0, 1, 2 are the command's too:
+        // it never holds our terminal.
+        if let Some(errno) = install_stdio(spec) {
+            return -errno;
+        }
+        let command_args = ChildArgs {
+            spec,
+            parent: Pid::from_raw(libc::getpid()),
+            argv: args.argv,
+            envp: args.envp,
+            monitor: None,
+            under_monitor: Some(tty),
+            errno: args.errno,
+        };
+        let command = clone_vfork(monitor.stack, &command_args);
+        if command < 0 {
+            return -Errno::last_raw();
+        }
+        if args.errno.load(Ordering::SeqCst) != 0 {
+            // The command did not start (its errno is recorded).
+            libc::waitpid(command, std::ptr::null_mut(), 0);
+            return 1;
+        }
+        write_decimal(monitor.pid_text, command);
+        keep_open(monitor.link);
+        libc::execve(
+            monitor.program.as_ptr(),
+            monitor.argv.as_ptr(),
+            monitor.envp.as_ptr(),
+        );
+        let errno = Errno::last_raw();
+        libc::kill(command, libc::SIGKILL);
+        libc::waitpid(command, std::ptr::null_mut(), 0);
+        -errno
+    }
+}
+
+/// Writes `n` (not negative) in decimal, NUL-terminated, into the 16 bytes
+/// at `out`, allocating nothing.
+///
+/// # Safety
+///
+/// `out` points at 16 writable bytes.
+unsafe fn write_decimal(out: *mut u8, n: libc::pid_t) {
+    let mut digits = [0u8; 15];
+    let mut len = 0;
+    let mut rest = n.max(0).unsigned_abs();
+    loop {
+        digits[len] = b'0' + (rest % 10) as u8;
+        len += 1;
+        rest /= 10;
+        if rest == 0 || len == digits.len() {
+            break;
+        }
+    }
+    for i in 0..len {
+        // SAFETY: i < len <= 15, so i and the terminator at len stay
+        // within the 16 bytes the caller vouches for.
+        unsafe { out.add(i).write(digits[len - 1 - i]) };
+    }
+    // SAFETY: as above.
+    unsafe { out.add(len).write(0) };
 }
 
 /// Replaces this process with the command (`secret exec --exec`).
@@ -377,7 +604,7 @@ pub(crate) fn ignored_at_start(sig: i32) -> bool {
 /// # Safety
 ///
 /// Async-signal-safe (an atomic load, signal, sigprocmask), so callable
-/// between fork and exec.
+/// between clone and exec.
 unsafe fn inherited_dispositions() {
     let ignored = IGNORED_AT_START.load(Ordering::Relaxed);
     // SAFETY: installing SIG_DFL or SIG_IGN runs no handler code; the
@@ -589,6 +816,22 @@ impl Drop for Catcher {
     }
 }
 
+/// Takes ownership of descriptor `fd`, which this process inherited and
+/// was told about on its command line (the terminal monitor's link to
+/// `secret`); `None` unless it is open and above 2. Call once per
+/// descriptor.
+pub(crate) fn adopt_inherited_fd(fd: RawFd) -> Option<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    if fd <= 2 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor is open (checked above) and nothing else in
+    // this process owns it: it was inherited, and only the caller was told
+    // its number.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Ignores `sig` in this process from now on (the plugin keeper).
 pub(crate) fn ignore_signal(sig: Signal) {
     // SAFETY: installing SIG_IGN runs no handler code.
@@ -618,6 +861,44 @@ pub(crate) fn harden() {
 /// Stops this process (as a terminal's Ctrl-Z would) until SIGCONT.
 pub(crate) fn stop_self() {
     let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+}
+
+/// Stops our whole process group with `sig`, as the terminal would have
+/// on Ctrl-Z (or on a background read), and returns once we are
+/// continued. Our own handler for `sig`, if any, is set aside meanwhile.
+pub(crate) fn stop_group_with(sig: Signal) {
+    if sig == Signal::SIGSTOP {
+        let _ = nix::sys::signal::killpg(nix::unistd::getpgrp(), sig);
+        // Thread-directed: we stop before this returns.
+        let _ = nix::sys::signal::raise(sig);
+        return;
+    }
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let mut mask = SigSet::empty();
+    // SAFETY: sigaction reads and writes live, zeroed structs; the
+    // dispositions installed (SIG_IGN, SIG_DFL, then the saved one) run no
+    // code of ours.
+    unsafe {
+        let mut saved: libc::sigaction = std::mem::zeroed();
+        let mut action: libc::sigaction = std::mem::zeroed();
+        libc::sigemptyset(&raw mut action.sa_mask);
+        action.sa_sigaction = libc::SIG_IGN;
+        if libc::sigaction(sig as libc::c_int, &raw const action, &raw mut saved) != 0 {
+            return;
+        }
+        // The rest of the group; we ignore it here.
+        libc::killpg(libc::getpgrp(), sig as libc::c_int);
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(sig as libc::c_int, &raw const action, std::ptr::null_mut());
+        let _ =
+            nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), Some(&mut mask));
+        // Thread-directed and unblocked: delivered (we stop) before this
+        // returns. An orphaned group is not stopped by the kernel.
+        libc::raise(sig as libc::c_int);
+        let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&mask), None);
+        libc::sigaction(sig as libc::c_int, &raw const saved, std::ptr::null_mut());
+    }
 }
 
 /// The window size of the terminal on `fd`, if it is one.

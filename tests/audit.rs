@@ -70,7 +70,8 @@ fn every_change_and_resolution_is_recorded_without_values() {
 
     let only_k = env.secret(["audit", "@k"]).run();
     only_k.success();
-    assert_eq!(only_k.stdout().lines().count(), 7, "{}", only_k.stdout());
+    // A header row, then @k's seven records.
+    assert_eq!(only_k.stdout().lines().count(), 8, "{}", only_k.stdout());
     env.secret(["audit", "--verify"])
         .run()
         .success()

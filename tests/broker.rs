@@ -16,10 +16,11 @@ use crate::util::{Env, Output, contains};
 const VALUE: &str = "sk-broker-test-value-7f3a9c";
 const ROTATED: &str = "sk-broker-rotated-value-51d0";
 
-struct Upstream {
+/// A local upstream process (also the `exec --proxy` tests' peer).
+pub(crate) struct Upstream {
     child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+    pub(crate) port: u16,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Drop for Upstream {
@@ -30,7 +31,8 @@ impl Drop for Upstream {
 }
 
 impl Upstream {
-    fn start() -> Option<Self> {
+    /// tests/standins/echo_upstream.py, with a fresh test CA.
+    pub(crate) fn start() -> Option<Self> {
         if !crate::util::tools_present(
             "broker",
             &["openssl", "python3", "curl"],
@@ -38,9 +40,20 @@ impl Upstream {
         ) {
             return None;
         }
-        let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standins/echo_upstream.py");
-        let mut child = Command::new("python3")
+        Some(Self::spawn(
+            "python3",
+            "echo_upstream.py",
+            tempfile::tempdir().unwrap(),
+        ))
+    }
+
+    /// Runs `program tests/standins/SCRIPT DIR` and waits for the port it
+    /// prints.
+    pub(crate) fn spawn(program: &str, script: &str, dir: tempfile::TempDir) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/standins")
+            .join(script);
+        let mut child = Command::new(program)
             .arg(script)
             .arg(dir.path())
             .stdout(Stdio::piped())
@@ -52,7 +65,7 @@ impl Upstream {
             .read_line(&mut line)
             .unwrap();
         let port = line.trim().parse().expect("the upstream prints its port");
-        Some(Self { child, port, dir })
+        Self { child, port, dir }
     }
 
     fn ca(&self) -> PathBuf {

@@ -36,6 +36,59 @@ fn env_files_and_headers_cannot_hijack_what_runs() {
     assert!(!out.stdout().contains("RAN"));
 }
 
+/// Every variable the README lists as one an env file may set only to a
+/// plain reference is refused as a template and as a literal, and is
+/// accepted as a reference; a variable not on the list takes a template.
+#[test]
+fn the_readmes_list_of_hook_variables_is_what_is_refused() {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("runs. These are ")
+        .expect("the list in the README")
+        + 16;
+    let end = start
+        + readme[start..]
+            .find("; such a line")
+            .expect("end of the list");
+    let names: Vec<String> = readme[start..end]
+        .split(['`', ',', ' ', '\n'])
+        .map(|w| w.trim_end_matches('*'))
+        .filter(|w| w.len() > 1 && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .map(|w| {
+            if w.ends_with('_') {
+                format!("{w}X")
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect();
+    assert!(names.len() > 30, "{names:?}");
+    let env = Env::with_vault();
+    env.add("@k", b"hook-list-value");
+    let exec = |line: &str| {
+        std::fs::write(env.root().join("app.env"), format!("{line}\n")).unwrap();
+        env.secret([
+            "exec",
+            "--env-file",
+            "app.env",
+            "--",
+            "/bin/sh",
+            "-c",
+            "exit 0",
+        ])
+        .run()
+    };
+    for name in &names {
+        for line in [format!("{name}=x{{{{@k}}}}"), format!("{name}=/plain")] {
+            exec(&line)
+                .code(125)
+                .stderr_has(&format!("{name} decides what runs"));
+        }
+        exec(&format!("{name}=@k")).success();
+    }
+    exec("GREETING=x{{@k}}").success();
+}
+
 #[test]
 fn dot_segments_are_refused_before_grants_see_them() {
     let env = Env::with_vault();
@@ -134,4 +187,160 @@ fn a_link_needs_a_grant_for_its_target_too() {
     let allowed = launch();
     allowed.success();
     assert_eq!(allowed.stdout(), "linked-target-value");
+}
+
+/// A value over the kernel's limit for one variable (128 KiB) cannot go in
+/// the environment: execve fails with E2BIG. The error names the variable
+/// and its size (never the value), says it is too large for the
+/// environment, points at `--file`, and exits 126 as any exec failure;
+/// `--file` then delivers the same value.
+#[test]
+fn a_value_too_large_for_the_environment_points_at_file() {
+    let env = Env::with_vault();
+    let value: String = "big-secret-".repeat(20_000);
+    env.add("@big", value.as_bytes());
+    for mode in [&[][..], &["--exec"][..]] {
+        let mut argv = vec!["exec", "--env", "BIG=@big"];
+        argv.extend_from_slice(mode);
+        argv.extend(["--", "sh", "-c", "echo RAN"]);
+        let out = env.secret(argv).run();
+        out.code(126)
+            .stderr_has("the value of BIG is too large for the environment (220000 bytes")
+            .stderr_has("--file VAR=@handle")
+            .no_leak(value.as_bytes());
+        assert!(!out.stdout().contains("RAN"), "{mode:?}: the command ran");
+        assert!(!out.stderr().contains("execute bit"), "{}", out.stderr());
+    }
+    env.secret([
+        "exec",
+        "--file",
+        "BIG=@big",
+        "--",
+        "sh",
+        "-c",
+        "wc -c < \"$BIG\"",
+    ])
+    .run()
+    .success()
+    .stdout_has("220000")
+    .no_leak(value.as_bytes());
+}
+
+/// A reference whose path a provider's CLI could load as a file or URL
+/// (`file:`, `fileb:`, `http:`, `https:`, any case, any number of slashes)
+/// is refused before any provider runs: the AWS preset and a configured
+/// provider alike. A stand-in `aws` on PATH records each run, and a plain
+/// secret id reaches it, so the refusals are not a missing program.
+#[test]
+fn references_a_cli_would_load_as_a_file_or_url_never_reach_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::with_vault();
+    let bin = env.root().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let ran = env.root().join("ran");
+    for name in ["aws", "catstore"] {
+        let program = bin.join(name);
+        std::fs::write(
+            &program,
+            format!(
+                "#!/bin/sh\nprintf '%s %s\\n' {name} \"$*\" >> '{}'\necho '{{\"k\":\"stand-in\"}}'\n",
+                ran.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(
+        env.home().join("config.toml"),
+        format!(
+            "[providers.catstore]\ncommand = [\"{}\", \"{{path}}\"]\n",
+            bin.join("catstore").display()
+        ),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
+    );
+    let exec = |reference: &str| {
+        env.secret(["exec", "-e", &format!("K={reference}"), "--", "true"])
+            .env("PATH", &path)
+            .run()
+    };
+    for reference in [
+        "aws-sm://file:/etc/hostname",
+        "aws-sm://FILE:/etc/hostname",
+        "aws-sm://fileb:/etc/hostname#k",
+        "aws-sm://http:/example.com/x",
+        "aws-sm://HttpS:example.com",
+        "catstore://file:/etc/hostname",
+        "catstore://https:/example.com/x",
+    ] {
+        let out = exec(reference);
+        out.code(125)
+            .stderr_has("local file or URL")
+            .stderr_has(reference)
+            .no_panic();
+        assert!(!ran.exists(), "{reference} reached a provider");
+    }
+    env.secret(["link", "@l", "aws-sm://file:/etc/hostname"])
+        .run()
+        .code(2)
+        .stderr_has("local file or URL");
+    exec("aws-sm://prod/file-db#k").success();
+    exec("catstore://files/https-key").success();
+    assert_eq!(
+        std::fs::read_to_string(&ran).unwrap(),
+        "aws secretsmanager get-secret-value --secret-id prod/file-db --query SecretString --output text\n\
+         catstore files/https-key\n"
+    );
+}
+
+/// One secret that does not resolve, four checks: `secret check`, `broker
+/// check` and `broker run` exit 1 (the rule of the rest of `secret`),
+/// `plugins check` exits 2 (the plugin contract allows only 0 and 2); a
+/// malformed file is 2 for both files. docs/broker.md says why.
+#[test]
+fn a_secret_that_does_not_resolve_exits_as_each_check_documents() {
+    let env = Env::with_vault();
+    env.secret(["check", "--env", "V=@missing"])
+        .run()
+        .code(1)
+        .stdout_has("missing");
+    let broker = env.home().join("broker.toml");
+    let route = "[[routes]]\nname = \"api\"\nupstream = \"https://api.example.com\"\nallowed_paths = [\"/*\"]\n";
+    std::fs::write(&broker, format!("{route}secret = \"@missing\"\n")).unwrap();
+    env.secret(["broker", "check"])
+        .run()
+        .code(1)
+        .stdout_has("@missing");
+    env.secret(["broker", "run"])
+        .run()
+        .code(1)
+        .stderr_has("the broker did not start");
+    std::fs::write(
+        &broker,
+        format!("{route}secret = \"@missing\"\nsecrte = 1\n"),
+    )
+    .unwrap();
+    env.secret(["broker", "check"])
+        .run()
+        .code(2)
+        .stderr_has("did you mean \"secret\"");
+    let plugins = env.home().join("plugins.toml");
+    std::fs::write(
+        &plugins,
+        "[[plugins]]\nid = \"a\"\ncommand = \"true\"\nsecret_env_refs = { V = \"@missing\" }\n",
+    )
+    .unwrap();
+    env.secret(["plugins", "check"])
+        .run()
+        .code(2)
+        .stdout_has("could not be resolved");
+    std::fs::write(&plugins, "[[plugins]]\nid = \"a\"\ncomand = \"true\"\n").unwrap();
+    env.secret(["plugins", "check"])
+        .run()
+        .code(2)
+        .stderr_has("did you mean \"command\"");
 }

@@ -517,7 +517,10 @@ fn typed_passphrases_and_values_are_not_echoed() {
     let (out, ok) = on_terminal(
         &Env::new(),
         "init",
-        &[("New vault passphrase: ", "one"), ("Repeat it: ", "two")],
+        &[
+            ("New vault passphrase: ", "first-one"),
+            ("Repeat it: ", "second-one"),
+        ],
     );
     assert!(!ok && out.contains("differ"), "{out}");
 }

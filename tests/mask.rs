@@ -1,7 +1,7 @@
 //! `--mask`: the child's output reaches ours with every projected value,
 //! and its encodings, replaced by a marker naming the handle.
 
-use crate::util::Env;
+use crate::util::{Env, wait_for};
 
 const VALUE: &str = "sk-mask-test-8c7b6a5f4e3d";
 
@@ -249,7 +249,7 @@ fn a_multi_line_value_is_masked_on_a_terminal() {
         "{} exec --mask -e P=@pem -- sh -c 'echo \"$P\"; echo done'",
         env!("CARGO_BIN_EXE_secret")
     );
-    let out = std::process::Command::new("script")
+    let mut child = std::process::Command::new("script")
         .args(["-qec", &inner, "/dev/null"])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap())
@@ -257,11 +257,20 @@ fn a_multi_line_value_is_masked_on_a_terminal() {
         .env("SECRET_PASSPHRASE", crate::util::PASSPHRASE)
         .env("SECRET_TEST_FAST_KDF", "1")
         .env("TERM", "dumb")
-        .stdin(std::process::Stdio::null())
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let all = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{all}");
+    // Held open until the end: at the end of its input, script types an
+    // end-of-file byte on the terminal, which reaches the child's terminal
+    // (keys are relayed) and is echoed there, anywhere in the output.
+    let stdin = child.stdin.take();
+    let mut stdout = Vec::new();
+    std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    let all = String::from_utf8_lossy(&stdout);
+    assert!(status.success(), "{all}");
     assert!(all.contains("<secret:@pem>\r\ndone"), "{all:?}");
     for line in PEM.lines() {
         assert!(!all.contains(line), "{line} in {all:?}");
@@ -420,6 +429,53 @@ fn a_background_writer_outlives_the_child_and_is_still_masked() {
     // secret waited for the background writer: it was not killed by SIGPIPE.
     assert!(marker.exists(), "the background process died");
     assert_eq!(out.stdout(), "done\nlate <secret:@openai_api_key>\n");
+}
+
+/// The way not to wait, as the README and `--mask`'s help give it: a
+/// background process whose output goes elsewhere does not hold `secret`,
+/// which ends with its command while that process runs on.
+#[test]
+fn a_background_process_with_its_own_output_is_not_waited_for() {
+    let env = env_with_key();
+    let fifo = env.root().join("go");
+    let marker = env.root().join("bg-alive");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    // It blocks on the FIFO until the test opens it, after secret is gone.
+    let script = format!(
+        "(cat {} >/dev/null; touch {}) >/dev/null 2>&1 & echo started",
+        fifo.display(),
+        marker.display()
+    );
+    let mut child = env
+        .secret(["exec", "--mask", "-e", "K=@openai_api_key", "--"])
+        .into_command()
+        .args(["sh", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    wait_for("secret to exit with its command", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(status.unwrap().success());
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert_eq!(out, "started\n");
+    // Still there, reading the FIFO: opening it lets it finish its work.
+    // (A writer's open without a reader fails at once, rather than block.)
+    let mut writer = None;
+    wait_for("the background process to open the FIFO", || {
+        use std::os::unix::fs::OpenOptionsExt;
+        writer = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&fifo)
+            .ok();
+        writer.is_some()
+    });
+    drop(writer);
+    wait_for("the background process to finish", || marker.exists());
 }
 
 #[test]

@@ -66,8 +66,13 @@ struct Sup {
 
 impl Sup {
     fn start(env: &Env, file: &Path) -> Self {
-        let out = env.root().join("sup.out");
-        let err = env.root().join("sup.err");
+        Self::start_named(env, file, "sup")
+    }
+
+    /// Output to NAME.out and NAME.err, for a test with several.
+    fn start_named(env: &Env, file: &Path, name: &str) -> Self {
+        let out = env.root().join(format!("{name}.out"));
+        let err = env.root().join(format!("{name}.err"));
         let mut cmd = env
             .secret(["plugins", "run", file.to_str().unwrap()])
             .into_command();
@@ -509,11 +514,12 @@ secret_env_refs = { TOKEN = "@b_token" }
                 && l.contains("\"outcome\":\"denied\"")),
         "{trail}"
     );
-    // check says the same, with the grant that would fix it; exit 1.
+    // check says the same, with the grant that would fix it; exit 2 (the
+    // contract's code for a configuration that would not run as written).
     let out = env
         .secret(["plugins", "check", file.to_str().unwrap()])
         .run();
-    out.code(1)
+    out.code(2)
         .stdout_has("a: secrets: TOKEN (@a_token); env: none")
         .stdout_has("b: error: TOKEN (@b_token) could not be resolved: denied")
         .stdout_has("consumer = \"plugin:b\"")
@@ -554,6 +560,13 @@ secret_env_refs = { TOKEN = "@missing" }
         .run()
         .success()
         .stdout_has("home/plugins.toml: valid");
+    // A store that cannot be opened: the file would not run as written,
+    // and the contract's code for that is 2, as for a missing secret.
+    env.secret(["plugins", "check"])
+        .env("SECRET_PASSPHRASE", "not the passphrase")
+        .run()
+        .code(2)
+        .stderr_has("wrong passphrase");
 }
 
 /// One problem per file: (plugins.toml text, a line of the expected
@@ -1409,7 +1422,7 @@ fn a_plugin_named_exec_gets_none_of_the_clis_grants() {
     let out = env
         .secret(["plugins", "check", file.to_str().unwrap()])
         .run();
-    assert_ne!(out.code, Some(0), "{}", out.stdout());
+    assert_eq!(out.code, Some(2), "{}", out.stdout());
     assert!(
         out.stdout().contains("plugin:exec") || out.stderr().contains("plugin:exec"),
         "{}{}",
@@ -1421,4 +1434,92 @@ fn a_plugin_named_exec_gets_none_of_the_clis_grants() {
         .run()
         .code(125)
         .stderr_has("reserved");
+}
+
+/// `status` without FILE asks every supervisor of this user, whatever file
+/// each runs (here two, started with explicit files in two directories):
+/// one table each, or a JSON array. A socket left by a killed supervisor is
+/// skipped; a socket that answers more than the cap is refused with a
+/// warning that says so, and the others are still shown.
+#[test]
+fn status_without_a_file_finds_every_running_supervisor() {
+    use std::io::Write as _;
+    use std::os::unix::net::UnixListener;
+    let env = Env::with_vault();
+    env.secret(["plugins", "status"])
+        .run()
+        .code(1)
+        .stderr_has("no supervisor is running");
+    let mut sups = Vec::new();
+    let mut files = Vec::new();
+    for name in ["one", "two"] {
+        let dir = env.root().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        let file = dir.join("plugins.toml");
+        std::fs::write(
+            &file,
+            format!("[[plugins]]\nid = \"{name}\"\ncommand = \"sleep\"\nargs = [\"60\"]\nrestart = \"no\"\n"),
+        )
+        .unwrap();
+        let relative = Path::new(name).join("plugins.toml");
+        sups.push(Sup::start_named(&env, &relative, name));
+        files.push(file);
+    }
+    for file in &files {
+        wait_for("the supervisor to answer", || {
+            env.secret(["plugins", "status", file.to_str().unwrap()])
+                .run()
+                .stdout()
+                .contains("running")
+        });
+    }
+    let run = env.home().join("run");
+    // Left by a supervisor that was killed: nobody answers.
+    drop(UnixListener::bind(run.join("plugins-0000000000000000.sock")).unwrap());
+    // Something that answers far more than a status answer may be.
+    let flood = UnixListener::bind(run.join("plugins-ffffffffffffffff.sock")).unwrap();
+    let flooder = std::thread::spawn(move || {
+        let (mut stream, _) = flood.accept().unwrap();
+        let chunk = vec![b' '; 1 << 20];
+        for _ in 0..17 {
+            if stream.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let out = env.secret(["plugins", "status"]).run();
+    out.success()
+        .stderr_has("answered more than 16777216 bytes, the most a status answer may be");
+    flooder.join().unwrap();
+    let text = out.stdout();
+    // Each named by its absolute path, though started with a relative one.
+    for (file, name) in files.iter().zip(["one", "two"]) {
+        assert!(
+            text.contains(&format!("running {}", file.display())),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{name} ")) && l.contains("running")),
+            "{text}"
+        );
+    }
+    let out = env.secret(["plugins", "status", "--json"]).run();
+    out.success();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
+    let all = v.as_array().expect("an array without FILE");
+    assert_eq!(all.len(), 2, "{v}");
+    for (snapshot, (file, sup)) in all.iter().zip(files.iter().zip(&sups)) {
+        assert_eq!(snapshot["file"], file.to_str().unwrap());
+        assert_eq!(snapshot["supervisor_pid"], sup.child.id());
+    }
+    for sup in &mut sups {
+        sup.signal(Signal::SIGTERM);
+        assert_eq!(sup.wait(), 0);
+    }
+    std::fs::remove_file(run.join("plugins-ffffffffffffffff.sock")).unwrap();
+    env.secret(["plugins", "status"])
+        .run()
+        .code(1)
+        .stderr_has("no supervisor is running");
 }

@@ -361,26 +361,24 @@ fn shebang_run_form_reads_the_header() {
     assert!(!env.root().join("ran").exists());
 }
 
-#[test]
-fn no_copy_of_the_value_is_left_in_secrets_memory() {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the memory scan needs root, which CI has"
-        );
-        eprintln!("skipping the memory scan: it needs root to read a non-dumpable process");
-        return;
+/// Whether this run may read another process's memory (root, which CI
+/// has); says so when it may not.
+pub(crate) fn can_scan_memory() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
     }
-    let env = env_with_key();
-    let ready = env.root().join("ready");
-    let mut secret = start(
-        &env,
-        &["--file", "F=@k", "-e", "T=x{{@k}}y"],
-        &["sleep", ready.to_str().unwrap()],
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the memory scan needs root, which CI has"
     );
-    let probe_pid = read_pid(&ready);
-    let _cleanup = KillOnDrop(probe_pid);
-    let pid = secret.id();
+    eprintln!("skipping the memory scan: it needs root to read a non-dumpable process");
+    false
+}
+
+/// Reads every readable mapping of `pid` and fails if `VALUE` is in one
+/// (`whose` names the process in the message).
+#[track_caller]
+pub(crate) fn assert_value_not_in_memory(pid: u32, whose: &str) {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
     let mut scanned = 0usize;
@@ -403,10 +401,27 @@ fn no_copy_of_the_value_is_left_in_secrets_memory() {
         scanned += buf.len();
         assert!(
             !crate::util::contains(&buf, VALUE),
-            "the value is still in secret's memory: {line}"
+            "the value is still in {whose}'s memory: {line}"
         );
     }
     assert!(scanned > 100_000, "scanned only {scanned} bytes");
+}
+
+#[test]
+fn no_copy_of_the_value_is_left_in_secrets_memory() {
+    if !can_scan_memory() {
+        return;
+    }
+    let env = env_with_key();
+    let ready = env.root().join("ready");
+    let mut secret = start(
+        &env,
+        &["--file", "F=@k", "-e", "T=x{{@k}}y"],
+        &["sleep", ready.to_str().unwrap()],
+    );
+    let probe_pid = read_pid(&ready);
+    let _cleanup = KillOnDrop(probe_pid);
+    assert_value_not_in_memory(secret.id(), "secret");
     // And the child does have it, so the scan is not vacuous.
     let environ = std::fs::read(format!("/proc/{probe_pid}/environ")).unwrap();
     assert!(crate::util::contains(&environ, VALUE));

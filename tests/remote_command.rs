@@ -192,6 +192,7 @@ fn load_config(env: &Env) -> Config {
     Config::load(&Paths {
         config_dir: env.home(),
         data_dir: env.home(),
+        audit: None,
     })
     .expect("load config.toml")
 }

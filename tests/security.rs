@@ -473,3 +473,139 @@ fn plugin_and_broker_files_others_can_change_are_refused() {
             .stderr_has(&format!("chmod go-w {}", file.display()));
     }
 }
+
+/// Past `exec` itself (tests/lifecycle.rs), the passphrase descriptor and
+/// any other the caller left open reach none of: a process that replaces
+/// `secret` (`--exec`), a `run` script, a command provider. Each lists the
+/// descriptors its shell holds and tries to read 3 and 4; a shell's own
+/// script descriptor (dash's 10, bash's 255) is not ours and is ignored.
+#[test]
+fn the_passphrase_descriptor_reaches_no_script_provider_or_replacement() {
+    use crate::util::PASSPHRASE;
+    let env = Env::with_vault();
+    env.add("@k", b"sk-descriptor-value");
+    let report = env.root().join("provider-fds");
+    configure(
+        &env,
+        &format!(
+            "[providers.fds]\ncommand = [\"/bin/sh\", \"-c\", \"{{ ls /proc/$$/fd; cat <&3 && echo READ3; cat <&4 && echo READ4; }} > \\\"$0\\\" 2>&1; echo provider-value\", \"{}\", \"{{path}}\"]\n",
+            report.display()
+        ),
+    );
+    let probe = "ls /proc/$$/fd; cat <&3 && echo READ3; cat <&4 && echo READ4; exit 0";
+    let script = env.root().join("s.sh");
+    std::fs::write(&script, format!("#!/bin/sh\n# secret: V=@k\n{probe}\n")).unwrap();
+    let shell = |line: &str| {
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!("{line} 3<<'EOF' 4</etc/hostname\n{PASSPHRASE}\nEOF"),
+            ])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("SECRET_BIN", env!("CARGO_BIN_EXE_secret"))
+            .env("SECRET_HOME", env.home())
+            .env("SECRET_TEST_FAST_KDF", "1")
+            .env("CI", "true")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{line}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let only_ours = |what: &str, listing: &str| {
+        let fds: Vec<&str> = listing
+            .lines()
+            .filter(|l| l.parse::<u32>().is_ok_and(|n| n < 10))
+            .collect();
+        assert_eq!(fds, ["0", "1", "2"], "{what}: {listing}");
+        assert!(
+            !listing.contains("READ") && !listing.contains(PASSPHRASE),
+            "{what}: {listing}"
+        );
+    };
+    only_ours(
+        "exec --exec",
+        &shell(&format!(
+            "\"$SECRET_BIN\" --passphrase-fd 3 exec --exec --no-mask --env V=@k -- sh -c '{probe}'"
+        )),
+    );
+    only_ours(
+        "run",
+        &shell(&format!(
+            "\"$SECRET_BIN\" --passphrase-fd 3 run --no-mask sh {}",
+            script.display()
+        )),
+    );
+    let out = shell(
+        "\"$SECRET_BIN\" --passphrase-fd 3 exec --no-mask --env V=fds://x -- sh -c 'printf %s \"$V\"'",
+    );
+    assert_eq!(out, "provider-value");
+    only_ours("provider", &std::fs::read_to_string(&report).unwrap());
+}
+
+/// `init` killed at any moment leaves no store (and a new `init` finishes
+/// the job) or a store that works, never one that denies everything and
+/// refuses a new `init`: grants.toml is written before the vault, which is
+/// the commit point. The real KDF gives a window to kill in; each kill
+/// follows the file it waits for within microseconds (a tight loop, not a
+/// timer).
+#[test]
+fn a_killed_init_leaves_no_store_or_a_working_one() {
+    let kill_init_when = |env: &Env, file: std::path::PathBuf| {
+        let mut child = env
+            .secret(["init"])
+            .into_command()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !file.exists() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "init never wrote {}",
+                file.display()
+            );
+            std::hint::spin_loop();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+    let works = |env: &Env| {
+        env.add("@k", b"sk-after-a-killed-init");
+        let out = env
+            .secret([
+                "exec",
+                "--env",
+                "K=@k",
+                "--",
+                "sh",
+                "-c",
+                "printf %s \"$K\"",
+            ])
+            .run();
+        out.success();
+        assert_eq!(out.stdout(), "sk-after-a-killed-init");
+    };
+
+    // Killed the moment the vault exists: the store already grants.
+    let env = Env::new().var("SECRET_TEST_FAST_KDF", "0");
+    kill_init_when(&env, env.vault());
+    env.secret(["init"])
+        .run()
+        .code(1)
+        .stderr_has("already exists");
+    works(&env);
+
+    // Killed once grants.toml exists, during the KDF: no store yet, and a
+    // new init completes it.
+    let env = Env::new().var("SECRET_TEST_FAST_KDF", "0");
+    kill_init_when(&env, env.home().join("grants.toml"));
+    assert!(
+        !env.vault().exists(),
+        "the vault was written before grants.toml"
+    );
+    env.secret(["init"]).run().success();
+    works(&env);
+}

@@ -10,23 +10,38 @@ use std::sync::{Arc, Mutex};
 
 use nix::sys::signal::{Signal, kill};
 
-use crate::process::{env_with_key, shebang_env, state};
+use crate::process::{
+    VALUE, assert_value_not_in_memory, can_scan_memory, env_with_key, shebang_env, state,
+};
 use crate::util::Env;
-use crate::util::{KillOnDrop, probe, read_pid, wait_for};
+use crate::util::{KillOnDrop, alive, parent_of, probe, read_pid, wait_for};
 
-/// An interactive bash on a pseudo-terminal, with `secret` on its PATH.
-struct Terminal {
+/// An interactive shell (or any `command`) on a pseudo-terminal, with
+/// `secret` on its PATH.
+pub(crate) struct Terminal {
     shell: Child,
     keys: ChildStdin,
     screen: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Terminal {
-    fn start(env: &Env) -> Self {
+    /// An interactive bash.
+    pub(crate) fn start(env: &Env) -> Self {
+        Self::with_shell(env, "bash --norc --noprofile -i")
+    }
+
+    /// `shell`, interactive with job control.
+    fn with_shell(env: &Env, shell: &str) -> Self {
+        Self::run(env, shell, shebang_env(env))
+    }
+
+    /// `command` (a shell line) on a pseudo-terminal, with only `vars`
+    /// (and TERM) in its environment.
+    pub(crate) fn run(env: &Env, command: &str, vars: Vec<(String, String)>) -> Self {
         let mut shell = std::process::Command::new("script")
-            .args(["-qfec", "bash --norc --noprofile -i", "/dev/null"])
+            .args(["-qfec", command, "/dev/null"])
             .env_clear()
-            .envs(shebang_env(env))
+            .envs(vars)
             .env("TERM", "dumb")
             .env("PS1", "$ ")
             .current_dir(env.root())
@@ -55,20 +70,32 @@ impl Terminal {
         }
     }
 
-    fn type_keys(&mut self, keys: &str) {
+    pub(crate) fn type_keys(&mut self, keys: &str) {
         self.keys.write_all(keys.as_bytes()).unwrap();
         self.keys.flush().unwrap();
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         String::from_utf8_lossy(&self.screen.lock().unwrap()).into_owned()
     }
 
     #[track_caller]
-    fn wait_screen(&self, needle: &str) {
-        wait_for(&format!("{needle:?} on the screen"), || {
-            self.screen().contains(needle)
-        });
+    pub(crate) fn wait_screen(&self, needle: &str) {
+        self.wait_screen_times(needle, 1);
+    }
+
+    /// Waits until `needle` shows `times` times on the screen.
+    #[track_caller]
+    fn wait_screen_times(&self, needle: &str, times: usize) {
+        let start = std::time::Instant::now();
+        while self.screen().matches(needle).count() < times {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "timed out waiting for {needle:?} {times} times on the screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }
 
@@ -139,4 +166,159 @@ fn ctrl_c_at_the_prompt_reports_an_interrupt() {
     term.wait_screen("after=130");
     wait_for("the child to end", || matches!(state(pid), 'Z' | '?'));
     let _ = kill(pid, Signal::SIGKILL);
+}
+
+/// A program that asks for a line on its terminal: it writes its pid to
+/// `ready`, prints "asked", reads a line, prints it, `$K` and its
+/// terminal's size, exits 7.
+fn asker(env: &Env) -> std::path::PathBuf {
+    let ready = ready(env, "ready");
+    script(
+        env,
+        "asker.sh",
+        &format!(
+            "#!/bin/sh\necho $$ > {0}.tmp && mv {0}.tmp {0}\necho asked\nread line\necho \"got-$line $K\"\nstty size\nexit 7\n",
+            ready.display()
+        ),
+    );
+    ready
+}
+
+const MASKED_ASKER: &str = "secret exec --mask -e K=@k -- ./asker.sh\n";
+
+/// The job's processes, from the command up: the command, the monitor
+/// leading its pseudo-terminal's session, `secret`.
+fn job(command: nix::unistd::Pid) -> [nix::unistd::Pid; 3] {
+    let monitor = parent_of(command);
+    [command, monitor, parent_of(monitor)]
+}
+
+/// Runs the masked asker in `term`, then Ctrl-Z once it asked; returns
+/// its processes (see `job`) once the shell reported the stop, and the
+/// guard that kills the command.
+fn ask_then_ctrl_z(term: &mut Terminal, ready: &Path) -> ([nix::unistd::Pid; 3], KillOnDrop) {
+    term.type_keys(MASKED_ASKER);
+    let command = read_pid(ready);
+    let cleanup = KillOnDrop(command);
+    term.wait_screen("asked");
+    let processes = job(command);
+    term.type_keys("\x1a");
+    term.wait_screen("Stopped");
+    (processes, cleanup)
+}
+
+/// After Ctrl-Z: `fg`, a line typed to the program, its exit status.
+fn fg_answer_and_exit(term: &mut Terminal, command: nix::unistd::Pid, secret: nix::unistd::Pid) {
+    term.type_keys("fg\n");
+    wait_for("the command to continue", || state(command) != 'T');
+    term.type_keys("hello\n");
+    term.wait_screen("got-hello");
+    wait_for("secret to end", || !alive(secret));
+    term.type_keys("echo \"aft\"\"er=$?\"\n");
+    term.wait_screen("after=7");
+    let screen = term.screen();
+    assert!(screen.contains("got-hello <secret:@k>"), "{screen}");
+    assert!(
+        !screen.contains(std::str::from_utf8(VALUE).unwrap()),
+        "{screen}"
+    );
+}
+
+/// Issue 9, item 4: under `--mask` on a terminal (the child on a
+/// pseudo-terminal of its own), Ctrl-Z stops the job as the shell sees it,
+/// `fg` resumes it (it reads what is typed next), and its exit status comes
+/// through, as without `--mask`.
+#[test]
+fn ctrl_z_and_fg_under_mask() {
+    let env = env_with_key();
+    let ready = asker(&env);
+    let mut term = Terminal::start(&env);
+    let ([command, monitor, secret], _cleanup) = ask_then_ctrl_z(&mut term, &ready);
+    // The whole job stopped, so the shell's prompt is back.
+    wait_for("the command, the monitor and secret to stop", || {
+        [command, monitor, secret].iter().all(|p| state(*p) == 'T')
+    });
+    term.type_keys("jobs\n");
+    term.wait_screen_times("Stopped", 2);
+    // Resized while stopped: the command sees the new size once resumed.
+    term.type_keys("stty rows 41 cols 101\n");
+    fg_answer_and_exit(&mut term, command, secret);
+    term.wait_screen("41 101");
+}
+
+/// After Ctrl-Z, `bg`: the command runs in the background, and reading
+/// its terminal stops the job as a background read would ("Stopped (tty
+/// input)"); `fg` then gives it the terminal.
+#[test]
+fn bg_then_a_read_stops_the_job_under_mask() {
+    let env = env_with_key();
+    let ready = asker(&env);
+    let mut term = Terminal::start(&env);
+    term.type_keys("set -b\n");
+    let ([command, _, secret], _cleanup) = ask_then_ctrl_z(&mut term, &ready);
+    term.type_keys("bg\n");
+    // `set -b`: the shell reports the new stop at once.
+    term.wait_screen_times("Stopped", 2);
+    assert_eq!(state(command), 'T');
+    term.type_keys("jobs -l\n");
+    term.wait_screen("Stopped (tty input)");
+    fg_answer_and_exit(&mut term, command, secret);
+}
+
+/// While the job is stopped, our terminal has its own mode back (dash,
+/// unlike bash, does not restore it itself): canonical input and echo.
+#[test]
+fn the_terminal_mode_is_restored_while_stopped() {
+    let env = env_with_key();
+    let ready = asker(&env);
+    let mut term = Terminal::with_shell(&env, "dash -i");
+    let ([command, _, secret], _cleanup) = ask_then_ctrl_z(&mut term, &ready);
+    // Typed at dash: it runs only if the terminal is back in canonical
+    // mode (in raw mode Enter sends a bare carriage return).
+    term.type_keys(
+        "stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo | tr '\\n' +; echo \"mo\"\"de\"\n",
+    );
+    term.wait_screen("mode");
+    assert!(
+        term.screen().contains("icanon+echo+mode"),
+        "{}",
+        term.screen()
+    );
+    fg_answer_and_exit(&mut term, command, secret);
+}
+
+/// The monitor that leads the child's session under `--mask` is our binary
+/// started afresh without an environment: no value in its environment,
+/// its arguments or its memory.
+#[test]
+fn the_monitor_holds_no_value() {
+    let env = env_with_key();
+    let ready = ready(&env, "ready");
+    let mut term = Terminal::start(&env);
+    term.type_keys(&format!(
+        "secret exec --mask -e K=@k -- {} sleep {}\n",
+        probe().display(),
+        ready.display()
+    ));
+    let command = read_pid(&ready);
+    let _cleanup = KillOnDrop(command);
+    let [_, monitor, secret] = job(command);
+    let cmdline = std::fs::read(format!("/proc/{monitor}/cmdline")).unwrap();
+    assert!(crate::util::contains(&cmdline, b"__pty-monitor"));
+    assert!(!crate::util::contains(&cmdline, VALUE));
+    assert_eq!(
+        std::fs::read(format!("/proc/{monitor}/environ")).unwrap(),
+        b""
+    );
+    // The command does have it, so the checks are not vacuous.
+    let environ = std::fs::read(format!("/proc/{command}/environ")).unwrap();
+    assert!(crate::util::contains(&environ, VALUE));
+    if can_scan_memory() {
+        assert_value_not_in_memory(monitor.as_raw().unsigned_abs(), "the monitor");
+    }
+    term.type_keys("\x03");
+    // Keys typed before it ends would go to the job.
+    wait_for("secret to end", || !alive(secret));
+    term.type_keys("echo \"aft\"\"er=$?\"\n");
+    term.wait_screen("after=130");
 }

@@ -88,7 +88,7 @@ impl Authority {
         &self.pem
     }
 
-    /// The TLS server side for `host` (offering HTTP/1.1 only), signed
+    /// The TLS server side for `host` (offering HTTP/2 and HTTP/1.1), signed
     /// once per host and cached.
     pub fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>> {
         let host = host.to_ascii_lowercase();
@@ -136,7 +136,7 @@ impl Authority {
             .with_no_client_auth()
             .with_single_cert(vec![cert.der().clone(), self.der.clone()], private)
             .map_err(|e| Error::internal(format!("TLS setup for {host}: {e}")))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(config)
     }
 }

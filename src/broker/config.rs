@@ -1,7 +1,6 @@
 //! `broker.toml`: its schema, strict parsing and validation. Every problem
 //! is reported in one run as `FILE:LINE:COL: key: message`, a misspelt key
-//! with a did-you-mean (positions and suggestions come from the plugin
-//! supervisor's `diag`). It resolves no secret and opens no socket.
+//! with a did-you-mean (positions and suggestions come from `diag`). It resolves no secret and opens no socket.
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -13,9 +12,9 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::route::PathRule;
+use crate::diag::{Diag, suggestion};
 use crate::handle::{Source, ValueSpec};
 use crate::supervise::config::Invalid;
-use crate::supervise::diag::{Diag, suggestion};
 
 const TOP_KEYS: &[&str] = &["listen", "routes"];
 const ROUTE_KEYS: &[&str] = &[

@@ -1,16 +1,23 @@
-//! The loopback proxy of `exec --proxy`: an HTTP/1.1 forward proxy that the
-//! child reaches through `HTTPS_PROXY`/`HTTP_PROXY`, authenticated by the
-//! random credentials in that URL (407 without them).
+//! The loopback proxy of `exec --proxy` and of the plugin supervisor: an
+//! HTTP/1.1 forward proxy that each consumer (the child of `exec`, or each
+//! plugin) reaches through `HTTPS_PROXY`/`HTTP_PROXY`, authenticated by the
+//! user name and random password in that URL (407 without them, or with
+//! another's). A consumer is bound to its own placeholders, grants and CA:
+//! a request carrying another consumer's placeholder is refused as a leak.
 //!
 //! - `CONNECT host:port` to a host some value may go to: TLS is terminated
 //!   with a leaf for `host` from the launch's CA (`ca`), each request gets
 //!   its placeholders swapped (`substitute`) and goes to the real host over
 //!   TLS verified against the system's roots plus `[proxy]
 //!   upstream_ca_file`, through the broker's `upstream` client; the
-//!   response streams back with values turned into placeholders. Upgrades
-//!   (websockets) pass through once the upstream agrees.
+//!   response streams back with values turned into placeholders. The
+//!   child may speak HTTP/2 (ALPN `h2`) or HTTP/1.1 inside the tunnel,
+//!   whatever the upstream speaks; upgrades (websockets, HTTP/1.1) pass
+//!   through once the upstream agrees, what the upstream sends on them
+//!   redacted as responses are.
 //! - `CONNECT` anywhere else: tunnelled untouched (the proxy sees only
-//!   ciphertext), or refused with `--proxy-egress deny`.
+//!   ciphertext), or refused with `--proxy-egress deny` (a plugin's
+//!   `proxy_egress = "deny"`).
 //! - Plain `http://` requests: forwarded, but never with a value: a
 //!   placeholder in one is refused, as on a host outside a grant.
 //!
@@ -22,7 +29,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use base64ct::{Base64, Encoding};
@@ -32,7 +39,7 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
@@ -43,6 +50,7 @@ use super::substitute::{Leak, Redacted, Table};
 use super::token::Token;
 use super::upstream::{Body, CONNECT_TIMEOUT, Failure, Metered, Upstream};
 use crate::audit::Event;
+use crate::mask::Redactor;
 
 /// The user name in the proxy URL (the password is the token).
 pub const PROXY_USER: &str = "secret";
@@ -65,7 +73,7 @@ const HOP_BY_HOP: &[&str] = &[
     "transfer-encoding",
 ];
 
-/// What the proxy counted, for the summary at the end.
+/// What the proxy counted for one consumer, for the summary at the end.
 #[derive(Default)]
 pub struct Counts {
     pub substituted: AtomicU64,
@@ -75,42 +83,117 @@ pub struct Counts {
     pub bytes: Arc<AtomicU64>,
 }
 
-/// Everything a connection needs.
-pub struct Proxy {
+/// One consumer of the proxy (the child of `exec --proxy`, or one plugin):
+/// the credentials it authenticates with, its placeholders and where their
+/// values may go, and the CA its trust bundle holds.
+pub struct Tenant {
+    /// The user name in its proxy URL.
+    pub user: String,
+    pub token: Token,
     pub table: Table,
     pub ca: Authority,
-    pub token: Token,
-    /// `--proxy-egress deny`: refuse every host no value may go to.
+    /// As in grants.toml and the audit trail (`exec`, `plugin:<id>`).
+    pub consumer: String,
+    /// `--proxy-egress deny` (plugins.toml `proxy_egress = "deny"`):
+    /// refuse every host no value may go to.
     pub egress_deny: bool,
+    pub counts: Counts,
+}
+
+impl Tenant {
+    /// The audit record of what the proxy did for it.
+    #[must_use]
+    pub fn summary(&self) -> Event {
+        let c = &self.counts;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Event {
+            action: "proxy-stop",
+            consumer: self.consumer.clone(),
+            outcome: format!(
+                "{} requests with values swapped in, {} connections intercepted, {} tunnelled, {} refused, {} bytes",
+                load(&c.substituted),
+                load(&c.intercepted),
+                load(&c.tunnelled),
+                load(&c.refused),
+                load(&c.bytes),
+            ),
+            ..Event::default()
+        }
+    }
+}
+
+/// The proxy: its consumers by user name, and what they share (the
+/// upstream pools, their extra CA, the audit writer).
+pub struct Proxy {
+    tenants: RwLock<HashMap<String, Arc<Tenant>>>,
     pub upstream_ca: Option<PathBuf>,
     pub audit: Audit,
-    pub consumer: String,
-    pub counts: Counts,
     pools: Mutex<HashMap<(String, u16, bool), Arc<Upstream>>>,
 }
 
 impl Proxy {
     #[must_use]
-    pub fn new(
-        table: Table,
-        ca: Authority,
-        token: Token,
-        egress_deny: bool,
-        upstream_ca: Option<PathBuf>,
-        audit: Audit,
-        consumer: String,
-    ) -> Self {
+    pub fn new(upstream_ca: Option<PathBuf>, audit: Audit) -> Self {
         Self {
-            table,
-            ca,
-            token,
-            egress_deny,
+            tenants: RwLock::new(HashMap::new()),
             upstream_ca,
             audit,
-            consumer,
-            counts: Counts::default(),
             pools: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Lets `tenant` in (replacing one of the same user name).
+    pub fn admit(&self, tenant: Tenant) {
+        let mut tenants = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
+        tenants.insert(tenant.user.clone(), Arc::new(tenant));
+    }
+
+    /// Shuts `user` out: its credentials stop working at once, and its
+    /// open connections at their next request.
+    pub fn evict(&self, user: &str) -> Option<Arc<Tenant>> {
+        self.tenants
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(user)
+    }
+
+    /// Whether `tenant` is still let in (it was not evicted or replaced).
+    fn admitted(&self, tenant: &Arc<Tenant>) -> bool {
+        self.tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&tenant.user)
+            .is_some_and(|t| Arc::ptr_eq(t, tenant))
+    }
+
+    /// The consumer whose credentials `headers` carry (`Proxy-Authorization:
+    /// Basic`), or what was wrong, for the audit record.
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Tenant>, String> {
+        let Some((user, password)) = headers
+            .get(header::PROXY_AUTHORIZATION)
+            .and_then(basic_credentials)
+        else {
+            return Err("no proxy credentials".into());
+        };
+        let tenants = self.tenants.read().unwrap_or_else(PoisonError::into_inner);
+        match tenants.get(&user) {
+            Some(t) if t.token.matches(&password) => Ok(Arc::clone(t)),
+            Some(_) => Err(format!("wrong proxy password for user \"{}\"", cut(&user))),
+            None => Err(format!("unknown proxy user \"{}\"", cut(&user))),
+        }
+    }
+
+    /// Another consumer's value whose placeholder this request carries.
+    fn foreign(&self, me: &Tenant, uri: &Uri, headers: &HeaderMap) -> Option<(String, String)> {
+        let tenants = self.tenants.read().unwrap_or_else(PoisonError::into_inner);
+        tenants
+            .values()
+            .filter(|t| t.user != me.user)
+            .find_map(|t| {
+                t.table
+                    .carried(uri, headers)
+                    .map(|s| (t.consumer.clone(), s.label.clone()))
+            })
     }
 
     /// The client pool for one upstream, made on first use.
@@ -136,20 +219,29 @@ impl Proxy {
         Ok(upstream)
     }
 
-    fn record(&self, action: &'static str, handle: Option<String>, outcome: String) {
-        self.counts.refused.fetch_add(1, Ordering::Relaxed);
+    fn record(
+        &self,
+        tenant: Option<&Tenant>,
+        action: &'static str,
+        handle: Option<String>,
+        outcome: String,
+    ) {
+        if let Some(t) = tenant {
+            t.counts.refused.fetch_add(1, Ordering::Relaxed);
+        }
         self.audit.deny(Event {
             action,
             handle,
-            consumer: self.consumer.clone(),
+            consumer: tenant.map_or_else(|| "unknown".to_owned(), |t| t.consumer.clone()),
             outcome,
             ..Event::default()
         });
     }
 
-    fn leak(&self, leak: &Leak, method: &Method, host: &str, port: u16) -> Deny {
-        let s = &self.table.secrets[leak.secret];
+    fn leak(&self, tenant: &Tenant, leak: &Leak, method: &Method, host: &str, port: u16) -> Deny {
+        let s = &tenant.table.secrets[leak.secret];
         self.record(
+            Some(tenant),
             "proxy-leak",
             s.handle.clone(),
             format!(
@@ -165,6 +257,33 @@ impl Proxy {
                 s.label, leak.why
             ),
         )
+    }
+
+    /// Refuses a request that carries another consumer's placeholder.
+    fn check_foreign(
+        &self,
+        tenant: &Tenant,
+        parts: &http::request::Parts,
+        host: &str,
+        port: u16,
+    ) -> Result<(), Deny> {
+        let Some((owner, label)) = self.foreign(tenant, &parts.uri, &parts.headers) else {
+            return Ok(());
+        };
+        self.record(
+            Some(tenant),
+            "proxy-leak",
+            None,
+            format!(
+                "refused {} to {host}:{port}: it carried the placeholder of {label}, which belongs to {owner}",
+                parts.method
+            ),
+        );
+        Err(deny(
+            StatusCode::FORBIDDEN,
+            "leak",
+            "this request carries a placeholder that is not yours; it was not sent",
+        ))
     }
 }
 
@@ -246,52 +365,46 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
     }
 }
 
-/// A request to the proxy itself: CONNECT or an absolute-form http:// one.
+/// A request to the proxy itself: CONNECT or an absolute-form http:// one,
+/// from a consumer its credentials name.
 async fn outer(proxy: &Arc<Proxy>, req: Request<Incoming>) -> Response<Body> {
-    if !authorized(&proxy.token, req.headers()) {
-        proxy.record(
-            "proxy-deny",
-            None,
-            format!(
-                "{} {}: no or wrong proxy credentials",
-                req.method(),
-                cut(&req.uri().to_string())
-            ),
-        );
-        return refusal(&deny(
-            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-            "auth",
-            "use the proxy URL from HTTPS_PROXY, with its credentials",
-        ));
-    }
+    let tenant = match proxy.authenticate(req.headers()) {
+        Ok(t) => t,
+        Err(why) => {
+            proxy.record(
+                None,
+                "proxy-deny",
+                None,
+                format!("{} {}: {why}", req.method(), cut(&req.uri().to_string())),
+            );
+            return refusal(&deny(
+                StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                "auth",
+                "use the proxy URL from HTTPS_PROXY, with its credentials",
+            ));
+        }
+    };
     let result = if req.method() == Method::CONNECT {
-        connect(proxy, req).await
+        connect(proxy, tenant, req).await
     } else {
-        plain(proxy, req).await
+        plain(proxy, &tenant, req).await
     };
     result.unwrap_or_else(|d| refusal(&d))
 }
 
-/// Whether `Proxy-Authorization: Basic` carries our user and token.
-fn authorized(token: &Token, headers: &HeaderMap) -> bool {
-    let Some(v) = headers.get(header::PROXY_AUTHORIZATION) else {
-        return false;
-    };
+/// The user and password of a `Basic` credentials header.
+fn basic_credentials(v: &HeaderValue) -> Option<(String, zeroize::Zeroizing<Vec<u8>>)> {
     let b = v.as_bytes();
     if b.len() < 6 || !b[..6].eq_ignore_ascii_case(b"basic ") {
-        return false;
+        return None;
     }
-    let Some(decoded) = std::str::from_utf8(&b[6..])
+    let decoded = std::str::from_utf8(&b[6..])
         .ok()
         .and_then(|t| Base64::decode_vec(t.trim()).ok())
-        .map(zeroize::Zeroizing::new)
-    else {
-        return false;
-    };
-    match decoded.iter().position(|&c| c == b':') {
-        Some(i) => &decoded[..i] == PROXY_USER.as_bytes() && token.matches(&decoded[i + 1..]),
-        None => false,
-    }
+        .map(zeroize::Zeroizing::new)?;
+    let colon = decoded.iter().position(|&c| c == b':')?;
+    let user = String::from_utf8_lossy(&decoded[..colon]).into_owned();
+    Some((user, zeroize::Zeroizing::new(decoded[colon + 1..].to_vec())))
 }
 
 /// The host (lowercase, without brackets) and port of an authority.
@@ -306,7 +419,11 @@ fn host_port(uri: &Uri, default_port: u16) -> Option<(String, u16)> {
     (!host.is_empty()).then(|| (host, authority.port_u16().unwrap_or(default_port)))
 }
 
-async fn connect(proxy: &Arc<Proxy>, mut req: Request<Incoming>) -> Result<Response<Body>, Deny> {
+async fn connect(
+    proxy: &Arc<Proxy>,
+    tenant: Arc<Tenant>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, Deny> {
     let Some((host, port)) = host_port(req.uri(), 443) else {
         return Err(deny(
             StatusCode::BAD_REQUEST,
@@ -315,50 +432,63 @@ async fn connect(proxy: &Arc<Proxy>, mut req: Request<Incoming>) -> Result<Respo
         ));
     };
     let upgrade = hyper::upgrade::on(&mut req);
-    if proxy.table.any_allowed(&host) {
-        let tls = proxy
+    if tenant.table.any_allowed(&host) {
+        let tls = tenant
             .ca
             .server_config(&host)
             .map_err(|e| deny(StatusCode::BAD_GATEWAY, "tls", e.to_string()))?;
-        proxy.counts.intercepted.fetch_add(1, Ordering::Relaxed);
+        tenant.counts.intercepted.fetch_add(1, Ordering::Relaxed);
         let proxy = Arc::clone(proxy);
         tokio::spawn(async move {
             let Ok(upgraded) = upgrade.await else { return };
             let Ok(stream) = TlsAcceptor::from(tls).accept(TokioIo::new(upgraded)).await else {
                 return;
             };
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
             let service = service_fn(move |req| {
                 let proxy = Arc::clone(&proxy);
+                let tenant = Arc::clone(&tenant);
                 let host = host.clone();
                 async move {
                     Ok::<_, Infallible>(
-                        inner(&proxy, &host, port, req)
+                        inner(&proxy, &tenant, &host, port, req)
                             .await
                             .unwrap_or_else(|d| refusal(&d)),
                     )
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
+            let io = TokioIo::new(stream);
+            if h2 {
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .serve_connection(io, service)
+                    .await;
+            } else {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(io, service)
+                    .with_upgrades()
+                    .await;
+            }
         });
         return Ok(empty(StatusCode::OK));
     }
-    if proxy.egress_deny {
+    if tenant.egress_deny {
         proxy.record(
+            Some(&tenant),
             "proxy-deny",
             None,
             format!(
-                "refused CONNECT {host}:{port}: no proxied value may go there (--proxy-egress deny)"
+                "refused CONNECT {host}:{port}: no proxied value may go there, and egress is deny"
             ),
         );
         return Err(deny(
             StatusCode::FORBIDDEN,
             "egress",
-            format!("{host} is not a host any proxied secret may go to (--proxy-egress deny)"),
+            format!(
+                "{host} is not a host any proxied secret may go to, and egress is deny (--proxy-egress, proxy_egress)"
+            ),
         ));
     }
     let remote = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), port)))
@@ -372,7 +502,7 @@ async fn connect(proxy: &Arc<Proxy>, mut req: Request<Incoming>) -> Result<Respo
             )
         })?;
     let _ = remote.set_nodelay(true);
-    proxy.counts.tunnelled.fetch_add(1, Ordering::Relaxed);
+    tenant.counts.tunnelled.fetch_add(1, Ordering::Relaxed);
     tokio::spawn(async move {
         if let Ok(upgraded) = upgrade.await {
             let mut client = TokioIo::new(upgraded);
@@ -384,7 +514,11 @@ async fn connect(proxy: &Arc<Proxy>, mut req: Request<Incoming>) -> Result<Respo
 }
 
 /// A plain `http://` request through the proxy: never carries a value.
-async fn plain(proxy: &Arc<Proxy>, req: Request<Incoming>) -> Result<Response<Body>, Deny> {
+async fn plain(
+    proxy: &Arc<Proxy>,
+    tenant: &Arc<Tenant>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Deny> {
     if req.uri().scheme() != Some(&http::uri::Scheme::HTTP) {
         return Err(deny(
             StatusCode::BAD_REQUEST,
@@ -399,62 +533,72 @@ async fn plain(proxy: &Arc<Proxy>, req: Request<Incoming>) -> Result<Response<Bo
             "the URL has no host",
         ));
     };
-    if proxy.egress_deny && !proxy.table.any_allowed(&host) {
+    if tenant.egress_deny && !tenant.table.any_allowed(&host) {
         proxy.record(
+            Some(tenant),
             "proxy-deny",
             None,
             format!(
-                "refused {} http://{host}:{port}: --proxy-egress deny",
+                "refused {} http://{host}:{port}: no proxied value may go there, and egress is deny",
                 req.method()
             ),
         );
         return Err(deny(
             StatusCode::FORBIDDEN,
             "egress",
-            format!("{host} is not a host any proxied secret may go to (--proxy-egress deny)"),
+            format!(
+                "{host} is not a host any proxied secret may go to, and egress is deny (--proxy-egress, proxy_egress)"
+            ),
         ));
     }
     let (mut parts, body) = req.into_parts();
-    proxy
+    proxy.check_foreign(tenant, &parts, &host, port)?;
+    tenant
         .table
         .request(&host, false, &mut parts.uri, &mut parts.headers)
-        .map_err(|l| proxy.leak(&l, &parts.method, &host, port))?;
-    let origin = parts
-        .uri
-        .path_and_query()
-        .map_or("/", http::uri::PathAndQuery::as_str)
-        .parse::<Uri>()
-        .map_err(|_| deny(StatusCode::BAD_REQUEST, "proxy", "bad request target"))?;
-    parts.uri = origin;
+        .map_err(|l| proxy.leak(tenant, &l, &parts.method, &host, port))?;
     let upstream = proxy.upstream(&host, port, false)?;
-    send(proxy, &upstream, Request::from_parts(parts, body), false).await
+    send(tenant, &upstream, Request::from_parts(parts, body), false).await
 }
 
-/// A request inside an intercepted TLS connection to `host:port`.
+/// A request inside an intercepted TLS connection to `host:port` (HTTP/1.1
+/// or HTTP/2, origin or absolute form).
 async fn inner(
     proxy: &Arc<Proxy>,
+    tenant: &Arc<Tenant>,
     host: &str,
     port: u16,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Deny> {
+    // A plugin restarted (or stopped) since this connection was opened:
+    // its old placeholders are no longer its own.
+    if !proxy.admitted(tenant) {
+        return Err(deny(
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            "auth",
+            "these proxy credentials were withdrawn; reconnect with the current ones",
+        ));
+    }
     let (mut parts, body) = req.into_parts();
-    let n = proxy
+    proxy.check_foreign(tenant, &parts, host, port)?;
+    let n = tenant
         .table
         .request(host, true, &mut parts.uri, &mut parts.headers)
-        .map_err(|l| proxy.leak(&l, &parts.method, host, port))?;
+        .map_err(|l| proxy.leak(tenant, &l, &parts.method, host, port))?;
     if n > 0 {
-        proxy.counts.substituted.fetch_add(1, Ordering::Relaxed);
+        tenant.counts.substituted.fetch_add(1, Ordering::Relaxed);
     }
     // Responses must be readable to be redacted: no compression.
     parts.headers.remove(header::ACCEPT_ENCODING);
     let upstream = proxy.upstream(host, port, true)?;
-    send(proxy, &upstream, Request::from_parts(parts, body), true).await
+    send(tenant, &upstream, Request::from_parts(parts, body), true).await
 }
 
-/// Forwards a request (origin-form URI) and streams the response back,
-/// values turned into placeholders when `redact`.
+/// Forwards a request and streams the response back, values turned into
+/// placeholders when `redact`. The upstream client puts the request in the
+/// form its connection's protocol wants.
 async fn send(
-    proxy: &Arc<Proxy>,
+    tenant: &Arc<Tenant>,
     upstream: &Arc<Upstream>,
     req: Request<Incoming>,
     redact: bool,
@@ -468,13 +612,7 @@ async fn send(
         parts = probe.into_parts().0;
     }
     strip_hop_by_hop(&mut parts.headers, upgrading);
-    if !parts.headers.contains_key(header::HOST) {
-        let authority = HeaderValue::from_str(&upstream.target.authority())
-            .map_err(|_| deny(StatusCode::BAD_GATEWAY, "upstream", "bad host"))?;
-        parts.headers.insert(header::HOST, authority);
-    }
-    parts.version = http::Version::HTTP_11;
-    let body = Metered::new(body, Arc::clone(&proxy.counts.bytes)).boxed();
+    let body = Metered::new(body, Arc::clone(&tenant.counts.bytes)).boxed();
     let mut response = upstream
         .send(Request::from_parts(parts, body))
         .await
@@ -491,13 +629,16 @@ async fn send(
         && let Some(client) = client_upgrade
     {
         let server = hyper::upgrade::on(&mut response);
+        let redactor = redact.then(|| tenant.table.response_redactor());
         tokio::spawn(async move {
             if let (Ok(a), Ok(b)) = (client.await, server.await) {
-                let _ =
-                    tokio::io::copy_bidirectional(&mut TokioIo::new(a), &mut TokioIo::new(b)).await;
+                relay_upgraded(TokioIo::new(a), TokioIo::new(b), redactor).await;
             }
         });
-        let (parts, _) = response.into_parts();
+        let (mut parts, _) = response.into_parts();
+        if redact {
+            tenant.table.response_headers(&mut parts.headers);
+        }
         return Ok(Response::from_parts(
             parts,
             Empty::new().map_err(|never| match never {}).boxed(),
@@ -505,13 +646,71 @@ async fn send(
     }
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
-    let body = Metered::new(body, Arc::clone(&proxy.counts.bytes)).boxed();
+    // Whatever the upstream spoke, the child's connection says what it is.
+    parts.version = http::Version::HTTP_11;
+    let body = Metered::new(body, Arc::clone(&tenant.counts.bytes)).boxed();
     if redact {
-        proxy.table.response_headers(&mut parts.headers);
-        let body = Redacted::new(body, proxy.table.response_redactor());
+        tenant.table.response_headers(&mut parts.headers);
+        let body = Redacted::new(body, tenant.table.response_redactor());
         return Ok(Response::from_parts(parts, body.boxed()));
     }
     Ok(Response::from_parts(parts, body))
+}
+
+/// Relays an upgraded connection (a websocket) both ways until each side
+/// is done. What the upstream sends goes through `redactor` when there is
+/// one, so an upstream that echoes the value hands the child its
+/// placeholder: same length, so framing is kept. Bytes held back as the
+/// possible start of a value are released once the upstream has been
+/// quiet for the relay's idle time, as `--mask` does for a prompt.
+async fn relay_upgraded<C, S>(mut client: C, mut server: S, redactor: Option<Redactor>)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(mut redactor) = redactor else {
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        return;
+    };
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut server_read, mut server_write) = tokio::io::split(server);
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+        let _ = server_write.shutdown().await;
+    });
+    // The upstream's bytes may hold the value until redacted.
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; 16 << 10]);
+    let mut out = Vec::with_capacity(buf.len() + 256);
+    loop {
+        out.clear();
+        let read = if redactor.held() > 0 {
+            let Ok(read) =
+                tokio::time::timeout(crate::child::relay::IDLE, server_read.read(&mut buf)).await
+            else {
+                redactor.flush_held(&mut out);
+                if client_write.write_all(&out).await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            read
+        } else {
+            server_read.read(&mut buf).await
+        };
+        match read {
+            Ok(n) if n > 0 => redactor.push(&buf[..n], &mut out),
+            _ => {
+                redactor.finish(&mut out);
+                let _ = client_write.write_all(&out).await;
+                let _ = client_write.shutdown().await;
+                return;
+            }
+        }
+        if client_write.write_all(&out).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Removes hop-by-hop headers and those `Connection` names; on an upgrade

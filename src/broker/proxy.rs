@@ -15,9 +15,16 @@
 //! descriptors closed (Python's `subprocess` does that) could not read it.
 //! It holds certificates only, never a key.
 //!
+//! One [`Server`] serves any number of consumers, each admitted with its
+//! own user name and password (in its proxy URL), placeholders, grants,
+//! CA and bundle: `exec` admits its child as user `secret`; the plugin
+//! supervisor runs one server and admits each plugin with
+//! `secret_proxy_refs` under its id, for one run of it.
+//!
 //! The proxy runs on a 2-worker tokio runtime inside `secret` for exactly
-//! as long as the child: `Running` stops it when dropped. The values stay
-//! in `secret`'s memory meanwhile (that is what swapping them in takes).
+//! as long as it is needed: `Running` (exec) stops it when dropped. The
+//! values stay in `secret`'s memory meanwhile (that is what swapping them
+//! in takes).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,12 +34,11 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use super::ca::Authority;
-use super::intercept::{PROXY_USER, Proxy};
+use super::intercept::{Counts, PROXY_USER, Proxy, Tenant};
 use super::placeholder;
 use super::status::Audit;
 use super::substitute::{Proxied, Table};
 use super::token;
-use crate::audit::Event;
 use crate::child::env::Var;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -56,6 +62,20 @@ pub const CA_VARIABLES: &[&str] = &[
     "AWS_CA_BUNDLE",
 ];
 
+/// More variables that name a trust bundle, for clients that read only
+/// their own: set to the launch's bundle when the environment already
+/// sets them (then they name roots without the launch's CA), left alone
+/// otherwise. Nix's OpenSSL, gRPC, the Google Cloud CLI, httplib2, Deno,
+/// npm.
+pub const INHERITED_CA_VARIABLES: &[&str] = &[
+    "NIX_SSL_CERT_FILE",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+    "HTTPLIB2_CA_CERTS",
+    "DENO_CERT",
+    "NPM_CONFIG_CAFILE",
+];
+
 /// Where distributions keep the system's roots as one PEM file.
 const SYSTEM_BUNDLES: &[&str] = &[
     "/etc/ssl/certs/ca-certificates.crt",
@@ -68,20 +88,34 @@ const SYSTEM_BUNDLES: &[&str] = &[
 /// The largest trust bundle read (a system bundle is about 200 KiB).
 const MAX_BUNDLE: u64 = 16 << 20;
 
-/// What a launch asks of the proxy.
+/// One value a consumer wants proxied.
+pub struct Wanted<'a> {
+    /// The variable that carries its placeholder.
+    pub var: &'a str,
+    pub source: &'a Source,
+    /// The name its grant is looked up by (see [`answered`]).
+    pub grant_key: &'a str,
+    pub value: &'a SecretValue,
+}
+
+/// What the proxy does with a `CONNECT` to a host no placeholder may go
+/// to (`--proxy-egress`, plugins.toml's `proxy_egress`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Egress {
+    /// Tunnel it untouched.
+    Allow,
+    /// Refuse it: only the hosts of the proxied secrets are reachable.
+    Deny,
+}
+
+/// What one consumer asks of the proxy.
 pub struct Plan<'a> {
-    /// The `--proxy` mappings (and `proxy:` lines).
-    pub mappings: &'a [Mapping],
-    /// For each source, the name its grant is looked up by (see
-    /// [`answered`]).
-    pub answered: &'a [(Source, String)],
-    pub values: &'a BTreeMap<Source, SecretValue>,
+    pub wanted: Vec<Wanted<'a>>,
     pub grants: &'a Grants,
     pub consumer: &'a str,
     pub purpose: Option<&'a str>,
     pub egress_deny: bool,
     pub paths: &'a Paths,
-    pub config: &'a Config,
 }
 
 /// The name each resolution's grant is decided by: the handle that
@@ -98,35 +132,63 @@ pub fn answered(resolutions: &[Resolution]) -> Vec<(Source, String)> {
         .collect()
 }
 
-/// A running proxy; dropping it stops the proxy and removes the bundle.
-pub struct Running {
-    runtime: Option<tokio::runtime::Runtime>,
-    proxy: Option<Arc<Proxy>>,
-    writer: Option<std::thread::JoinHandle<()>>,
-    bundle: PathBuf,
-    /// The child's variables, taken once by the caller.
-    pub vars: Vec<Var>,
+/// `exec`'s wanted values: one per `--proxy` mapping (and `proxy:` line),
+/// paired with its source by [`sources`].
+pub fn wanted<'a>(
+    pairs: &'a [(&'a Mapping, Source)],
+    answered: &'a [(Source, String)],
+    values: &'a BTreeMap<Source, SecretValue>,
+) -> Result<Vec<Wanted<'a>>> {
+    let mut out = Vec::new();
+    for (m, source) in pairs {
+        let grant_key = answered
+            .iter()
+            .find(|(s, _)| s == source)
+            .map_or_else(|| source.grant_key(), |(_, k)| k.as_str());
+        out.push(Wanted {
+            var: &m.var,
+            source,
+            grant_key,
+            value: crate::mapping::lookup(values, source)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Each mapping with its (single) source.
+#[must_use]
+pub fn sources(mappings: &[Mapping]) -> Vec<(&Mapping, Source)> {
+    mappings
+        .iter()
+        .filter_map(|m| Some((m, m.reference.sources().into_iter().next()?)))
+        .collect()
 }
 
 /// The allowed hosts of the grant that lets `consumer` have `secret` for
 /// delivery `http` (the first such grant that names hosts); an error with
-/// the line to add when none does.
-fn allowed_hosts(plan: &Plan<'_>, secret: &str, label: &str) -> Result<Vec<String>> {
+/// the line to add when none does. `label` names the reference as written.
+pub fn allowed_hosts(
+    grants: &Grants,
+    consumer: &str,
+    purpose: Option<&str>,
+    secret: &str,
+    label: &str,
+) -> Result<Vec<String>> {
     let request = grants::Request {
         secret,
-        consumer: plan.consumer,
-        purpose: plan.purpose,
+        consumer,
+        purpose,
         delivery: Delivery::Http,
     };
-    match plan.grants.decide_hosts(&request) {
+    match grants.decide_hosts(&request) {
         Decision::Allowed(g) => match g.allowed_hosts {
             Some(hosts) if !hosts.is_empty() => Ok(hosts),
             _ => Err(Error::Denied {
                 message: format!(
-                    "--proxy {label}: {}:{} lets consumer \"{}\" have it but names no allowed_hosts, so the proxy would not know where the value may go",
-                    plan.grants.path().display(),
+                    "proxied {label}: {}:{} lets consumer \"{}\" have it but names no allowed_hosts, so the proxy would not know where the value may go",
+                    grants.path().display(),
                     g.line,
-                    plan.consumer
+                    consumer
                 ),
                 hint: format!(
                     "add the hosts the value is for to that grant, as in:\nallowed_hosts = [\"api.openai.com\"]\n(or a grant of its own:\n{}\ndelivery = [\"http\"]\nallowed_hosts = [\"api.openai.com\"])",
@@ -135,144 +197,197 @@ fn allowed_hosts(plan: &Plan<'_>, secret: &str, label: &str) -> Result<Vec<Strin
             }),
         },
         Decision::Denied(why) => Err(Error::Denied {
-            message: format!("--proxy {label}: {why}"),
+            message: format!("proxied {label}: {why}"),
             hint: format!(
                 "add to {}:\n{}\ndelivery = [\"http\"]\nallowed_hosts = [\"api.openai.com\"]",
-                plan.grants.path().display(),
+                grants.path().display(),
                 Grants::suggestion(&request)
             ),
         }),
     }
 }
 
-/// Shapes the placeholders, makes the CA and the bundle, and starts the
-/// proxy.
-pub fn start(plan: &Plan<'_>) -> Result<Running> {
-    let mut secrets = Vec::new();
-    let mut vars: Vec<Var> = Vec::new();
-    for m in plan.mappings {
-        let Some(source) = m.reference.sources().into_iter().next() else {
-            continue;
-        };
-        let label = source.to_string();
-        let value = crate::mapping::lookup(plan.values, &source)?;
-        let key = plan
-            .answered
-            .iter()
-            .find(|(s, _)| *s == source)
-            .map_or_else(|| source.grant_key().to_owned(), |(_, k)| k.clone());
-        let allowed = allowed_hosts(plan, &key, &label)?;
-        // One placeholder per value, however many variables carry it.
-        let placeholder = match secrets.iter().find(|p: &&Proxied| p.label == label) {
-            Some(p) => p.placeholder.clone(),
-            None => {
-                let placeholder = placeholder::shape(&label, value)?;
-                secrets.push(Proxied {
-                    label: label.clone(),
-                    handle: source.handle().map(|_| key.clone()),
-                    placeholder: placeholder.clone(),
-                    value: SecretValue::new(value.expose().to_vec()),
-                    allowed_hosts: allowed,
-                });
-                placeholder
-            }
-        };
-        vars.push((m.var.clone(), Zeroizing::new(placeholder)));
-    }
-    let table = Table::new(secrets)?;
-    let ca = Authority::new(&table.hosts())?;
-    let bundle = write_bundle(plan.paths, ca.pem())?;
-    let token = token::generate()?;
-
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|e| Error::io("starting the proxy on 127.0.0.1", e))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| Error::io("starting the proxy", e))?
-        .port();
-    let url = Zeroizing::new(format!(
-        "http://{PROXY_USER}:{}@127.0.0.1:{port}",
-        token.as_str()
-    ));
-    for name in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
-        vars.push((name.to_owned(), Zeroizing::new(url.as_bytes().to_vec())));
-    }
-    for name in CA_VARIABLES {
-        vars.push((
-            (*name).to_owned(),
-            Zeroizing::new(bundle.path.as_os_str().as_encoded_bytes().to_vec()),
-        ));
-    }
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("secret-proxy")
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| Error::io("starting the proxy's runtime", e))?;
-    let (audit, writer) = Audit::start(plan.paths);
-    let proxy = Arc::new(Proxy::new(
-        table,
-        ca,
-        token,
-        plan.egress_deny,
-        plan.config
-            .proxy
-            .as_ref()
-            .and_then(|p| p.upstream_ca_file.clone()),
-        audit,
-        plan.consumer.to_owned(),
-    ));
-    {
-        let _guard = runtime.enter();
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .map_err(|e| Error::io("starting the proxy", e))?;
-        runtime.spawn(super::intercept::serve(listener, Arc::clone(&proxy)));
-    }
-    let running = Running {
-        runtime: Some(runtime),
-        proxy: Some(proxy),
-        writer: Some(writer),
-        bundle: bundle.keep(),
-        vars,
-    };
-    Ok(running)
+/// A running proxy: a loopback listener on a 2-worker runtime, serving
+/// every consumer admitted to it. Dropping it stops the proxy (after every
+/// [`Admission`] is gone, so their summaries reach the audit trail).
+pub struct Server {
+    runtime: Option<tokio::runtime::Runtime>,
+    proxy: Option<Arc<Proxy>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    port: u16,
 }
 
-impl Drop for Running {
+impl Server {
+    /// Starts the proxy on 127.0.0.1 (a free port), with no consumer yet.
+    pub fn start(paths: &Paths, config: &Config) -> Result<Self> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| Error::io("starting the proxy on 127.0.0.1", e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::io("starting the proxy", e))?
+            .port();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("secret-proxy")
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::io("starting the proxy's runtime", e))?;
+        let (audit, writer) = Audit::start(paths);
+        let upstream_ca = config
+            .proxy
+            .as_ref()
+            .and_then(|p| p.upstream_ca_file.clone());
+        let proxy = Arc::new(Proxy::new(upstream_ca, audit));
+        {
+            let _guard = runtime.enter();
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| Error::io("starting the proxy", e))?;
+            runtime.spawn(super::intercept::serve(listener, Arc::clone(&proxy)));
+        }
+        Ok(Self {
+            runtime: Some(runtime),
+            proxy: Some(proxy),
+            writer: Some(writer),
+            port,
+        })
+    }
+
+    /// Admits one consumer as `user`: shapes its placeholders, checks that
+    /// each value's grant names the hosts it may go to, makes its CA and
+    /// trust bundle and its password. Returns the variables its process
+    /// gets; they stop working when the [`Admission`] is dropped.
+    pub fn admit(&self, plan: &Plan<'_>, user: &str) -> Result<Admission> {
+        let Some(proxy) = &self.proxy else {
+            return Err(Error::internal("the proxy is stopped"));
+        };
+        let mut secrets = Vec::new();
+        let mut vars: Vec<Var> = Vec::new();
+        for w in &plan.wanted {
+            let label = w.source.to_string();
+            let allowed = allowed_hosts(
+                plan.grants,
+                plan.consumer,
+                plan.purpose,
+                w.grant_key,
+                &label,
+            )?;
+            // One placeholder per value, however many variables carry it.
+            let placeholder = match secrets.iter().find(|p: &&Proxied| p.label == label) {
+                Some(p) => p.placeholder.clone(),
+                None => {
+                    let placeholder = placeholder::shape(&label, w.value)?;
+                    secrets.push(Proxied {
+                        label: label.clone(),
+                        handle: w.source.handle().map(|_| w.grant_key.to_owned()),
+                        placeholder: placeholder.clone(),
+                        value: SecretValue::new(w.value.expose().to_vec()),
+                        allowed_hosts: allowed,
+                    });
+                    placeholder
+                }
+            };
+            vars.push((w.var.to_owned(), Zeroizing::new(placeholder)));
+        }
+        let table = Table::new(secrets)?;
+        let ca = Authority::new(&table.hosts())?;
+        let bundle = write_bundle(plan.paths, ca.pem())?;
+        let token = token::generate()?;
+        let url = Zeroizing::new(format!(
+            "http://{user}:{}@127.0.0.1:{}",
+            token.as_str(),
+            self.port
+        ));
+        for name in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
+            vars.push((name.to_owned(), Zeroizing::new(url.as_bytes().to_vec())));
+        }
+        let inherited = INHERITED_CA_VARIABLES
+            .iter()
+            .filter(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
+        for name in CA_VARIABLES.iter().chain(inherited) {
+            vars.push((
+                (*name).to_owned(),
+                Zeroizing::new(bundle.path.as_os_str().as_encoded_bytes().to_vec()),
+            ));
+        }
+        proxy.admit(Tenant {
+            user: user.to_owned(),
+            token,
+            table,
+            ca,
+            consumer: plan.consumer.to_owned(),
+            egress_deny: plan.egress_deny,
+            counts: Counts::default(),
+        });
+        Ok(Admission {
+            proxy: Arc::clone(proxy),
+            user: user.to_owned(),
+            bundle: bundle.keep(),
+            vars,
+        })
+    }
+}
+
+impl Drop for Server {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_timeout(Duration::from_secs(1));
         }
-        if let Some(proxy) = self.proxy.take() {
-            let c = &proxy.counts;
-            let load =
-                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-            proxy.audit.record(vec![Event {
-                action: "proxy-stop",
-                consumer: proxy.consumer.clone(),
-                outcome: format!(
-                    "{} requests with values swapped in, {} connections intercepted, {} tunnelled, {} refused, {} bytes",
-                    load(&c.substituted),
-                    load(&c.intercepted),
-                    load(&c.tunnelled),
-                    load(&c.refused),
-                    load(&c.bytes),
-                ),
-                ..Event::default()
-            }]);
-            // Every task is gone with the runtime: this was the last
-            // reference, and dropping it ends the audit writer.
-            if Arc::try_unwrap(proxy).is_ok()
-                && let Some(writer) = self.writer.take()
-            {
-                let _ = writer.join();
-            }
+        // Every task is gone with the runtime: when this was the last
+        // reference, dropping it ends the audit writer, which is waited for.
+        if let Some(proxy) = self.proxy.take()
+            && Arc::try_unwrap(proxy).is_ok()
+            && let Some(writer) = self.writer.take()
+        {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// One consumer's place at the proxy; dropping it withdraws its
+/// credentials, records its summary and removes its trust bundle.
+pub struct Admission {
+    proxy: Arc<Proxy>,
+    user: String,
+    bundle: PathBuf,
+    /// The consumer's variables (placeholders, proxy URL, trust bundle).
+    pub vars: Vec<Var>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if let Some(tenant) = self.proxy.evict(&self.user) {
+            self.proxy.audit.record(vec![tenant.summary()]);
         }
         let _ = std::fs::remove_file(&self.bundle);
     }
+}
+
+/// `exec --proxy`'s proxy: one server, one consumer (user `secret`), for
+/// exactly as long as the child.
+pub struct Running {
+    // Field order is drop order: the admission goes first.
+    admission: Admission,
+    _server: Server,
+}
+
+impl Running {
+    /// The child's variables.
+    #[must_use]
+    pub fn vars(&self) -> &[Var] {
+        &self.admission.vars
+    }
+}
+
+/// Starts a proxy for `exec` and admits its child.
+pub fn start(plan: &Plan<'_>, config: &Config) -> Result<Running> {
+    let server = Server::start(plan.paths, config)?;
+    let admission = server.admit(plan, PROXY_USER)?;
+    Ok(Running {
+        admission,
+        _server: server,
+    })
 }
 
 /// The bundle file, removed if the launch fails before the proxy runs.
@@ -296,26 +411,59 @@ impl Drop for Bundle {
     }
 }
 
-/// The roots the child would have trusted (its `SSL_CERT_FILE`, else the
-/// system's bundle) followed by the launch's CA, in a new 0600 file.
+/// At most `MAX_BUNDLE` bytes of the file at `path`, if it is readable
+/// and not empty.
+fn read_bundle(path: &std::path::Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let file = std::fs::File::open(path).ok()?;
+    file.take(MAX_BUNDLE).read_to_end(&mut out).ok()?;
+    (!out.is_empty()).then_some(out)
+}
+
+/// The roots the child would have trusted followed by the launch's CA, in
+/// a new 0600 file: its `SSL_CERT_FILE` (else the system's bundle), then
+/// every other bundle its environment names in the variables the launch
+/// replaces (a company CA in `REQUESTS_CA_BUNDLE` keeps working for the
+/// hosts the proxy tunnels).
 fn write_bundle(paths: &Paths, ca_pem: &str) -> Result<Bundle> {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut roots = Vec::new();
-    let inherited = std::env::var_os("SSL_CERT_FILE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let candidates = inherited
+    // Canonical, so a bundle named twice (or through a link) is read once.
+    let named = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| std::fs::canonicalize(&v).unwrap_or_else(|_| PathBuf::from(v)))
+    };
+    let base = named("SSL_CERT_FILE")
         .into_iter()
-        .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from));
-    for path in candidates {
-        if let Ok(file) = std::fs::File::open(&path)
-            && file.take(MAX_BUNDLE).read_to_end(&mut roots).is_ok()
-            && !roots.is_empty()
-        {
-            break;
+        .chain(
+            SYSTEM_BUNDLES
+                .iter()
+                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p))),
+        )
+        .find_map(|path| read_bundle(&path).map(|roots| (path, roots)));
+    let mut used: Vec<PathBuf> = Vec::new();
+    let mut roots = Vec::new();
+    if let Some((path, bytes)) = base {
+        used.push(path);
+        roots = bytes;
+    }
+    let extra = CA_VARIABLES
+        .iter()
+        .chain(INHERITED_CA_VARIABLES)
+        .filter_map(|name| named(name));
+    for path in extra {
+        if used.contains(&path) || roots.len() as u64 >= MAX_BUNDLE {
+            continue;
         }
-        roots.clear();
+        if let Some(bytes) = read_bundle(&path) {
+            if !roots.is_empty() && !roots.ends_with(b"\n") {
+                roots.push(b'\n');
+            }
+            roots.extend_from_slice(&bytes);
+        }
+        used.push(path);
     }
     if roots.is_empty() {
         eprintln!(

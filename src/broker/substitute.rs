@@ -1,6 +1,6 @@
 //! Swapping placeholders for values and back, for `exec --proxy`. A
 //! request's headers (including the user:password inside `Basic`
-//! credentials) and its query string get each placeholder replaced by its
+//! credentials), its path and its query string get each placeholder replaced by its
 //! value, but only when the request goes over TLS to a host the value's
 //! grant allows; a placeholder bound anywhere else makes the request a
 //! [`Leak`]. Responses go the other way: the streaming redactor
@@ -9,6 +9,7 @@
 //! (and `Content-Length`) never change. Bodies of requests are not looked
 //! into.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -101,14 +102,7 @@ impl Table {
     ) -> std::result::Result<usize, Leak> {
         // Check everything first, so a refused request is never half-done.
         for (i, s) in self.secrets.iter().enumerate() {
-            let seen = headers.iter().any(|(name, v)| {
-                find(v.as_bytes(), &s.placeholder).is_some()
-                    || (is_credentials(name)
-                        && basic(v).is_some_and(|d| find(&d, &s.placeholder).is_some()))
-            }) || uri
-                .query()
-                .is_some_and(|q| find(q.as_bytes(), &s.placeholder).is_some());
-            if !seen {
+            if !seen(s, uri, headers) {
                 continue;
             }
             if !tls {
@@ -169,6 +163,13 @@ impl Table {
         Ok(count)
     }
 
+    /// The first value whose placeholder `uri` or `headers` carry, if any
+    /// (for a placeholder that is not the sender's own).
+    #[must_use]
+    pub fn carried(&self, uri: &Uri, headers: &HeaderMap) -> Option<&Proxied> {
+        self.secrets.iter().find(|s| seen(s, uri, headers))
+    }
+
     /// Replaces every placeholder in `bytes` by its value, in place (the
     /// lengths are equal); returns how many.
     fn swap(&self, bytes: &mut [u8]) -> usize {
@@ -206,6 +207,18 @@ impl Table {
             }
         }
     }
+}
+
+/// Whether `s`'s placeholder is anywhere a value would be swapped in: a
+/// header (or the credentials inside `Basic`), the path or the query.
+fn seen(s: &Proxied, uri: &Uri, headers: &HeaderMap) -> bool {
+    headers.iter().any(|(name, v)| {
+        find(v.as_bytes(), &s.placeholder).is_some()
+            || (is_credentials(name)
+                && basic(v).is_some_and(|d| find(&d, &s.placeholder).is_some()))
+    }) || uri
+        .path_and_query()
+        .is_some_and(|pq| find(pq.as_str().as_bytes(), &s.placeholder).is_some())
 }
 
 fn is_credentials(name: &http::HeaderName) -> bool {
@@ -253,13 +266,18 @@ fn forms(value: &[u8], placeholder: &[u8]) -> Vec<(Zeroizing<Vec<u8>>, Vec<u8>)>
 }
 
 /// A response body with every value replaced by its placeholder, as it
-/// streams: only a possible start of a value is held back.
+/// streams: only a possible start of a value is held back, and only until
+/// more comes or the upstream has been quiet for the relay's idle time
+/// (then it is released, as `--mask` releases a prompt), so a stream
+/// whose event ends like the start of a value is not held up.
 pub struct Redacted<B> {
     inner: B,
     redactor: Redactor,
     /// Trailers waiting for the held-back bytes to go first.
     trailers: Option<HeaderMap>,
     done: bool,
+    /// Running while bytes are held and the upstream is quiet.
+    idle: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<B> Redacted<B> {
@@ -269,7 +287,27 @@ impl<B> Redacted<B> {
             redactor,
             trailers: None,
             done: false,
+            idle: None,
         }
+    }
+
+    /// With bytes held and nothing new: once the idle time has passed,
+    /// the held bytes (redacted as at the end of a stream).
+    fn idle_release(&mut self, cx: &mut Context<'_>) -> Option<Bytes> {
+        if self.redactor.held() == 0 {
+            self.idle = None;
+            return None;
+        }
+        let idle = self
+            .idle
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(crate::child::relay::IDLE)));
+        if idle.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        self.idle = None;
+        let mut out = Vec::new();
+        self.redactor.flush_held(&mut out);
+        (!out.is_empty()).then(|| Bytes::from(out))
     }
 }
 
@@ -292,8 +330,17 @@ where
             if this.done {
                 return Poll::Ready(None);
             }
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
+            let polled = Pin::new(&mut this.inner).poll_frame(cx);
+            if !polled.is_pending() {
+                this.idle = None;
+            }
+            match polled {
+                Poll::Pending => {
+                    return match this.idle_release(cx) {
+                        Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                        None => Poll::Pending,
+                    };
+                }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
@@ -367,6 +414,24 @@ mod tests {
             .expect_err("leak");
         assert_eq!(leak.secret, 0);
         assert_eq!(h2, h, "nothing changed on a refusal");
+        // In the path too: swapped there, so checked there.
+        let mut in_path: Uri = "/v1/sk-PLACEHOLDERxxxxxxxxxx/x".parse().expect("uri");
+        let before = in_path.clone();
+        assert!(
+            t.request(
+                "evil.example.net",
+                true,
+                &mut in_path,
+                &mut HeaderMap::new()
+            )
+            .is_err()
+        );
+        assert_eq!(in_path, before);
+        assert!(t.carried(&before, &HeaderMap::new()).is_some());
+        assert!(
+            t.carried(&"/v1/x".parse().expect("uri"), &HeaderMap::new())
+                .is_none()
+        );
         assert!(
             t.request("api.example.com", false, &mut u2, &mut h2)
                 .is_err()

@@ -1,9 +1,17 @@
 //! The client side: one `Upstream` per route target, with its own pool of
-//! keep-alive HTTP/1.1 connections (over rustls for https, verified against
-//! the system's roots plus the route's `ca_file`), a connect timeout, a
-//! timeout for the response head, an idle timeout between body frames, and
-//! a cap on idle connections kept. Bodies stream in both directions; this
-//! module never looks inside them.
+//! keep-alive connections (over rustls for https, verified against the
+//! system's roots plus the route's `ca_file`), a connect timeout, a timeout
+//! for the response head, an idle timeout between body frames, and a cap
+//! on idle connections kept. Bodies stream in both directions; this module
+//! never looks inside them.
+//!
+//! Over TLS it offers HTTP/2 and HTTP/1.1 by ALPN: an upstream that picks
+//! HTTP/2 gets one multiplexed connection, shared by every request until
+//! it closes; otherwise HTTP/1.1 connections are pooled. A request asking
+//! for an upgrade (a websocket) always goes on an HTTP/1.1 connection of
+//! its own. The caller hands over a request in either form (origin-form
+//! with `Host`, or absolute); it is reshaped for the protocol the
+//! connection speaks.
 //!
 //! It knows nothing about routes, tokens or secrets: the caller hands it a
 //! finished request. The `exec --proxy` interceptor can reuse it as is.
@@ -16,12 +24,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::header::{self, HeaderValue};
+use http::uri::{PathAndQuery, Scheme, Uri};
+use http::{Request, Response, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
@@ -58,11 +68,34 @@ pub enum Failure {
     Exchange { message: String, body_limit: bool },
 }
 
+/// The ALPN names.
+const H2: &[u8] = b"h2";
+const HTTP11: &[u8] = b"http/1.1";
+
+/// How often an idle HTTP/2 connection is pinged, so a dead one is noticed.
+const H2_KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// The TLS side of an upstream: a connector offering HTTP/2 and HTTP/1.1,
+/// one offering HTTP/1.1 only (for upgrades), and the server's name.
+struct Tls {
+    any: TlsConnector,
+    http1: TlsConnector,
+    name: ServerName<'static>,
+}
+
+/// A connection ready for a request.
+enum Sender {
+    Http1(http1::SendRequest<Body>),
+    Http2(http2::SendRequest<Body>),
+}
+
 /// One upstream and its idle connections.
 pub struct Upstream {
     pub target: Target,
-    tls: Option<(TlsConnector, ServerName<'static>)>,
-    idle: Mutex<Vec<(SendRequest<Body>, Instant)>>,
+    tls: Option<Tls>,
+    idle: Mutex<Vec<(http1::SendRequest<Body>, Instant)>>,
+    /// The shared HTTP/2 connection, once the upstream chose HTTP/2.
+    h2: Mutex<Option<http2::SendRequest<Body>>>,
 }
 
 impl Upstream {
@@ -78,14 +111,25 @@ impl Upstream {
 
     /// Prepares an upstream with a TLS configuration of the caller's (the
     /// remote stores trust only a named CA file when one is set); `tls` is
-    /// used only when the target is https.
+    /// used only when the target is https, and its ALPN protocols are set
+    /// here (HTTP/2 and HTTP/1.1).
     pub fn with_tls(target: Target, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Self> {
         let tls = match tls.filter(|_| target.tls) {
             Some(config) => {
                 let name = ServerName::try_from(target.host.clone()).map_err(|_| {
                     Error::usage(format!("{} is not a valid TLS server name", target.host))
                 })?;
-                Some((TlsConnector::from(config), name))
+                // The caller's configuration, twice: one offering HTTP/2
+                // and HTTP/1.1, one HTTP/1.1 only (for upgrades).
+                let mut any = Arc::unwrap_or_clone(config);
+                let mut http1 = any.clone();
+                any.alpn_protocols = vec![H2.to_vec(), HTTP11.to_vec()];
+                http1.alpn_protocols = vec![HTTP11.to_vec()];
+                Some(Tls {
+                    any: TlsConnector::from(Arc::new(any)),
+                    http1: TlsConnector::from(Arc::new(http1)),
+                    name,
+                })
             }
             None if target.tls => {
                 return Err(Error::internal(format!(
@@ -99,20 +143,44 @@ impl Upstream {
             target,
             tls,
             idle: Mutex::new(Vec::new()),
+            h2: Mutex::new(None),
         })
     }
 
-    /// Sends `req` (origin-form URI, `Host` set) and returns the response
-    /// head; the body streams as the upstream sends it.
+    /// Sends `req` and returns the response head; the body streams as the
+    /// upstream sends it. A request with `Upgrade` goes over HTTP/1.1.
     pub async fn send(
         self: &Arc<Self>,
         req: Request<Body>,
     ) -> std::result::Result<Response<Incoming>, Failure> {
         let mut req = req;
+        let upgrade = req.headers().contains_key(header::UPGRADE);
+        if !upgrade && let Some(mut sender) = self.shared_h2() {
+            match tokio::time::timeout(
+                HEAD_TIMEOUT,
+                sender.try_send_request(self.shape(req, Version::HTTP_2)),
+            )
+            .await
+            {
+                Err(_) => return Err(Failure::Timeout),
+                Ok(Ok(response)) => return Ok(response),
+                Ok(Err(mut e)) => match e.take_message() {
+                    // The connection went away before the request left:
+                    // it goes on a new one (which replaces the shared one).
+                    Some(unsent) => req = unsent,
+                    None => return Err(exchange(&e.into_error())),
+                },
+            }
+        }
         // A pooled connection may have been closed by the peer since; its
         // request is handed back unsent, and goes on a fresh connection.
         while let Some(mut sender) = self.pooled() {
-            match tokio::time::timeout(HEAD_TIMEOUT, sender.try_send_request(req)).await {
+            match tokio::time::timeout(
+                HEAD_TIMEOUT,
+                sender.try_send_request(self.shape(req, Version::HTTP_11)),
+            )
+            .await
+            {
                 Err(_) => return Err(Failure::Timeout),
                 Ok(Ok(response)) => {
                     self.recycle(sender);
@@ -124,21 +192,86 @@ impl Upstream {
                 },
             }
         }
-        let mut sender = tokio::time::timeout(CONNECT_TIMEOUT, self.connect())
+        let sender = tokio::time::timeout(CONNECT_TIMEOUT, self.connect(upgrade))
             .await
             .map_err(|_| Failure::Connect(format!("no connection within {CONNECT_TIMEOUT:?}")))??;
-        match tokio::time::timeout(HEAD_TIMEOUT, sender.send_request(req)).await {
-            Err(_) => Err(Failure::Timeout),
-            Ok(Ok(response)) => {
-                self.recycle(sender);
-                Ok(response)
+        match sender {
+            Sender::Http1(mut sender) => {
+                let req = self.shape(req, Version::HTTP_11);
+                match tokio::time::timeout(HEAD_TIMEOUT, sender.send_request(req)).await {
+                    Err(_) => Err(Failure::Timeout),
+                    Ok(Ok(response)) => {
+                        self.recycle(sender);
+                        Ok(response)
+                    }
+                    Ok(Err(e)) => Err(exchange(&e)),
+                }
             }
-            Ok(Err(e)) => Err(exchange(&e)),
+            Sender::Http2(mut sender) => {
+                *self.h2.lock().unwrap_or_else(PoisonError::into_inner) = Some(sender.clone());
+                let req = self.shape(req, Version::HTTP_2);
+                match tokio::time::timeout(HEAD_TIMEOUT, sender.send_request(req)).await {
+                    Err(_) => Err(Failure::Timeout),
+                    Ok(Ok(response)) => Ok(response),
+                    Ok(Err(e)) => Err(exchange(&e)),
+                }
+            }
         }
     }
 
+    /// The request as `version` wants it: HTTP/1.1 takes the origin form
+    /// and `Host`; HTTP/2 takes the absolute form (`:scheme`, `:authority`)
+    /// and no `Host`. The authority is the request's `Host`, else its URI's,
+    /// else the target's.
+    fn shape(&self, req: Request<Body>, version: Version) -> Request<Body> {
+        let (mut parts, body) = req.into_parts();
+        let authority = parts
+            .headers
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| {
+                parts
+                    .uri
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            })
+            .or_else(|| HeaderValue::from_str(&self.target.authority()).ok());
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let mut uri = http::uri::Parts::default();
+        if version == Version::HTTP_2 {
+            parts.headers.remove(header::HOST);
+            uri.scheme = Some(if self.target.tls {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            });
+            uri.authority = authority.and_then(|a| a.to_str().ok()?.parse().ok());
+        } else if let Some(a) = authority {
+            parts.headers.insert(header::HOST, a);
+        }
+        uri.path_and_query = Some(path);
+        if let Ok(u) = Uri::from_parts(uri) {
+            parts.uri = u;
+        }
+        parts.version = version;
+        Request::from_parts(parts, body)
+    }
+
+    /// The shared HTTP/2 connection while it is open.
+    fn shared_h2(&self) -> Option<http2::SendRequest<Body>> {
+        let mut h2 = self.h2.lock().unwrap_or_else(PoisonError::into_inner);
+        if h2.as_ref().is_some_and(http2::SendRequest::is_closed) {
+            *h2 = None;
+        }
+        h2.clone()
+    }
+
     /// An idle connection that is still open, if any.
-    fn pooled(&self) -> Option<SendRequest<Body>> {
+    fn pooled(&self) -> Option<http1::SendRequest<Body>> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         while let Some((sender, since)) = idle.pop() {
@@ -150,7 +283,7 @@ impl Upstream {
     }
 
     /// Puts `sender` back in the pool once its response has been read.
-    fn recycle(self: &Arc<Self>, mut sender: SendRequest<Body>) {
+    fn recycle(self: &Arc<Self>, mut sender: http1::SendRequest<Body>) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             if sender.ready().await.is_ok() {
@@ -162,34 +295,45 @@ impl Upstream {
         });
     }
 
-    async fn connect(&self) -> std::result::Result<SendRequest<Body>, Failure> {
+    /// A new connection: HTTP/2 when the upstream picks it by ALPN (never
+    /// for an `upgrade`), else HTTP/1.1.
+    async fn connect(&self, upgrade: bool) -> std::result::Result<Sender, Failure> {
         let address = format!("{}:{}", self.target.host, self.target.port);
         let tcp = TcpStream::connect((self.target.host.as_str(), self.target.port))
             .await
             .map_err(|e| Failure::Connect(format!("connecting to {address}: {e}")))?;
         let _ = tcp.set_nodelay(true);
         let handshake = |e: hyper::Error| Failure::Connect(format!("HTTP with {address}: {e}"));
-        match &self.tls {
-            Some((connector, name)) => {
-                let tls = connector
-                    .connect(name.clone(), tcp)
-                    .await
-                    .map_err(|e| Failure::Connect(format!("TLS with {address}: {e}")))?;
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-                    .await
-                    .map_err(handshake)?;
-                tokio::spawn(conn.with_upgrades());
-                Ok(sender)
-            }
-            None => {
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                    .await
-                    .map_err(handshake)?;
-                tokio::spawn(conn.with_upgrades());
-                Ok(sender)
-            }
+        let Some(tls) = &self.tls else {
+            return http1_over(TokioIo::new(tcp)).await.map_err(handshake);
+        };
+        let connector = if upgrade { &tls.http1 } else { &tls.any };
+        let stream = connector
+            .connect(tls.name.clone(), tcp)
+            .await
+            .map_err(|e| Failure::Connect(format!("TLS with {address}: {e}")))?;
+        if stream.get_ref().1.alpn_protocol() == Some(H2) {
+            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .keep_alive_interval(H2_KEEPALIVE)
+                .handshake(TokioIo::new(stream))
+                .await
+                .map_err(handshake)?;
+            tokio::spawn(conn);
+            return Ok(Sender::Http2(sender));
         }
+        http1_over(TokioIo::new(stream)).await.map_err(handshake)
     }
+}
+
+/// An HTTP/1.1 connection over `io`, its driver spawned.
+async fn http1_over<T>(io: T) -> std::result::Result<Sender, hyper::Error>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::handshake(io).await?;
+    tokio::spawn(conn.with_upgrades());
+    Ok(Sender::Http1(sender))
 }
 
 fn exchange(e: &hyper::Error) -> Failure {
@@ -228,13 +372,12 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
     let verifier =
         rustls_platform_verifier::Verifier::new_with_extra_roots(extra, Arc::clone(&provider))
             .map_err(|e| Error::usage(format!("loading the trust roots: {e}")))?;
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::usage(format!("TLS setup: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 

@@ -24,6 +24,7 @@ pub(crate) const CONTROL_VARIABLES: &[&str] = &[
     "SECRET_PASSPHRASE",
     "SECRET_NEW_PASSPHRASE",
     "SECRET_SCOPE",
+    "SECRET_AUDIT",
     "SECRET_TEST_FAST_KDF",
 ];
 

@@ -2,7 +2,8 @@
 //! supervisor alike: its environment (`env`: one rule for `SECRET_*`), its
 //! in-memory files (`memfd`), the spawn and exec-failure mapping (`spawn`,
 //! over `sys`, the only `unsafe`), masked output (`relay`, over the
-//! `mask` redactor), transparent supervision of one child (`supervise`:
+//! `mask` redactor), job control on the child's own pseudo-terminal
+//! (`monitor`), transparent supervision of one child (`supervise`:
 //! signals, job control, reaping, exit status) and lease renewal (`lease`).
 //! A fix to any of these is made once, here.
 //!
@@ -12,6 +13,7 @@
 pub(crate) mod env;
 pub(crate) mod lease;
 pub(crate) mod memfd;
+pub(crate) mod monitor;
 pub(crate) mod relay;
 pub(crate) mod spawn;
 pub(crate) mod supervise;
@@ -81,6 +83,7 @@ pub(crate) fn launch(plan: Launch<'_>) -> Result<u8> {
         controlling_tty: plumbing.as_ref().and_then(|p| p.child_tty),
         cwd: None,
         extra_fds: &[],
+        monitor: plumbing.as_ref().and_then(Plumbing::monitor),
     };
     let running = supervise::start(&mut spec, &shown, &plan.supervision)?;
     drop(envp);
@@ -93,16 +96,11 @@ pub(crate) fn launch(plan: Launch<'_>) -> Result<u8> {
     let relay = plumbing
         .zip(plan.redactor)
         .map(|(p, r)| p.start(|| r.fresh()));
-    let resize = || {
-        if let Some(relay) = &relay {
-            relay.resize();
-        }
-    };
-    let on_winch: Option<&dyn Fn()> = relay
+    let console = relay
         .as_ref()
         .filter(|r| r.has_pty())
-        .map(|_| &resize as &dyn Fn());
-    let ended = running.supervise(on_winch);
+        .map(|r| r as &dyn supervise::Console);
+    let ended = running.supervise(console);
     done.store(true, Ordering::SeqCst);
     if let Some(relay) = relay {
         relay.finish();

@@ -4,6 +4,10 @@
 //! progress bars and full-screen programs keep working): our terminal goes to
 //! raw mode, keystrokes are relayed to the child's terminal, and window-size
 //! changes are copied over. It owns no secrets beyond the redactors' patterns.
+//! A monitor leads the child's session there, so job control works (see
+//! `monitor`): when the job stops, our terminal gets its mode back; when it
+//! continues in the foreground, raw mode and the keystrokes come back;
+//! in the background, nothing is read from our terminal.
 //!
 //! Order. When our stdout and stderr are one open file (`2>&1`, a CI
 //! runner's log), the child gets one pipe for both, so the log shows its
@@ -25,15 +29,18 @@
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::termios::{self, SetArg, Termios};
 
+use super::monitor::Link;
+use super::supervise::Console;
 use crate::error::{Error, Result};
 use crate::mask::Redactor;
+use crate::sys::MonitorSpec;
 
 /// The child's side of the plumbing, and ours. Every descriptor is
 /// close-on-exec: the child gets its ends through dup2 onto 0, 1, 2, and
@@ -48,13 +55,58 @@ pub(crate) struct Plumbing {
     sources: Vec<(OwnedFd, i32)>,
     /// The pseudo-terminal's master, for keystrokes and window sizes.
     master: Option<Arc<OwnedFd>>,
+    /// With a pseudo-terminal: the monitor that leads its session.
+    monitor: Option<Link>,
 }
 
 /// Running relay threads.
 pub(crate) struct Relay {
     threads: Vec<JoinHandle<()>>,
-    saved_mode: Option<Termios>,
     master: Option<Arc<OwnedFd>>,
+    monitor: Option<Link>,
+    /// Whether keystrokes are relayed (our stdin is a terminal too).
+    relays_keys: bool,
+    /// Our terminal's mode while keystrokes are relayed.
+    mode: Mutex<Mode>,
+    /// Opened when we are in our terminal's foreground again.
+    keys_gate: Arc<Gate>,
+}
+
+/// Our terminal's mode: the one to restore, and whether it is raw now.
+#[derive(Default)]
+struct Mode {
+    saved: Option<Termios>,
+    raw: bool,
+}
+
+/// Where the keystroke relay waits while we are in the background: a
+/// count of returns to the foreground.
+#[derive(Default)]
+struct Gate {
+    opened: Mutex<u64>,
+    cond: Condvar,
+}
+
+impl Gate {
+    fn count(&self) -> u64 {
+        *self.opened.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn open(&self) {
+        *self.opened.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.cond.notify_all();
+    }
+
+    /// Waits until opened after `count`.
+    fn wait_past(&self, count: u64) {
+        let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
+        while *opened == count {
+            opened = self
+                .cond
+                .wait(opened)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
 }
 
 impl Plumbing {
@@ -98,6 +150,7 @@ impl Plumbing {
                 child_tty: Some(slave_raw),
                 sources,
                 master: Some(master),
+                monitor: Some(Link::new()?),
             })
         } else if stdout_is_stderr() {
             let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io)?;
@@ -107,6 +160,7 @@ impl Plumbing {
                 child_tty: None,
                 sources: vec![(r, 1)],
                 master: None,
+                monitor: None,
             })
         } else {
             let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io)?;
@@ -116,6 +170,7 @@ impl Plumbing {
                 child_tty: None,
                 sources: vec![(out_r, 1), (err_r, 2)],
                 master: None,
+                monitor: None,
             })
         }
     }
@@ -126,6 +181,13 @@ impl Plumbing {
         [0, 1, 2].map(|i| self.child_stdio[i].as_ref().map(AsRawFd::as_raw_fd))
     }
 
+    /// With a pseudo-terminal, the monitor to lead its session, for
+    /// `SpawnSpec::monitor`.
+    #[must_use]
+    pub(crate) fn monitor(&self) -> Option<MonitorSpec<'_>> {
+        self.monitor.as_ref().and_then(Link::spec)
+    }
+
     /// Once the child runs: closes its ends here (so EOF can come), puts our
     /// terminal in raw mode when relaying keystrokes, and starts the threads.
     /// `redactor` makes one redactor per stream.
@@ -134,10 +196,14 @@ impl Plumbing {
             child_stdio,
             sources,
             master,
+            mut monitor,
             ..
         } = self;
         let relays_keys = master.is_some() && child_stdio[0].is_some();
         drop(child_stdio);
+        if let Some(link) = &mut monitor {
+            link.spawned();
+        }
         let whole_lines = sources.len() > 1;
         let writing = Arc::new(Mutex::new(()));
         let mut threads = Vec::new();
@@ -152,18 +218,24 @@ impl Plumbing {
             };
             threads.push(std::thread::spawn(move || pump(&fd, &mut stream)));
         }
-        let mut saved_mode = None;
-        if let Some(master) = master.as_ref().filter(|_| relays_keys) {
-            saved_mode = raw_mode();
-            let master = Arc::clone(master);
-            // Not joined: it sits in read(2) on our stdin until we exit.
-            std::thread::spawn(move || keys(&master));
-        }
-        Relay {
+        let relay = Relay {
             threads,
-            saved_mode,
             master,
+            monitor,
+            relays_keys,
+            mode: Mutex::new(Mode::default()),
+            keys_gate: Arc::default(),
+        };
+        if let Some(master) = relay.master.as_ref().filter(|_| relays_keys) {
+            if stdin_in_foreground() {
+                relay.raw_mode();
+            }
+            let master = Arc::clone(master);
+            let gate = Arc::clone(&relay.keys_gate);
+            // Not joined: it sits in read(2) on our stdin until we exit.
+            std::thread::spawn(move || keys(&master, &gate));
         }
+        relay
     }
 }
 
@@ -187,13 +259,69 @@ impl Relay {
     /// pipes (the child's background processes included), flushes the
     /// redactors and restores our terminal.
     pub(crate) fn finish(self) {
-        for t in self.threads {
+        let Self { threads, mode, .. } = self;
+        for t in threads {
             let _ = t.join();
         }
-        if let Some(mode) = self.saved_mode {
-            let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSADRAIN, &mode);
+        restore_mode(&mut mode.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Puts our terminal (stdin) in raw mode, keeping the mode to restore
+    /// (the one we find, unless we already made it raw).
+    fn raw_mode(&self) {
+        let mut mode = self.mode.lock().unwrap_or_else(PoisonError::into_inner);
+        let stdin = std::io::stdin();
+        if !mode.raw {
+            mode.saved = termios::tcgetattr(stdin.as_fd()).ok();
+        }
+        let Some(mut raw) = mode.saved.clone() else {
+            return;
+        };
+        termios::cfmakeraw(&mut raw);
+        mode.raw = termios::tcsetattr(stdin.as_fd(), SetArg::TCSADRAIN, &raw).is_ok();
+    }
+}
+
+impl Console for Relay {
+    fn resize(&self) {
+        Relay::resize(self);
+    }
+
+    fn suspend(&self, foreground: bool) -> Option<nix::sys::signal::Signal> {
+        if foreground {
+            restore_mode(&mut self.mode.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+        self.monitor.as_ref().and_then(Link::stop_signal)
+    }
+
+    fn resume(&self, foreground: bool) {
+        if foreground && self.relays_keys {
+            self.raw_mode();
+            self.keys_gate.open();
+        }
+        self.resize();
+        if let Some(link) = &self.monitor {
+            link.resume(foreground);
         }
     }
+}
+
+/// Gives our terminal back the mode we found, if we made it raw.
+fn restore_mode(mode: &mut Mode) {
+    if let (true, Some(saved)) = (mode.raw, &mode.saved) {
+        let stdin = std::io::stdin();
+        // Should we be in the background by now, still restore it (we
+        // made it raw) rather than stop on SIGTTOU.
+        let _ = crate::sys::with_sigttou_blocked(|| {
+            termios::tcsetattr(stdin.as_fd(), SetArg::TCSADRAIN, saved)
+        });
+        mode.raw = false;
+    }
+}
+
+/// Whether our stdin is a terminal whose foreground is our process group.
+fn stdin_in_foreground() -> bool {
+    nix::unistd::tcgetpgrp(std::io::stdin().as_fd()).ok() == Some(nix::unistd::getpgrp())
 }
 
 fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
@@ -331,30 +459,29 @@ fn stdout_is_stderr() -> bool {
     same_file && access(out.as_fd()).ok() == access(err.as_fd()).ok()
 }
 
-/// Relays our keystrokes to the child's terminal.
-fn keys(master: &OwnedFd) {
+/// Relays our keystrokes to the child's terminal. In the background it
+/// reads nothing (with SIGTTIN blocked here, such a read fails with EIO
+/// instead of stopping us) and waits until `gate` opens.
+fn keys(master: &OwnedFd, gate: &Gate) {
+    let mut ttin = nix::sys::signal::SigSet::empty();
+    ttin.add(nix::sys::signal::Signal::SIGTTIN);
+    let _ = ttin.thread_block();
     let mut stdin = std::io::stdin().lock();
     let mut buf = [0u8; 4096];
     loop {
+        let opened = gate.count();
         match stdin.read(&mut buf) {
-            Ok(0) | Err(_) => return,
+            Ok(0) => return,
             Ok(n) => {
                 if nix::unistd::write(master, &buf[..n]).is_err() {
                     return;
                 }
             }
+            Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => gate.wait_past(opened),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
         }
     }
-}
-
-/// Puts our terminal (stdin) in raw mode; returns the mode to restore.
-fn raw_mode() -> Option<Termios> {
-    let stdin = std::io::stdin();
-    let saved = termios::tcgetattr(stdin.as_fd()).ok()?;
-    let mut raw = saved.clone();
-    termios::cfmakeraw(&mut raw);
-    termios::tcsetattr(stdin.as_fd(), SetArg::TCSADRAIN, &raw).ok()?;
-    Some(saved)
 }
 
 fn window_size(fd: RawFd) -> Option<nix::pty::Winsize> {

@@ -75,7 +75,7 @@ pub(crate) fn candidates(program: &OsStr, env: &[Zeroizing<Vec<u8>>]) -> Vec<CSt
 /// Starts the program as `spec` says (see the contract above). `shown` names
 /// the program in errors.
 pub(crate) fn spawn(spec: &SpawnSpec<'_>, shown: &str) -> Result<Pid> {
-    sys::spawn(spec).map_err(|e| spawn_error(e, shown))
+    sys::spawn(spec).map_err(|e| spawn_error(e, shown, spec.argv, spec.envp))
 }
 
 /// Replaces `secret` with the program (`--exec`); returns only on failure.
@@ -85,20 +85,80 @@ pub(crate) fn replace(
     envp: &[&CStr],
     shown: &str,
 ) -> Error {
-    spawn_error(sys::exec_in_place(candidates, argv, envp), shown)
+    spawn_error(
+        sys::exec_in_place(candidates, argv, envp),
+        shown,
+        argv,
+        envp,
+    )
 }
 
 /// Our error for a program that did not start.
-fn spawn_error(e: SpawnError, shown: &str) -> Error {
+fn spawn_error(
+    e: SpawnError,
+    shown: &str,
+    argv: &[impl AsRef<CStr>],
+    envp: &[impl AsRef<CStr>],
+) -> Error {
     match e {
         SpawnError::NotFound => Error::CommandNotFound {
             program: shown.to_owned(),
+        },
+        SpawnError::NotExecutable(nix::errno::Errno::E2BIG) => Error::CommandNotExecutable {
+            program: shown.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::ArgumentListTooLong,
+                too_large(argv, envp),
+            ),
         },
         SpawnError::NotExecutable(errno) => Error::CommandNotExecutable {
             program: shown.to_owned(),
             source: errno.into(),
         },
         SpawnError::System(errno) => Error::io(format!("starting {shown}"), errno.into()),
+    }
+}
+
+/// The most one argument or `NAME=value` string may be, with its NUL
+/// (Linux's MAX_ARG_STRLEN: 32 pages of 4 KiB).
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+/// What made execve fail with E2BIG, by name and size, never by value: a
+/// variable (or argument) over the kernel's limit for one string, else the
+/// total over its limit for all of them.
+fn too_large(argv: &[impl AsRef<CStr>], envp: &[impl AsRef<CStr>]) -> String {
+    let size = |c: &CStr| c.to_bytes_with_nul().len();
+    let biggest_var = envp
+        .iter()
+        .map(AsRef::as_ref)
+        .max_by_key(|e| size(e))
+        .filter(|e| size(e) > MAX_ARG_STRLEN);
+    let biggest_arg = argv
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, a)| size(a.as_ref()))
+        .filter(|(_, a)| size(a.as_ref()) > MAX_ARG_STRLEN);
+    if let Some(var) = biggest_var {
+        let bytes = var.to_bytes();
+        let name = bytes.split(|&b| b == b'=').next().unwrap_or_default();
+        format!(
+            "the value of {} is too large for the environment ({} bytes; the kernel takes at most {} KiB for one variable)",
+            String::from_utf8_lossy(name).escape_default(),
+            bytes.len().saturating_sub(name.len() + 1),
+            MAX_ARG_STRLEN >> 10
+        )
+    } else if let Some((i, arg)) = biggest_arg {
+        format!(
+            "argument {i} is too large ({} bytes; the kernel takes at most {} KiB for one argument)",
+            arg.as_ref().to_bytes().len(),
+            MAX_ARG_STRLEN >> 10
+        )
+    } else {
+        let total: usize = envp.iter().map(|e| size(e.as_ref()) + 8).sum::<usize>()
+            + argv.iter().map(|a| size(a.as_ref()) + 8).sum::<usize>();
+        format!(
+            "the environment and arguments are too large together ({total} bytes, over the kernel's limit for both)"
+        )
     }
 }
 
@@ -115,5 +175,44 @@ mod tests {
             .collect();
         assert_eq!(c, ["/a/tool", "./tool", "/b/tool"]);
         assert_eq!(candidates(OsStr::new("./x"), &env).len(), 1);
+    }
+
+    #[test]
+    fn an_oversized_launch_names_the_variable_never_the_value() {
+        let value = "v".repeat(200_000);
+        let env = [
+            CString::new("SMALL=1").expect("c"),
+            CString::new(format!("BIG={value}")).expect("c"),
+        ];
+        let argv = [CString::new("true").expect("c")];
+        let e = spawn_error(
+            SpawnError::NotExecutable(nix::errno::Errno::E2BIG),
+            "true",
+            &argv,
+            &env,
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("the value of BIG is too large for the environment (200000 bytes"),
+            "{text}"
+        );
+        assert!(!text.contains(&value[..64]));
+        assert_eq!(e.exit_code(true), 126);
+        assert!(
+            e.hint().is_some_and(|h| h.contains("--file VAR=@")),
+            "{:?}",
+            e.hint()
+        );
+        let many: Vec<CString> = (0..40)
+            .map(|i| CString::new(format!("V{i}={}", "x".repeat(100_000))).expect("c"))
+            .collect();
+        let text = spawn_error(
+            SpawnError::NotExecutable(nix::errno::Errno::E2BIG),
+            "true",
+            &argv,
+            &many,
+        )
+        .to_string();
+        assert!(text.contains("too large together"), "{text}");
     }
 }

@@ -66,6 +66,23 @@ enum Terminal {
     Handed(File),
     /// The child shares our group (a pipeline on a terminal).
     Shared,
+    /// The child has a pseudo-terminal of its own under a monitor (see
+    /// `monitor`); ours, when we have one, stays ours and we relay to it.
+    Relayed(Option<File>),
+}
+
+/// A child on a pseudo-terminal of its own, relayed to ours, with its
+/// monitor: what supervision asks of them as the job stops and continues.
+pub(crate) trait Console {
+    /// Copies our window size to the child's terminal (on SIGWINCH).
+    fn resize(&self);
+    /// The job stopped: gives our terminal its mode back when we are in
+    /// its foreground; returns the signal the command stopped with.
+    fn suspend(&self, foreground: bool) -> Option<Signal>;
+    /// The job continues: raw mode again in the foreground, the window
+    /// size, and the monitor is told whether the command gets its
+    /// terminal's foreground. The caller then sends SIGCONT.
+    fn resume(&self, foreground: bool);
 }
 
 /// What the caller decided about supervision.
@@ -122,8 +139,8 @@ fn forwarded() -> Vec<i32> {
         .collect()
 }
 
-/// Catches the signals we forward (before the fork, so none is lost).
-fn listen() -> Result<Catcher> {
+/// Catches the signals we forward (before the clone, so none is lost).
+pub(crate) fn listen() -> Result<Catcher> {
     let mut signals = forwarded();
     signals.push(sig::SIGCHLD);
     Catcher::new(&signals).map_err(|e| Error::io("installing signal handlers", e))
@@ -175,7 +192,9 @@ pub(crate) fn start(
 ) -> Result<Running> {
     // With a pseudo-terminal of its own the child is in a session of its
     // own: our terminal stays ours (in raw mode, relaying keys).
-    let terminal = if spec.controlling_tty.is_some() {
+    let terminal = if spec.monitor.is_some() {
+        Terminal::Relayed(File::options().read(true).write(true).open("/dev/tty").ok())
+    } else if spec.controlling_tty.is_some() {
         Terminal::None
     } else {
         terminal_mode()
@@ -204,25 +223,26 @@ impl Running {
     }
 
     /// Forwards signals and reaps until the child ends; returns how it
-    /// ended. `on_winch`, when given, handles SIGWINCH instead of
-    /// forwarding it (a pseudo-terminal is resized, and the kernel tells the
-    /// child). Once it has ended, the signals we caught act on us again.
-    pub(crate) fn supervise(self, on_winch: Option<&dyn Fn()>) -> Ended {
+    /// ended. `console`, for a child on a pseudo-terminal of its own,
+    /// handles SIGWINCH instead of forwarding it (the pseudo-terminal is
+    /// resized, and the kernel tells the child) and the job's stops. Once
+    /// it has ended, the signals we caught act on us again.
+    pub(crate) fn supervise(self, console: Option<&dyn Console>) -> Ended {
         let mut skip_cont = false;
         loop {
             for origin in self.signals.wait() {
                 if origin.signal == sig::SIGCHLD {
-                    if let Some(code) = reap(self.child, &self.terminal, &mut skip_cont) {
+                    if let Some(code) = reap(self.child, &self.terminal, &mut skip_cont, console) {
                         if let Terminal::Handed(tty) = &self.terminal {
                             sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), getpgrp()).ok());
                         }
                         sys::restore_inherited(&forwarded());
                         return code;
                     }
-                } else if let (sig::SIGWINCH, Some(resize)) = (origin.signal, on_winch) {
-                    resize();
+                } else if let (sig::SIGWINCH, Some(console)) = (origin.signal, console) {
+                    console.resize();
                 } else {
-                    forward(&origin, self.child, &self.terminal, &mut skip_cont);
+                    forward(&origin, self.child, &self.terminal, &mut skip_cont, console);
                 }
             }
         }
@@ -230,7 +250,13 @@ impl Running {
 }
 
 /// Passes one signal on, unless the child has had it already.
-fn forward(origin: &Caught, child: Pid, terminal: &Terminal, skip_cont: &mut bool) {
+fn forward(
+    origin: &Caught,
+    child: Pid,
+    terminal: &Terminal,
+    skip_cont: &mut bool,
+    console: Option<&dyn Console>,
+) {
     let Ok(signal) = Signal::try_from(origin.signal) else {
         return;
     };
@@ -245,12 +271,28 @@ fn forward(origin: &Caught, child: Pid, terminal: &Terminal, skip_cont: &mut boo
     if signal == Signal::SIGCONT && std::mem::take(skip_cont) {
         return;
     }
+    if let (Signal::SIGCONT, Terminal::Relayed(tty), Some(console)) = (signal, terminal, console) {
+        // Continued by someone else than the stop below (a shell's `fg`
+        // of a running background job, `kill -CONT`).
+        console.resume(in_foreground(tty.as_ref()));
+    }
     let _ = kill(child, signal);
+}
+
+/// Whether we are in the foreground of our terminal (true without one: no
+/// job control then).
+fn in_foreground(tty: Option<&File>) -> bool {
+    tty.is_none_or(|tty| tcgetpgrp(tty.as_fd()).ok() == Some(getpgrp()))
 }
 
 /// Collects every child that changed state. Returns the code to exit with
 /// once our child has ended.
-fn reap(child: Pid, terminal: &Terminal, skip_cont: &mut bool) -> Option<Ended> {
+fn reap(
+    child: Pid,
+    terminal: &Terminal,
+    skip_cont: &mut bool,
+    console: Option<&dyn Console>,
+) -> Option<Ended> {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
             Ok(WaitStatus::Exited(pid, code)) if pid == child => {
@@ -259,8 +301,8 @@ fn reap(child: Pid, terminal: &Terminal, skip_cont: &mut bool) -> Option<Ended> 
             Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
                 return Some(Ended::Signaled(signal));
             }
-            Ok(WaitStatus::Stopped(pid, _)) if pid == child => {
-                job_stopped(child, terminal, skip_cont)
+            Ok(WaitStatus::Stopped(pid, signal)) if pid == child => {
+                job_stopped(child, terminal, skip_cont, console, signal);
             }
             Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return None,
             Ok(_) | Err(Errno::EINTR) => {}
@@ -271,9 +313,28 @@ fn reap(child: Pid, terminal: &Terminal, skip_cont: &mut bool) -> Option<Ended> 
 
 /// The child stopped (Ctrl-Z, SIGTSTP, SIGSTOP). With a terminal, stop with
 /// it so the shell sees the job stop; when continued, continue the child.
-fn job_stopped(child: Pid, terminal: &Terminal, skip_cont: &mut bool) {
+fn job_stopped(
+    child: Pid,
+    terminal: &Terminal,
+    skip_cont: &mut bool,
+    console: Option<&dyn Console>,
+    signal: Signal,
+) {
     match terminal {
-        Terminal::None => {}
+        Terminal::None | Terminal::Relayed(None) => {}
+        Terminal::Relayed(Some(tty)) => {
+            // The monitor stopped because the command did: stop our group
+            // with the command's signal, as the terminal would have.
+            let signal = console
+                .and_then(|c| c.suspend(in_foreground(Some(tty))))
+                .unwrap_or(signal);
+            sys::stop_group_with(signal);
+            if let Some(console) = console {
+                console.resume(in_foreground(Some(tty)));
+            }
+            let _ = kill(child, Signal::SIGCONT);
+            *skip_cont = true;
+        }
         Terminal::Shared => sys::stop_self(),
         Terminal::Handed(tty) => {
             sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), getpgrp()).ok());

@@ -16,7 +16,10 @@ use crate::store::{Backend, Store};
 
 /// The shared context of one command.
 pub(crate) struct Context {
-    pub(crate) paths: Paths,
+    /// Where files live; `Err` when nothing says (no `SECRET_HOME`, XDG
+    /// directory or `HOME`), reported only when a command needs a file, so
+    /// a launch that resolves nothing runs anywhere.
+    paths: std::result::Result<Paths, (String, String)>,
     pub(crate) sources: Sources,
     pub(crate) scope: Scope,
     pub(crate) config: Config,
@@ -25,8 +28,16 @@ pub(crate) struct Context {
 impl Context {
     /// Reads the paths, config.toml and the scope.
     pub(crate) fn load(passphrase_fd: Option<i32>, scope: Option<&str>) -> Result<Self> {
-        let paths = Paths::from_env()?;
-        let config = Config::load(&paths)?;
+        let (paths, config) = match Paths::from_env() {
+            Ok(paths) => {
+                let config = Config::load(&paths)?;
+                (Ok(paths), config)
+            }
+            Err(Error::Usage { message, hint }) => {
+                (Err((message, hint.unwrap_or_default())), Config::default())
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Self {
             paths,
             sources: Sources {
@@ -38,19 +49,27 @@ impl Context {
         })
     }
 
+    /// Where files live, or why that is not known.
+    pub(crate) fn paths(&self) -> Result<&Paths> {
+        self.paths
+            .as_ref()
+            .map_err(|(message, hint)| Error::usage_hint(message.clone(), hint.clone()))
+    }
+
     /// Opens the store in force, unlocking it once.
     pub(crate) fn open_store(&self) -> Result<Box<dyn Store>> {
+        let paths = self.paths()?;
         match self.config.backend_in_force()? {
             Backend::File => {
-                let path = self.paths.vault_file();
+                let path = paths.vault_file();
                 if !path.exists() {
                     return Err(Error::NotInitialized { path });
                 }
-                Ok(Box::new(Vault::open_cached_or(&self.paths, || {
+                Ok(Box::new(Vault::open_cached_or(paths, || {
                     self.sources.current()
                 })?))
             }
-            Backend::Keychain => Ok(Box::new(Keychain::open(&self.paths)?)),
+            Backend::Keychain => Ok(Box::new(Keychain::open(paths)?)),
         }
     }
 
@@ -62,11 +81,12 @@ impl Context {
                 "secret {command} is for the file vault; the keychain backend has no passphrase"
             )));
         }
-        let path = self.paths.vault_file();
+        let paths = self.paths()?;
+        let path = paths.vault_file();
         if !path.exists() {
             return Err(Error::NotInitialized { path });
         }
-        Vault::open(&self.paths, &self.sources.current()?)
+        Vault::open(paths, &self.sources.current()?)
     }
 
     /// Which `scheme://` prefixes are remote references.
@@ -84,7 +104,7 @@ impl Context {
 
     /// Appends `events` to the audit trail.
     pub(crate) fn record(&self, events: &[Event]) -> Result<()> {
-        audit::append(&self.paths, events)
+        audit::append(self.paths()?, events)
     }
 }
 

@@ -1,6 +1,7 @@
 //! `secret exec` and `secret run`: from parsed arguments to the child's
-//! exit code. Mappings are parsed here; the launch itself (resolution,
-//! environment, spawn, supervision) goes through `resolve` and `child`.
+//! exit code. Mappings are parsed and resolved through `plan` (shared with
+//! `check`); the launch itself (environment, spawn, supervision) goes
+//! through `child`.
 
 use std::ffi::OsString;
 
@@ -13,9 +14,10 @@ use crate::child::memfd::MemFile;
 use crate::child::supervise::Supervision;
 use crate::cli::{ChildArgs, ExecArgs, RunArgs};
 use crate::error::{Error, Result};
-use crate::grants::{Delivery, Grants};
 use crate::mapping::{self, Mapping};
 use crate::resolve;
+
+use super::plan::{self, Asking, Plan};
 
 /// `secret exec [--env VAR=REF]… [--env-file F]… [--file VAR=REF]… -- CMD`.
 pub(crate) fn exec(ctx: &Context, args: ExecArgs) -> Result<u8> {
@@ -27,13 +29,7 @@ pub(crate) fn exec(ctx: &Context, args: ExecArgs) -> Result<u8> {
             "see `secret exec --help`; put the command after --, as in: secret exec --env K=@k -- CMD ARGS",
         ));
     }
-    let mut mappings = Vec::new();
-    for file in &args.env_file {
-        mappings.extend(mapping::parse_env_file(file, &ctx.schemes())?);
-    }
-    for arg in &args.env {
-        mappings.push(mapping::parse_env_arg(arg, &ctx.schemes())?);
-    }
+    let mappings = plan::env_mappings(ctx, &args.mappings.env_file, &args.mappings.env)?;
     launch(ctx, &args.command, mappings, Vec::new(), &args.child)
 }
 
@@ -52,86 +48,63 @@ fn launch(
     ctx: &Context,
     command: &[OsString],
     mappings: Vec<Mapping>,
-    mut files: Vec<Mapping>,
+    files: Vec<Mapping>,
     child: &ChildArgs,
 ) -> Result<u8> {
     refuse_unmasked_exec(child)?;
-    if child.consumer.contains(':') {
+    if let Some(kept) = child.keep.first()
+        && !child.ignore_environment
+    {
         return Err(Error::usage_hint(
             format!(
-                "--consumer \"{}\": names with \":\" are reserved (plugins are \"plugin:ID\")",
-                child.consumer.escape_default()
+                "--keep {kept} does nothing without -i: the child inherits every variable already"
             ),
-            "give exec a consumer name of its own, without \":\"",
+            "add -i (--ignore-environment) to start from an empty environment that keeps only what --keep names; or drop --keep (--unset NAME removes one variable)",
         ));
     }
-    for arg in &child.file {
-        files.push(mapping::parse_file_arg(arg, &ctx.schemes())?);
-    }
-    let (mut proxied, mappings): (Vec<Mapping>, Vec<Mapping>) =
-        mappings.into_iter().partition(|m| m.proxy);
-    for arg in &child.proxy {
-        proxied.push(mapping::parse_proxy_arg(arg, &ctx.schemes())?);
-    }
-    if !proxied.is_empty() && child.replace {
+    let who = Asking::of(child);
+    who.check()?;
+    let plan = Plan::new(ctx, mappings, files, &child.file, &child.proxy)?;
+    if !plan.proxied.is_empty() && child.replace {
         return Err(Error::usage_hint(
             "--proxy cannot be used with --exec",
             "the proxy lives in secret for as long as the child runs; drop --exec",
         ));
     }
-    let requests = resolve::requests(
-        mapping::sources(&mappings)
-            .into_iter()
-            .map(|s| (s, Delivery::Env))
-            .chain(
-                mapping::sources(&files)
-                    .into_iter()
-                    .map(|s| (s, Delivery::File)),
-            )
-            .chain(
-                mapping::sources(&proxied)
-                    .into_iter()
-                    .map(|s| (s, Delivery::Http)),
-            ),
-    );
-    let grants = Grants::load(&ctx.paths)?;
-    let asker = resolve::Asker {
-        consumer: &child.consumer,
-        purpose: child.purpose.as_deref(),
-        grants: &grants,
-    };
-    let store = if resolve::needs_store(&requests) {
-        Some(ctx.open_store()?)
+    // A launch that resolves nothing reads no file of secret's, so it runs
+    // where nothing says where those live (HOME unset, no SECRET_HOME).
+    let requests = plan.requests();
+    let (resolutions, grants) = if requests.is_empty() {
+        (Vec::new(), None)
     } else {
-        None
+        let (resolutions, grants) = plan::resolve(ctx, &requests, &who, "resolve")?;
+        (resolutions, Some(grants))
     };
-    let resolutions = resolve::resolve(
-        &requests,
-        &ctx.scope,
-        &ctx.config,
-        &asker,
-        store.as_deref(),
-        |events| ctx.record(events),
-    )?;
-    drop(store);
+    let Plan {
+        env: mappings,
+        files,
+        proxied,
+    } = plan;
     let answered = crate::broker::proxy::answered(&resolutions);
     let resolved = resolve::all(resolutions)?;
     let values = resolved.values;
     // The proxy keeps its own copies of the proxied values while it runs.
-    let proxy = if proxied.is_empty() {
-        None
-    } else {
-        Some(crate::broker::proxy::start(&crate::broker::proxy::Plan {
-            mappings: &proxied,
-            answered: &answered,
-            values: &values,
-            grants: &grants,
-            consumer: &child.consumer,
-            purpose: child.purpose.as_deref(),
-            egress_deny: child.proxy_egress == crate::cli::Egress::Deny,
-            paths: &ctx.paths,
-            config: &ctx.config,
-        })?)
+    // (Something is proxied only when something was resolved, under grants.)
+    let proxy = match &grants {
+        Some(grants) if !proxied.is_empty() => {
+            use crate::broker::proxy;
+            let pairs = proxy::sources(&proxied);
+            let plan = proxy::Plan {
+                wanted: proxy::wanted(&pairs, &answered, &values)?,
+                grants,
+                consumer: &child.consumer,
+                purpose: child.purpose.as_deref(),
+                egress_deny: child.proxy_egress == crate::cli::EgressArg::Deny,
+                paths: ctx.paths()?,
+            };
+            Some(proxy::start(&plan, &ctx.config)?)
+        }
+        _ => None,
     };
 
     // Every value goes into the child's environment, its in-memory files
@@ -139,7 +112,7 @@ fn launch(
     let mut memfiles = Vec::new();
     let mut vars = mapping::expand(&mappings, &values)?;
     if let Some(p) = &proxy {
-        vars.extend(p.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        vars.extend(p.vars().iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     for m in &files {
         let Some(source) = m.reference.sources().into_iter().next() else {
@@ -164,10 +137,15 @@ fn launch(
         unset: child.unset.clone(),
     };
     let env = crate::child::env::build(std::env::vars_os(), &inherit, vars);
-    let holder = lease::Holder {
-        paths: ctx.paths.clone(),
-        consumer: child.consumer.clone(),
-        purpose: child.purpose.clone(),
+    let leases = if resolved.leases.is_empty() {
+        None
+    } else {
+        let holder = lease::Holder {
+            paths: ctx.paths()?.clone(),
+            consumer: child.consumer.clone(),
+            purpose: child.purpose.clone(),
+        };
+        lease::Watch::new(holder, resolved.leases, child.stop_timeout)
     };
     let code = crate::child::launch(crate::child::Launch {
         command,
@@ -179,7 +157,7 @@ fn launch(
             subreaper: child.subreaper,
         },
         redactor,
-        leases: lease::Watch::new(holder, resolved.leases, child.stop_timeout),
+        leases,
     });
     // The proxy lives exactly as long as the child.
     drop(proxy);

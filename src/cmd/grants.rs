@@ -16,7 +16,7 @@ pub(crate) fn check(
     purpose: Option<&str>,
     delivery: Delivery,
 ) -> Result<u8> {
-    let grants = Grants::load(&ctx.paths)?;
+    let grants = Grants::load(ctx.paths()?)?;
     let secret = if reference.starts_with('@') {
         let handle = Handle::parse(reference)?;
         // Match what a launch would resolve: the handle that answers in scope.
@@ -39,19 +39,37 @@ pub(crate) fn check(
         purpose,
         delivery,
     };
-    match grants.decide(&req) {
-        Decision::Allowed(g) => print(&format!(
-            "allowed: {}:{} grants secret_ref \"{}\" to consumer \"{}\"{}{}\n",
-            grants.path().display(),
-            g.line,
-            g.secret_ref,
-            g.consumer,
-            g.purposes
-                .as_ref()
-                .map_or(String::new(), |p| format!(", purposes {p:?}")),
-            g.ttl_secs
-                .map_or(String::new(), |t| format!(", lease {t}s")),
-        )),
+    // Delivery http is decided as the proxy decides it: by the grant that
+    // names where the value may go, when one does.
+    let decision = if delivery == Delivery::Http {
+        grants.decide_hosts(&req)
+    } else {
+        grants.decide(&req)
+    };
+    match decision {
+        Decision::Allowed(g) => {
+            let hosts = g.allowed_hosts.as_ref().filter(|h| !h.is_empty());
+            let mut text = format!(
+                "allowed: {}:{} grants secret_ref \"{}\" to consumer \"{}\"{}{}{}\n",
+                grants.path().display(),
+                g.line,
+                g.secret_ref,
+                g.consumer,
+                g.purposes
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(", purposes {p:?}")),
+                g.ttl_secs
+                    .map_or(String::new(), |t| format!(", lease {t}s")),
+                hosts.map_or(String::new(), |h| format!(", allowed_hosts {h:?}")),
+            );
+            // The broker may do without: its routes name their upstream.
+            if delivery == Delivery::Http && hosts.is_none() && consumer != "broker" {
+                text.push_str(
+                    "note: it names no allowed_hosts: exec --proxy and secret_proxy_refs refuse it until it does (allowed_hosts = [\"api.openai.com\"])\n",
+                );
+            }
+            print(&text)
+        }
         Decision::Denied(why) => {
             print(&format!(
                 "denied: {why}\nto allow it, add to {}:\n{}\n",

@@ -3,10 +3,14 @@
 //! machinery (`context`) sits below and never calls back up.
 
 mod audit;
+mod check;
 mod context;
 mod exec;
 mod grants;
+mod import;
+mod plan;
 mod plugins;
+mod reveal;
 mod store;
 mod vault;
 
@@ -30,7 +34,13 @@ pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
             stdin,
             provider,
             kind,
-        } => store::add(&ctx, &handle, stdin, &provider, &kind),
+        } => store::add(
+            &ctx,
+            &handle,
+            stdin,
+            provider.as_deref().unwrap_or_default(),
+            kind.as_deref().unwrap_or_default(),
+        ),
         Command::Rotate { handle, stdin } => store::rotate(&ctx, &handle, stdin),
         Command::Rm { handle } => store::rm(&ctx, &handle),
         Command::List { json } => store::list(&ctx, json),
@@ -54,8 +64,14 @@ pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
             verify,
         } => audit::audit(&ctx, handle.as_deref(), json, verify),
         Command::Exec(args) => exec::exec(&ctx, args),
+        Command::Run(args) if args.check => check::script(&ctx, args),
         Command::Run(args) => exec::run(&ctx, args),
+        Command::Check(args) => check::check(&ctx, args),
+        Command::Import(args) => import::import(&ctx, &args),
+        Command::Reveal(args) => reveal::reveal(&ctx, &args),
+        Command::Get { args } => reveal::get(&args),
         Command::Plugins(command) => plugins::plugins(&ctx, command),
         Command::Broker(command) => plugins::broker(&ctx, command),
+        Command::CompleteHandles => store::complete_handles(&ctx),
     }
 }

@@ -32,7 +32,7 @@ pub(crate) fn add(
     // add @db` creates @team-a/ws-1/db, whatever a wider scope holds.
     let handle = ctx.scope.narrowest(&handle)?;
     let mut store = ctx.open_store()?;
-    let value = passphrase::read_value(&handle.to_string(), stdin)?;
+    let value = passphrase::read_value("add", &handle.to_string(), stdin)?;
     let meta = store.add(&handle, &value, provider, kind)?;
     changed(ctx, "add", &meta, "added")
 }
@@ -52,7 +52,7 @@ pub(crate) fn rotate(ctx: &Context, handle: &str, stdin: bool) -> Result<u8> {
             ),
         ));
     }
-    let value = passphrase::read_value(&handle.to_string(), stdin)?;
+    let value = passphrase::read_value("rotate", &handle.to_string(), stdin)?;
     let meta = store.rotate(&handle, &value)?;
     changed(ctx, "rotate", &meta, "rotated")
 }
@@ -61,7 +61,17 @@ pub(crate) fn rotate(ctx: &Context, handle: &str, stdin: bool) -> Result<u8> {
 pub(crate) fn rm(ctx: &Context, handle: &str) -> Result<u8> {
     let asked = Handle::parse(handle)?;
     let mut store = ctx.open_store()?;
-    let found = resolve::find(store.as_ref(), &ctx.scope, &asked)?;
+    let found = resolve::find(store.as_ref(), &ctx.scope, &asked).map_err(|e| match e {
+        Error::NoSuchSecret { handle, near, .. } => Error::NoSuchSecret {
+            hint: Some(match &near {
+                Some(near) => format!("nothing was removed; to remove @{near}: secret rm @{near}"),
+                None => "nothing was removed; `secret list` shows the handles there are".into(),
+            }),
+            handle,
+            near,
+        },
+        e => e,
+    })?;
     let meta = store.remove(&Handle::from_name(&found.handle)?)?;
     changed(ctx, "rm", &meta, "removed")
 }
@@ -144,4 +154,17 @@ fn changed(ctx: &Context, action: &'static str, meta: &EntryMeta, verb: &str) ->
         "{verb} @{} (version {}, fingerprint {})\n",
         meta.handle, meta.version, meta.fingerprint
     ))
+}
+
+/// `secret __complete-handles` (hidden, for the completion scripts): the
+/// handle names a shell offers after `@`, one `@name` a line. Read from the
+/// store's metadata without the key, so it never prompts or unlocks; it
+/// prints nothing when there is no store.
+pub(crate) fn complete_handles(ctx: &Context) -> Result<u8> {
+    let paths = ctx.paths()?;
+    let names = match ctx.config.backend_in_force()? {
+        store::Backend::File => store::vault::names_unverified(paths)?,
+        store::Backend::Keychain => store::keychain::names_unverified(paths)?,
+    };
+    print(&names.iter().map(|n| format!("@{n}\n")).collect::<String>())
 }

@@ -14,30 +14,40 @@ use crate::store::vault::Vault;
 use crate::store::{self, Backend};
 use crate::unlock;
 
-/// `secret init [--backend B]`: the store, config.toml and a default
-/// grants.toml.
+/// `secret init [--backend B]`: a default grants.toml, the store, then
+/// config.toml. The store is the commit point: grants.toml is written
+/// before it, so an init killed at any moment leaves either no store (and
+/// the next `init` completes the job) or a store that works, never one
+/// that denies everything and refuses a new `init`. config.toml comes
+/// after the store, so a store that could not be made changes no backend
+/// (and a missing backend means the file vault, which is then complete).
 pub(crate) fn init(ctx: &Context, backend: Backend) -> Result<u8> {
+    let paths = ctx.paths()?;
     let location = match backend {
-        Backend::File => {
-            let path = ctx.paths.vault_file();
-            if path.exists() {
-                return Err(Error::AlreadyInitialized { path });
-            }
-            let passphrase = ctx.sources.for_new_vault()?;
-            Vault::create(&ctx.paths, &passphrase, new_vault_params()?)?;
-            path
-        }
-        Backend::Keychain => {
-            Keychain::create(&ctx.paths)?;
-            ctx.paths.keychain_meta_file()
-        }
+        Backend::File => paths.vault_file(),
+        Backend::Keychain => paths.keychain_meta_file(),
     };
-    fsio::ensure_private_dir(&ctx.paths.config_dir)?;
-    crate::config::Config::save_backend(&ctx.paths, backend)?;
-    let grants_file = ctx.paths.config_dir.join("grants.toml");
+    // Checked again under the store's lock; here so that an init refused
+    // for an existing store writes nothing at all.
+    if location.symlink_metadata().is_ok() {
+        return Err(Error::AlreadyInitialized { path: location });
+    }
+    // Everything that can refuse (the passphrase, the KDF parameters)
+    // before anything is written.
+    let vault = match backend {
+        Backend::File => Some((ctx.sources.for_new_vault()?, new_vault_params()?)),
+        Backend::Keychain => None,
+    };
+    fsio::ensure_private_dir(&paths.config_dir)?;
+    let grants_file = paths.config_dir.join("grants.toml");
     if !grants_file.exists() {
         fsio::write_atomic(&grants_file, grants::DEFAULT_FILE.as_bytes())?;
     }
+    match vault {
+        Some((passphrase, params)) => Vault::create(paths, &passphrase, params)?,
+        None => Keychain::create(paths)?,
+    }
+    crate::config::Config::save_backend(paths, backend)?;
     ctx.record(&[Event {
         action: "init",
         outcome: "ok".into(),
@@ -85,10 +95,11 @@ pub(crate) fn unlock(ctx: &Context, duration: Duration) -> Result<u8> {
 
 /// `secret lock`: drops the cached key.
 pub(crate) fn lock(ctx: &Context) -> Result<u8> {
-    let path = ctx.paths.vault_file();
+    let paths = ctx.paths()?;
+    let path = paths.vault_file();
     let bytes = fsio::read_private(&path)?.ok_or(Error::NotInitialized { path })?;
     let id = store::vault::vault_id(&bytes)
-        .ok_or_else(|| Error::damaged(ctx.paths.vault_file(), "it has no readable header"))?;
+        .ok_or_else(|| Error::damaged(paths.vault_file(), "it has no readable header"))?;
     let had = unlock::forget(&id);
     ctx.record(&[Event {
         action: "lock",

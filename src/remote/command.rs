@@ -36,8 +36,9 @@
 //! `/dev/null`, in a process group of its own, with the inherited environment
 //! minus `secret`'s control variables (`SECRET_PASSPHRASE` never reaches a
 //! provider). The reference is checked first: no control characters (NUL
-//! included) and nothing that starts with `-` where it could be read as an
-//! option. stdout is the value: at most 1 MiB plus one trailing newline,
+//! included), nothing that starts with `-` where it could be read as an
+//! option, and nothing that starts with `file:`, `fileb:`, `http:` or
+//! `https:` (any case), which a CLI could load as a file or URL. stdout is the value: at most 1 MiB plus one trailing newline,
 //! which is stripped (one, only); it is read into buffers that are wiped,
 //! may be any bytes but NUL, and must not be empty. On timeout the whole
 //! process group is killed. A provider cannot prompt on the terminal (its
@@ -84,6 +85,14 @@ pub const PATH_PLACEHOLDER: &str = "{path}";
 
 /// Why a reference (or part of one) that starts with '-' is refused.
 const OPTION_LIKE: &str = "starts with '-', which the provider could take for an option; refused";
+
+/// What a provider's CLI may read as "load the parameter from here" rather
+/// than as a name: the AWS CLI loads `file://` and `fileb://` parameters
+/// (version 1 also `http://` and `https://`). A reference (the text after
+/// `NAME://`, or the whole reference for `{ref}`) that starts with one of
+/// these schemes, in any case and with any number of slashes, is refused:
+/// the whole family, not one CLI's exact spelling of it.
+const LOADER_PREFIXES: &[&str] = &["file:", "fileb:", "http:", "https:"];
 
 /// How much stderr is read at all; the rest is drained and dropped.
 const STDERR_READ: usize = 64 * 1024;
@@ -210,6 +219,19 @@ impl Reference {
         }
         if self.rest.starts_with('-') || full.starts_with('-') {
             return Err(self.usage(OPTION_LIKE, self.example()));
+        }
+        if let Some(prefix) = [&self.rest, &full].into_iter().find_map(|text| {
+            LOADER_PREFIXES.iter().find(|p| {
+                text.get(..p.len())
+                    .is_some_and(|h| h.eq_ignore_ascii_case(p))
+            })
+        }) {
+            return Err(self.usage(
+                &format!(
+                    "starts with \"{prefix}\", which the provider's CLI could read as a local file or URL to load instead of a secret's name; refused"
+                ),
+                format!("name the secret itself; {}", self.example()),
+            ));
         }
         let configured = config.providers.get(&self.scheme);
         let mut plan = match configured {

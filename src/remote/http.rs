@@ -1,6 +1,7 @@
 //! What the HTTP-speaking remote stores share: one request, sent over the
-//! broker's hyper client (`broker::upstream`) on a small current-thread
-//! tokio runtime that exists only once a remote store is used; trust roots
+//! broker's hyper client (`broker::upstream`: HTTP/2 when the server picks
+//! it by ALPN, else HTTP/1.1) on a small current-thread tokio runtime that
+//! exists only once a remote store is used; trust roots
 //! (the system's, or a PEM file named by an environment variable, which
 //! replaces them); a deadline for the whole exchange; bodies read with a
 //! size cap into wiping buffers; and error bodies cut to 512 bytes for
@@ -246,12 +247,11 @@ fn only_roots(reference: &str, var: &str, path: &OsString) -> Result<rustls::Cli
         ));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::internal(format!("TLS setup: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 

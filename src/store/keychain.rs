@@ -140,9 +140,7 @@ impl Keychain {
     fn find(meta: &MetaFile, handle: &Handle) -> Result<usize> {
         meta.entries
             .binary_search_by(|e| e.handle.as_str().cmp(handle.name()))
-            .map_err(|_| Error::NoSuchSecret {
-                handle: handle.clone(),
-            })
+            .map_err(|_| Error::no_such_secret(handle))
     }
 }
 
@@ -258,6 +256,21 @@ fn value_user(store_id: &str, handle: &Handle) -> String {
 
 fn root_user(store_id: &str) -> String {
     format!("{store_id}:root")
+}
+
+/// The handle names in the metadata at `paths`, read without the keychain
+/// (unverified: for shell completion only).
+pub fn names_unverified(paths: &Paths) -> Result<Vec<String>> {
+    let path = paths.keychain_meta_file();
+    let (_, bytes) = read_unverified(&path)?;
+    let meta: MetaFile = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::damaged(&path, format!("it is not keychain metadata ({e})")))?;
+    Ok(meta
+        .entries
+        .into_iter()
+        .map(|e| e.handle)
+        .filter(|name| Handle::from_name(name).is_ok())
+        .collect())
 }
 
 fn read_unverified(path: &Path) -> Result<(String, Vec<u8>)> {

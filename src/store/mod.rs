@@ -109,9 +109,7 @@ pub trait Store {
         self.list()?
             .into_iter()
             .find(|m| m.handle == handle.name())
-            .ok_or_else(|| Error::NoSuchSecret {
-                handle: handle.clone(),
-            })
+            .ok_or_else(|| Error::no_such_secret(handle))
     }
 }
 

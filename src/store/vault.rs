@@ -386,6 +386,16 @@ impl Store for Vault {
     }
 }
 
+/// The handle names of the vault at `paths`, read without the key: they
+/// are stored in the clear, but nothing vouches for them until the vault
+/// is unlocked, so they serve only shell completion.
+pub fn names_unverified(paths: &Paths) -> Result<Vec<String>> {
+    let path = paths.vault_file();
+    let bytes = read_vault(&path)?;
+    let contents = decode(&bytes).map_err(|reason| Error::damaged(&path, reason))?;
+    Ok(contents.entries.into_iter().map(|e| e.name).collect())
+}
+
 /// The vault id of an encoded vault, read without any key (for `lock`).
 #[must_use]
 pub fn vault_id(bytes: &[u8]) -> Option<[u8; 16]> {
@@ -395,9 +405,7 @@ pub fn vault_id(bytes: &[u8]) -> Option<[u8; 16]> {
 fn find(entries: &[Entry], handle: &Handle) -> Result<usize> {
     entries
         .binary_search_by(|e| e.name.as_str().cmp(handle.name()))
-        .map_err(|_| Error::NoSuchSecret {
-            handle: handle.clone(),
-        })
+        .map_err(|_| Error::no_such_secret(handle))
 }
 
 fn value_aad(vault_id: &[u8; 16], name: &str, version: u64) -> Vec<u8> {
@@ -873,6 +881,7 @@ mod tests {
         let paths = Paths {
             config_dir: dir.path().to_owned(),
             data_dir: dir.path().to_owned(),
+            audit: None,
         };
         (dir, paths)
     }

@@ -69,7 +69,9 @@ pub(crate) fn settings(plugin: &Plugin) -> [u8; 32] {
     for r in &plugin.secret_env_refs {
         h.part(r.var.as_bytes());
         h.part(r.text.as_bytes());
+        h.part(&[u8::from(r.proxy)]);
     }
+    h.part(format!("{:?}", plugin.proxy_egress).as_bytes());
     h.part(format!("{:?}", plugin.inherit_env).as_bytes());
     h.part(&(plugin.pass_env.len() as u64).to_be_bytes());
     for g in &plugin.pass_env {
@@ -118,6 +120,15 @@ mod tests {
         assert_ne!(base, settings(&plugin("env = { A = \"1\" }")));
         assert_ne!(base, settings(&plugin("stop_signal = \"INT\"")));
         assert_ne!(base, settings(&plugin("secret_env_refs = { T = \"@t\" }")));
+        assert_ne!(
+            settings(&plugin("secret_env_refs = { T = \"@t\" }")),
+            settings(&plugin("secret_proxy_refs = { T = \"@t\" }"))
+        );
+        let proxied = "secret_proxy_refs = { T = \"@t\" }";
+        assert_ne!(
+            settings(&plugin(proxied)),
+            settings(&plugin(&format!("{proxied}\nproxy_egress = \"deny\"")))
+        );
         assert_eq!(base, settings(&plugin("restart = \"always\"")));
         assert_eq!(base, settings(&plugin("restart_delay = \"5s\"")));
         assert_ne!(

@@ -59,6 +59,7 @@ impl Keeper {
             controlling_tty: None,
             cwd: Some(&root),
             extra_fds: &[],
+            monitor: None,
         };
         let pid = crate::child::spawn::spawn(&spec, "the plugin keeper (/proc/self/exe)")?;
         Ok(Self {

@@ -1,8 +1,9 @@
-//! Starting one plugin: resolving its `secret_env_refs` for consumer = its
-//! id (through grants.toml, audited, by the one resolver), building its
-//! environment (the `inherit_env` base and `pass_env`, then `env`, then
-//! secrets) and spawning it in a process group of its own, both through
-//! `child`, as `exec` does. It never touches our own environment and never
+//! Starting one plugin: resolving its `secret_env_refs` and
+//! `secret_proxy_refs` for consumer = its id (through grants.toml, audited,
+//! by the one resolver), building its environment (the `inherit_env` base
+//! and `pass_env`, then `env`, then secrets, then the proxy's variables)
+//! and spawning it in a process group of its own, both through `child`, as
+//! `exec` does. It never touches our own environment and never
 //! puts a value on argv. What happens to the plugin afterwards is `run`'s.
 
 use std::ffi::{CString, OsString};
@@ -15,7 +16,8 @@ use zeroize::Zeroizing;
 
 use super::config::{InheritEnv, MINIMAL_ENV, Plugin};
 use super::{Host, SharedStore};
-use crate::child::{self, env::Inherit};
+use crate::child::env::{Inherit, Var};
+use crate::child::{self};
 use crate::error::{Error, Result};
 use crate::grants::Delivery;
 use crate::handle::Source;
@@ -23,19 +25,39 @@ use crate::resolve::{self, Lease};
 use crate::sys::SpawnSpec;
 use crate::value::SecretValue;
 
-/// Resolves every reference of the plugin at once: one result per
-/// reference, in order (so a failure names it), and the leases of the
-/// grants that allowed them. Each resolution and denial is audited.
-pub(crate) fn resolve_each(
-    plugin: &Plugin,
-    host: &Host<'_>,
-    store: &SharedStore,
-) -> (Vec<Result<SecretValue>>, Vec<Lease>) {
+/// What resolving a plugin's references came to: one result per
+/// reference, in order (so a failure names it), the name each one's grant
+/// is decided by (the handle that answered in scope), and the leases of
+/// the grants that allowed them.
+pub(crate) struct Resolved {
+    pub values: Vec<Result<SecretValue>>,
+    pub grant_keys: Vec<String>,
+    pub leases: Vec<Lease>,
+}
+
+/// Resolves every reference of the plugin at once (delivery `env`, or
+/// `http` for `secret_proxy_refs`). Each resolution and denial is audited.
+pub(crate) fn resolve_each(plugin: &Plugin, host: &Host<'_>, store: &SharedStore) -> Resolved {
     let refs = &plugin.secret_env_refs;
+    let grant_keys = refs
+        .iter()
+        .map(|r| r.source.grant_key().to_owned())
+        .collect();
     if refs.is_empty() {
-        return (Vec::new(), Vec::new());
+        return Resolved {
+            values: Vec::new(),
+            grant_keys,
+            leases: Vec::new(),
+        };
     }
-    let requests = resolve::requests(refs.iter().map(|r| (r.source.clone(), Delivery::Env)));
+    let requests = resolve::requests(refs.iter().map(|r| {
+        let delivery = if r.proxy {
+            Delivery::Http
+        } else {
+            Delivery::Env
+        };
+        (r.source.clone(), delivery)
+    }));
     let resolved = store.grants(host.paths).and_then(|grants| {
         let consumer = super::consumer(&plugin.id);
         let asker = resolve::Asker {
@@ -63,10 +85,24 @@ pub(crate) fn resolve_each(
                     })
                 })
                 .collect();
-            return (values, Vec::new());
+            return Resolved {
+                values,
+                grant_keys,
+                leases: Vec::new(),
+            };
         }
     };
     let leases = resolutions.iter().filter_map(|r| r.lease.clone()).collect();
+    let answered = crate::broker::proxy::answered(&resolutions);
+    let grant_keys = refs
+        .iter()
+        .map(|r| {
+            answered
+                .iter()
+                .find(|(s, _)| *s == r.source)
+                .map_or_else(|| r.source.grant_key().to_owned(), |(_, k)| k.clone())
+        })
+        .collect();
     let values = refs
         .iter()
         .map(|r| {
@@ -82,12 +118,18 @@ pub(crate) fn resolve_each(
             }
         })
         .collect();
-    (values, leases)
+    Resolved {
+        values,
+        grant_keys,
+        leases,
+    }
 }
 
-/// A plugin's secrets by variable name, and the leases behind them.
+/// A plugin's secrets by variable name (one per reference, in order), the
+/// name each one's grant is decided by, and the leases behind them.
 pub(crate) struct Secrets {
     pub values: Vec<(String, SecretValue)>,
+    pub grant_keys: Vec<String>,
     pub leases: Vec<Lease>,
 }
 
@@ -104,15 +146,19 @@ impl Secrets {
 pub(crate) fn secrets(plugin: &Plugin, host: &Host<'_>, store: &SharedStore) -> Result<Secrets> {
     let mut values = Vec::new();
     let mut problems = Vec::new();
-    let (results, leases) = resolve_each(plugin, host, store);
-    for (r, result) in plugin.secret_env_refs.iter().zip(results) {
+    let resolved = resolve_each(plugin, host, store);
+    for (r, result) in plugin.secret_env_refs.iter().zip(resolved.values) {
         match result {
             Ok(v) => values.push((r.var.clone(), v)),
             Err(e) => problems.push((r.text.clone(), e)),
         }
     }
     if problems.is_empty() {
-        Ok(Secrets { values, leases })
+        Ok(Secrets {
+            values,
+            grant_keys: resolved.grant_keys,
+            leases: resolved.leases,
+        })
     } else {
         Err(Error::Unresolved { problems })
     }
@@ -121,12 +167,13 @@ pub(crate) fn secrets(plugin: &Plugin, host: &Host<'_>, store: &SharedStore) -> 
 /// The plugin's environment as `NAME=value\0` entries in wiping buffers,
 /// built by `child::env` (so `SECRET_*` follows the one rule): the
 /// `inherit_env` base and `pass_env` names from `inherited`, then `env`,
-/// then the secrets (which win).
+/// then the secrets, then the proxy's variables (which win).
 #[must_use]
 pub(crate) fn environment(
     plugin: &Plugin,
     inherited: impl IntoIterator<Item = (OsString, OsString)>,
     secrets: &[(String, SecretValue)],
+    proxy: &[Var],
 ) -> Vec<Zeroizing<Vec<u8>>> {
     let mut keep: Vec<String> = plugin.pass_env.clone();
     if plugin.inherit_env == InheritEnv::Minimal {
@@ -145,7 +192,8 @@ pub(crate) fn environment(
             secrets
                 .iter()
                 .map(|(k, v)| (k.clone(), Zeroizing::new(v.expose().to_vec()))),
-        );
+        )
+        .chain(proxy.iter().cloned());
     child::env::build(inherited, &inherit, vars)
 }
 
@@ -182,6 +230,7 @@ pub(crate) fn spawn(plugin: &Plugin, env: &[Zeroizing<Vec<u8>>], wiring: &Wiring
         controlling_tty: None,
         cwd: Some(&cwd),
         extra_fds: &wiring.extra,
+        monitor: None,
     };
     let shown = plugin.program.display().to_string();
     child::spawn::spawn(&spec, &shown).map_err(|e| match e {
@@ -249,7 +298,11 @@ mod tests {
     fn the_environment_is_built_in_layers() {
         let p = plugin("pass_env = [\"AWS_*\"]\nenv = { EDITOR = \"nano\", AT = \"@@x\" }");
         let secrets = vec![("TOKEN".to_owned(), SecretValue::new(b"tok".to_vec()))];
-        let env = environment(&p, inherited(), &secrets);
+        let proxy = vec![(
+            "HTTPS_PROXY".to_owned(),
+            Zeroizing::new(b"http://a".to_vec()),
+        )];
+        let env = environment(&p, inherited(), &secrets, &proxy);
         assert_eq!(
             names(&env),
             [
@@ -257,6 +310,7 @@ mod tests {
                 "AWS_REGION",
                 "EDITOR",
                 "HOME",
+                "HTTPS_PROXY",
                 "LC_TIME",
                 "PATH",
                 "TOKEN"
@@ -266,7 +320,7 @@ mod tests {
         assert!(env.iter().any(|e| &e[..] == b"AT=@x\0"));
 
         let all = plugin("inherit_env = \"all\"\nenv = { SECRET_KEY_BASE = \"mine\" }");
-        let env = environment(&all, inherited(), &[]);
+        let env = environment(&all, inherited(), &[], &[]);
         assert!(!names(&env).contains(&"SECRET_PASSPHRASE".to_owned()));
         assert!(env.iter().any(|e| &e[..] == b"SECRET_KEY_BASE=mine\0"));
         assert!(names(&env).contains(&"EDITOR".to_owned()));
@@ -275,7 +329,7 @@ mod tests {
         // when asked for; other SECRET_ names are the plugin's business.
         let none = plugin("inherit_env = \"none\"\npass_env = [\"SECRET_*\", \"HOME\"]");
         assert_eq!(
-            names(&environment(&none, inherited(), &[])),
+            names(&environment(&none, inherited(), &[], &[])),
             ["HOME", "SECRET_KEY_BASE"]
         );
     }

@@ -5,7 +5,6 @@
 //!
 //! Rooms:
 //!
-//! - `diag`: positions (`file:line:col`) and did-you-mean;
 //! - `config`: the schema, strict parsing and every validation rule;
 //! - `launch`: resolving one plugin's secrets through the grants, building
 //!   its environment and starting it, through `resolve` and `child`;
@@ -27,7 +26,6 @@
 //! in `docs/supervisor.md`.
 
 pub(crate) mod config;
-pub(crate) mod diag;
 pub(crate) mod fingerprint;
 pub(crate) mod keeper;
 pub(crate) mod launch;

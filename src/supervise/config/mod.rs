@@ -18,16 +18,21 @@ use nix::sys::signal::Signal;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::diag::{Diag, suggestion};
+pub(crate) use crate::broker::proxy::Egress;
 use crate::child::env::CONTROL_VARIABLES;
+use crate::diag::{Diag, Lines, shown, suggestion};
 use crate::handle::{Source, ValueSpec, is_env_name};
 
-/// The only format version this build reads.
 mod graph;
 mod parse;
 mod validate;
 
+/// The only format version this build reads.
 pub(crate) const VERSION: i64 = 1;
+/// Unknown keys of one table named one by one; the rest are counted.
+const MAX_UNKNOWN_KEYS: usize = 10;
+/// Problems printed one by one; the rest are counted.
+pub(crate) const MAX_SHOWN: usize = 50;
 
 const TOP_KEYS: &[&str] = &["version", "supervisor", "defaults", "plugins"];
 const SUPERVISOR_KEYS: &[&str] = &[
@@ -46,6 +51,8 @@ pub(crate) const PLUGIN_KEYS: &[&str] = &[
     "cwd",
     "env",
     "secret_env_refs",
+    "secret_proxy_refs",
+    "proxy_egress",
     "inherit_env",
     "pass_env",
     "restart",
@@ -71,6 +78,7 @@ pub(crate) const PER_PLUGIN_ONLY: &[&str] = &[
     "args",
     "env",
     "secret_env_refs",
+    "secret_proxy_refs",
     "depends_on",
 ];
 const READY_KEYS: &[&str] = &[
@@ -185,13 +193,17 @@ pub(crate) struct Ready {
     pub interval: Duration,
 }
 
-/// One `secret_env_refs` entry.
+/// One `secret_env_refs` or `secret_proxy_refs` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SecretRef {
     pub var: String,
     /// As written (`@name` or a remote reference): never a value.
     pub text: String,
     pub source: Source,
+    /// From `secret_proxy_refs`: the plugin gets a placeholder, and the
+    /// supervisor's proxy swaps in the value on the way to its grant's
+    /// `allowed_hosts` (delivery `http`).
+    pub proxy: bool,
 }
 
 /// `[supervisor]`.
@@ -233,7 +245,11 @@ pub(crate) struct Plugin {
     pub cwd: PathBuf,
     /// Plain values, `@@` already turned into `@`.
     pub env: BTreeMap<String, String>,
+    /// `secret_env_refs`, then `secret_proxy_refs` (`proxy` set).
     pub secret_env_refs: Vec<SecretRef>,
+    /// What the proxy does with a `CONNECT` to a host none of its proxied
+    /// values may go to: tunnel it (`allow`) or refuse it (`deny`).
+    pub proxy_egress: Egress,
     pub inherit_env: InheritEnv,
     pub pass_env: Vec<String>,
     pub restart: Restart,
@@ -304,13 +320,25 @@ impl Invalid {
         }
     }
 
-    /// One line per problem.
+    /// One line per problem, for the first `MAX_SHOWN`; then one line that
+    /// counts the rest.
     #[must_use]
     pub(crate) fn lines(&self) -> Vec<String> {
-        self.diags
+        let index = Lines::new(&self.text);
+        let mut out: Vec<String> = self
+            .diags
             .iter()
-            .map(|d| d.render(&self.path, &self.text))
-            .collect()
+            .take(MAX_SHOWN)
+            .map(|d| d.render(&self.path, &self.text, &index))
+            .collect();
+        if let Some(rest) = self.diags.len().checked_sub(MAX_SHOWN).filter(|n| *n > 0) {
+            out.push(format!(
+                "{}: … and {rest} more problem{} (fix these and check again)",
+                self.path.display(),
+                if rest == 1 { "" } else { "s" }
+            ));
+        }
+        out
     }
 
     /// Every problem, one per line, then `secret: N problems in FILE;
@@ -356,27 +384,43 @@ impl PluginsFile {
         dir: &Path,
         remote: &dyn Fn(&str) -> bool,
     ) -> Result<Self, Vec<Diag>> {
-        let doc = DeTable::parse(text).map_err(|e| {
-            vec![Diag::new(
-                e.span().unwrap_or(0..0),
-                format!("not valid TOML: {}", e.message().trim_end()),
-            )]
-        })?;
+        Self::parse_counted(text, path, dir, remote).0
+    }
+
+    /// `parse`, and the steps its checks took (see `Parser::work`).
+    fn parse_counted(
+        text: &str,
+        path: &Path,
+        dir: &Path,
+        remote: &dyn Fn(&str) -> bool,
+    ) -> (Result<Self, Vec<Diag>>, u64) {
+        let doc = match DeTable::parse(text) {
+            Ok(doc) => doc,
+            Err(e) => {
+                let diag = Diag::new(
+                    e.span().unwrap_or(0..0),
+                    format!("not valid TOML: {}", e.message().trim_end()),
+                );
+                return (Err(vec![diag]), 0);
+            }
+        };
         let mut p = Parser {
-            text,
+            lines: Lines::new(text),
             dir,
             remote,
             diags: Vec::new(),
+            work: 0,
         };
         let config = p.document(doc.get_ref(), path);
         let mut diags = p.diags;
         diags.sort_by_key(|d| (d.span.start, d.span.end));
         diags.dedup();
-        if diags.is_empty() {
+        let result = if diags.is_empty() {
             Ok(config)
         } else {
             Err(diags)
-        }
+        };
+        (result, p.work)
     }
 }
 
@@ -409,6 +453,7 @@ struct Settings {
     output: Option<At<Output>>,
     prefix: Option<At<String>>,
     mask_output: Option<At<bool>>,
+    proxy_egress: Option<At<Egress>>,
 }
 
 /// A plugin's per-plugin keys, as written.
@@ -425,10 +470,15 @@ type Value<'i> = Spanned<DeValue<'i>>;
 type Deps = Vec<(String, Condition, Range<usize>)>;
 
 struct Parser<'a> {
-    text: &'a str,
+    /// Where the file's lines start, for `line_of`.
+    lines: Lines,
     dir: &'a Path,
     remote: &'a dyn Fn(&str) -> bool,
     diags: Vec<Diag>,
+    /// Steps taken by the checks that loop over keys, plugins and
+    /// dependencies; a test asserts it grows in proportion to the file,
+    /// so a quadratic check cannot come back unnoticed.
+    work: u64,
 }
 
 /// `base.key`, quoting a key that is not a bare word.
@@ -533,6 +583,37 @@ mod tests {
     }
 
     #[test]
+    fn proxy_egress_is_a_choice_for_proxied_plugins() {
+        let proxied = format!("{A}secret_proxy_refs = {{ T = \"@t\" }}\n");
+        refused(
+            &format!("{proxied}proxy_egress = \"dney\"\n"),
+            "plugins[0].proxy_egress: unknown value \"dney\"; did you mean \"deny\"",
+        );
+        refused(
+            &format!("{proxied}proxy_egres = \"deny\"\n"),
+            "did you mean \"proxy_egress\"",
+        );
+        refused(
+            &format!("{A}proxy_egress = \"deny\"\n"),
+            "plugins[0].proxy_egress: applies only to a plugin with secret_proxy_refs",
+        );
+        let parse = |text: &str| {
+            PluginsFile::parse(text, Path::new("p.toml"), Path::new("/srv"), &|_| false)
+                .expect("valid")
+                .plugins
+        };
+        assert_eq!(parse(&proxied)[0].proxy_egress, Egress::Allow);
+        let own = parse(&format!("{proxied}proxy_egress = \"deny\"\n"));
+        assert_eq!(own[0].proxy_egress, Egress::Deny);
+        // From [defaults]: it applies to the proxied plugins, and is no
+        // error for the others (they get no proxy).
+        let both = parse(&format!(
+            "[defaults]\nproxy_egress = \"deny\"\n{proxied}[[plugins]]\nid = \"b\"\ncommand = \"x\"\n"
+        ));
+        assert_eq!(both[0].proxy_egress, Egress::Deny);
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_position() {
         let got = problems(&format!(
             "{A}restart = \"sometimes\"\nstop_timeout = 5\n[[plugins]]\nid = \"a\"\ncommand = \"y\"\n"
@@ -556,6 +637,157 @@ mod tests {
         refused(
             &format!("{A}depends_on = [\"b\"]\n"),
             "unknown plugin \"b\"",
+        );
+    }
+
+    /// `n` plugins `p0`… each made by `each(i)` (the lines after `command`).
+    fn plugins(n: usize, each: impl Fn(usize) -> String) -> String {
+        (0..n)
+            .map(|i| format!("[[plugins]]\nid = \"p{i}\"\ncommand = \"x\"\n{}", each(i)))
+            .collect()
+    }
+
+    /// Files that made the old checks quadratic (or worse), at size `n`.
+    fn adversarial(n: usize) -> Vec<(&'static str, String)> {
+        let unknown: String = (0..n).map(|i| format!("k{i} = 1\n")).collect();
+        vec![
+            ("unknown keys", format!("{A}{unknown}")),
+            (
+                "unknown keys in defaults and at the top",
+                format!("{unknown}[defaults]\n{unknown}"),
+            ),
+            (
+                "one cycle through every plugin",
+                plugins(n, |i| format!("depends_on = [\"p{}\"]\n", (i + 1) % n)),
+            ),
+            (
+                "a chain",
+                plugins(n, |i| {
+                    format!("depends_on = [\"p{}\"]\n", i + 1).repeat(usize::from(i + 1 < n))
+                }),
+            ),
+            (
+                "a star",
+                plugins(n, |i| {
+                    if i == 0 {
+                        String::new()
+                    } else {
+                        "depends_on = [\"p0\"]\n".into()
+                    }
+                }),
+            ),
+            (
+                "unknown dependencies",
+                plugins(n, |i| format!("depends_on = [\"q{i}\"]\n")),
+            ),
+            (
+                "disabled dependencies",
+                plugins(n, |i| {
+                    format!("enabled = false\ndepends_on = [\"p{}\"]\n", (i + 1) % n)
+                }),
+            ),
+            ("duplicate ids", (0..n).map(|_| A).collect::<String>()),
+        ]
+    }
+
+    /// Steps the checks take on `text`.
+    fn work(text: &str) -> u64 {
+        PluginsFile::parse_counted(text, Path::new("p.toml"), Path::new("/srv"), &|_| false).1
+    }
+
+    /// Structural, not timed: at four times the size, the checks take at
+    /// most about four times the steps (a quadratic check takes sixteen),
+    /// and a few steps per line of the file.
+    #[test]
+    fn checks_take_steps_in_proportion_to_the_file() {
+        let (small, big) = (adversarial(500), adversarial(2000));
+        for ((name, s), (_, b)) in small.iter().zip(&big) {
+            let (ws, wb) = (work(s), work(b));
+            assert!(ws > 0, "{name}: nothing counted");
+            assert!(
+                wb * 2 <= ws * 9,
+                "{name}: {ws} steps at 500, {wb} at 2000: more than linear"
+            );
+            let lines = b.lines().count() as u64;
+            assert!(wb <= 8 * lines, "{name}: {wb} steps for {lines} lines");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named_up_to_a_bound_and_then_counted() {
+        let unknown: String = (0..1000).map(|i| format!("k{i} = 1\n")).collect();
+        let got = problems(&format!("{A}{unknown}"));
+        assert_eq!(got.len(), MAX_UNKNOWN_KEYS + 1, "{got:?}");
+        assert!(
+            got[0].contains("unknown key \"k0\" in plugins[0]"),
+            "{got:?}"
+        );
+        assert!(
+            got[9].contains("unknown key \"k9\" in plugins[0]"),
+            "file order: {got:?}"
+        );
+        assert!(
+            got[MAX_UNKNOWN_KEYS].contains("990 more unknown keys in plugins[0]"),
+            "{got:?}"
+        );
+        let many = Invalid {
+            path: "p.toml".into(),
+            text: String::new(),
+            diags: vec![Diag::new(0..0, "x"); MAX_SHOWN + 7],
+        };
+        let lines = many.lines();
+        assert_eq!(lines.len(), MAX_SHOWN + 1);
+        assert!(lines[MAX_SHOWN].ends_with("and 7 more problems (fix these and check again)"));
+        assert!(
+            many.report()
+                .contains(&format!("{} problems", MAX_SHOWN + 7))
+        );
+    }
+
+    #[test]
+    fn each_group_of_plugins_in_a_cycle_is_reported_once() {
+        let ring = plugins(3000, |i| {
+            format!("depends_on = [\"p{}\"]\n", (i + 1) % 3000)
+        });
+        let got = problems(&ring);
+        assert_eq!(got.len(), 1, "{:?}", &got[..got.len().min(3)]);
+        assert!(
+            got[0].ends_with(
+                "p.toml:4:14: dependency cycle: p0 -> p1 -> p2 -> p3 -> p4 -> p5 -> p6 -> p7 -> p8 -> p9 -> … 2988 more … -> p2998 -> p2999 -> p0"
+            ),
+            "{got:?}"
+        );
+        // Two loops, one of them a plugin on itself, and a chain 100,000
+        // deep (recursion would overflow the stack).
+        let got = problems(&format!(
+            "{}{}",
+            plugins(4, |i| [
+                "depends_on = [\"p1\"]\n",
+                "depends_on = { p0 = \"ready\", p3 = \"started\" }\n",
+                "depends_on = [\"p2\"]\n",
+                "depends_on = [\"p0\"]\n"
+            ][i]
+                .into()),
+            "[[plugins]]\nid = \"z\"\ncommand = \"x\"\n",
+        ));
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got[0].ends_with("dependency cycle: p0 -> p1 -> p0"),
+            "{got:?}"
+        );
+        assert!(got[1].ends_with("dependency cycle: p2 -> p2"), "{got:?}");
+        let chain = plugins(100_000, |i| {
+            if i + 1 < 100_000 {
+                format!("depends_on = [\"p{}\"]\n", i + 1)
+            } else {
+                "depends_on = [\"p0\"]\n".into()
+            }
+        });
+        let got = problems(&chain);
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].ends_with(" -> … 99988 more … -> p99998 -> p99999 -> p0"),
+            "{got:?}"
         );
     }
 

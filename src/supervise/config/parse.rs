@@ -10,17 +10,36 @@ impl Parser<'_> {
     }
 
     /// Reports keys of `table` not in `known`; `place` is where, as in
-    /// `plugins[0]` ("the top level" for the document).
+    /// `plugins[0]` ("the top level" for the document). The first
+    /// `MAX_UNKNOWN_KEYS` are named one by one, the rest counted in one
+    /// more problem at the first of them.
     pub(super) fn unknown_keys(&mut self, table: &DeTable<'_>, known: &[&str], place: &str) {
+        let mut unknown: Vec<(Range<usize>, &str)> = Vec::new();
         for (key, _) in table.iter() {
+            self.work += 1;
             let name: &str = key.get_ref();
             if !known.contains(&name) {
-                let hint = suggestion(name, known.iter().copied());
-                self.error(
-                    key.span(),
-                    format!("unknown key \"{}\" in {place}{hint}", name.escape_default()),
-                );
+                unknown.push((key.span(), name));
             }
+        }
+        // The table iterates in key order; name the first in the file.
+        unknown.sort_unstable_by_key(|(span, _)| span.start);
+        for (span, name) in unknown.iter().take(MAX_UNKNOWN_KEYS) {
+            let hint = suggestion(name, known.iter().copied());
+            self.error(
+                span.clone(),
+                format!("unknown key \"{}\" in {place}{hint}", shown(name)),
+            );
+        }
+        if let Some((span, _)) = unknown.get(MAX_UNKNOWN_KEYS) {
+            let n = unknown.len() - MAX_UNKNOWN_KEYS;
+            self.error(
+                span.clone(),
+                format!(
+                    "{n} more unknown key{} in {place} (only the first {MAX_UNKNOWN_KEYS} are named)",
+                    if n == 1 { "" } else { "s" }
+                ),
+            );
         }
     }
 
@@ -228,6 +247,10 @@ impl Parser<'_> {
                     ];
                     s.on_secret_change = self.choice(&path, v, &choices).map(at!());
                 }
+                "proxy_egress" => {
+                    let choices = [("allow", Egress::Allow), ("deny", Egress::Deny)];
+                    s.proxy_egress = self.choice(&path, v, &choices).map(at!());
+                }
                 "output" => {
                     let choices = [
                         ("prefix", Output::Prefix),
@@ -390,14 +413,39 @@ impl Parser<'_> {
             .get("args")
             .map_or(Some(Vec::new()), |v| self.strings(&join(&base, "args"), v))
             .map(|a| a.into_iter().map(|(s, _)| s).collect::<Vec<_>>());
-        let refs = t
-            .get("secret_env_refs")
-            .map_or(Some(Vec::new()), |v| self.secret_refs(&base, v));
+        let env_refs = t.get("secret_env_refs").map_or(Some(Vec::new()), |v| {
+            self.secret_refs(&base, "secret_env_refs", v)
+        });
+        let proxy_refs = t.get("secret_proxy_refs").map_or(Some(Vec::new()), |v| {
+            self.secret_refs(&base, "secret_proxy_refs", v)
+        });
+        let refs = env_refs.zip(proxy_refs).and_then(|(mut refs, proxied)| {
+            let ok = self.no_var_twice(&base, &refs, t.get("secret_proxy_refs"));
+            refs.extend(proxied.into_iter().map(|r| SecretRef { proxy: true, ..r }));
+            ok.then_some(refs)
+        });
         let env = t.get("env").map_or(Some(BTreeMap::new()), |v| {
             self.env(&base, v, t.get("secret_env_refs"))
+                .filter(|env| self.no_var_twice_env(&base, env, t.get("secret_proxy_refs")))
         });
         let depends_on = t.get("depends_on").and_then(|v| self.depends_on(&base, v));
         let own = self.settings(t, &base, PLUGIN_KEYS);
+        // Only the proxy can refuse a connection: without a proxied value
+        // the plugin gets no proxy, and `deny` would promise nothing.
+        let proxied = t
+            .get("secret_proxy_refs")
+            .is_some_and(|v| matches!(v.get_ref(), DeValue::Table(p) if !p.is_empty()));
+        if let Some(e) = &own.proxy_egress
+            && !proxied
+        {
+            self.error(
+                e.span.clone(),
+                format!(
+                    "{}: applies only to a plugin with secret_proxy_refs (its proxy is what refuses the other hosts); add secret_proxy_refs or remove proxy_egress",
+                    e.path
+                ),
+            );
+        }
         let merged = merge(own, defaults);
         let restart_delay = merged
             .restart_delay
@@ -458,6 +506,7 @@ impl Parser<'_> {
             args,
             cwd: merged.cwd.map_or_else(|| self.dir.to_owned(), |a| a.value),
             env,
+            proxy_egress: merged.proxy_egress.map_or(Egress::Allow, |a| a.value),
             secret_env_refs: refs,
             inherit_env: merged.inherit_env.map_or(InheritEnv::Minimal, |a| a.value),
             pass_env: merged.pass_env.map_or_else(Vec::new, |a| a.value),
@@ -492,8 +541,65 @@ impl Parser<'_> {
         (entry, Some(plugin))
     }
 
-    pub(super) fn secret_refs(&mut self, base: &str, v: &Value<'_>) -> Option<Vec<SecretRef>> {
-        let path = join(base, "secret_env_refs");
+    /// `secret_proxy_refs` names no variable `secret_env_refs` sets.
+    fn no_var_twice(
+        &mut self,
+        base: &str,
+        refs: &[SecretRef],
+        proxied: Option<&Value<'_>>,
+    ) -> bool {
+        self.proxy_vars_clash(
+            base,
+            proxied,
+            |var| refs.iter().any(|r| r.var == var),
+            "secret_env_refs",
+        )
+    }
+
+    /// `secret_proxy_refs` names no variable `env` sets.
+    fn no_var_twice_env(
+        &mut self,
+        base: &str,
+        env: &BTreeMap<String, String>,
+        proxied: Option<&Value<'_>>,
+    ) -> bool {
+        self.proxy_vars_clash(base, proxied, |var| env.contains_key(var), "env")
+    }
+
+    fn proxy_vars_clash(
+        &mut self,
+        base: &str,
+        proxied: Option<&Value<'_>>,
+        taken: impl Fn(&str) -> bool,
+        other: &str,
+    ) -> bool {
+        let Some(DeValue::Table(t)) = proxied.map(Spanned::get_ref) else {
+            return true;
+        };
+        let mut ok = true;
+        for (key, _) in t.iter() {
+            let var: &str = key.get_ref();
+            if taken(var) {
+                self.error(
+                    key.span(),
+                    format!(
+                        "{}: \"{var}\" is also set in {other}",
+                        join(&join(base, "secret_proxy_refs"), var)
+                    ),
+                );
+                ok = false;
+            }
+        }
+        ok
+    }
+
+    pub(super) fn secret_refs(
+        &mut self,
+        base: &str,
+        key: &str,
+        v: &Value<'_>,
+    ) -> Option<Vec<SecretRef>> {
+        let path = join(base, key);
         let t = self.table(&path, v)?;
         let mut out = Vec::new();
         let mut ok = true;
@@ -513,11 +619,13 @@ impl Parser<'_> {
                     var: var.to_owned(),
                     text: text.to_owned(),
                     source: Source::Local(h),
+                    proxy: false,
                 }),
                 Ok(ValueSpec::Remote(r)) => out.push(SecretRef {
                     var: var.to_owned(),
                     text: text.to_owned(),
                     source: Source::Remote(r),
+                    proxy: false,
                 }),
                 Ok(ValueSpec::Template(_)) => {
                     self.error(
@@ -671,5 +779,6 @@ fn merge(own: Settings, d: &Settings) -> Settings {
         output: own.output.or_else(|| d.output.clone()),
         prefix: own.prefix.or_else(|| d.prefix.clone()),
         mask_output: own.mask_output.or_else(|| d.mask_output.clone()),
+        proxy_egress: own.proxy_egress.or_else(|| d.proxy_egress.clone()),
     }
 }

@@ -178,6 +178,9 @@ struct Unit {
     renew_at: Option<Instant>,
     /// The leases behind the current run's secrets, renewed together.
     leases: Vec<crate::resolve::Lease>,
+    /// The current run's place at the proxy (`secret_proxy_refs`), until
+    /// its group is gone.
+    proxy: Option<crate::broker::proxy::Admission>,
 }
 
 impl Unit {
@@ -213,6 +216,7 @@ impl Unit {
             lease: None,
             renew_at: None,
             leases: Vec::new(),
+            proxy: None,
         }
     }
 
@@ -273,6 +277,9 @@ struct Supervisor<'h> {
     keeper_restarts: u32,
     color: bool,
     width: usize,
+    /// The one proxy of every plugin with `secret_proxy_refs`, started at
+    /// the first such start; last, so it stops after every admission.
+    proxy: Option<crate::broker::proxy::Server>,
 }
 
 /// Runs the supervisor until every plugin is terminal or a shutdown
@@ -338,6 +345,7 @@ pub(crate) fn run(config: PluginsFile, host: &Host<'_>) -> Result<u8> {
         keeper_restarts: 0,
         color,
         width,
+        proxy: None,
     };
     let code = sup.event_loop(&rx);
     drop(quit_w);

@@ -125,7 +125,7 @@ impl Supervisor<'_> {
             probe.command.clone().into()
         };
         probe.args = argv[1..].to_vec();
-        let env = launch::environment(&probe, std::env::vars_os(), &[]);
+        let env = launch::environment(&probe, std::env::vars_os(), &[], &[]);
         let streams = Streams::new(crate::supervise::config::Output::Discard).ok()?;
         let wiring = Wiring {
             stdio: streams.stdio(),

@@ -22,11 +22,17 @@ impl Supervisor<'_> {
             .collect();
         let snapshot = status::Snapshot {
             supervisor_pid: std::process::id(),
-            file: self.config.path.display().to_string(),
+            // Absolute: `status` without FILE lists supervisors started
+            // from other directories.
+            file: std::path::absolute(&self.config.path)
+                .unwrap_or_else(|_| self.config.path.clone())
+                .display()
+                .to_string(),
             shutting_down: self.shutdown.is_some(),
             plugins,
+            omitted: 0,
         };
-        serde_json::to_string(&snapshot).unwrap_or_default()
+        snapshot.encode(status::MAX_ANSWER)
     }
 
     /// The exit code once nothing is left to do.

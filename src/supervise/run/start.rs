@@ -2,6 +2,7 @@
 //! its secrets, environment, masking, pipes and spawn, through `launch`.
 
 use super::*;
+use crate::broker::proxy::{Admission, Plan, Server, Wanted};
 
 impl Supervisor<'_> {
     /// Starts every waiting plugin whose dependencies are met, until none
@@ -62,11 +63,33 @@ impl Supervisor<'_> {
             .map(|ttl| after(now, lease::interval(ttl)));
         let launch::Secrets {
             values: secrets,
+            grant_keys,
             leases,
         } = secrets;
         self.units[i].leases = leases;
         self.units[i].secret_print = Some(fingerprint::secrets(&self.key, &secrets));
-        let env = launch::environment(&plugin, std::env::vars_os(), &secrets);
+        // A new run, new credentials: the last run's stop working now.
+        self.units[i].proxy = None;
+        let admission = match self.admit(&plugin, &secrets, &grant_keys) {
+            Ok(a) => a,
+            Err(e) => return self.fail_with(i, &e),
+        };
+        let in_env: Vec<(String, crate::value::SecretValue)> = plugin
+            .secret_env_refs
+            .iter()
+            .zip(&secrets)
+            .filter(|(r, _)| !r.proxy)
+            .map(|(_, (var, v))| {
+                (
+                    var.clone(),
+                    crate::value::SecretValue::new(v.expose().to_vec()),
+                )
+            })
+            .collect();
+        let proxy_vars = admission.as_ref().map_or(&[][..], |a| &a.vars[..]);
+        let env = launch::environment(&plugin, std::env::vars_os(), &in_env, proxy_vars);
+        drop(in_env);
+        self.units[i].proxy = admission;
         let labelled: Vec<(String, &crate::value::SecretValue)> = if plugin.mask_output {
             plugin
                 .secret_env_refs
@@ -174,6 +197,51 @@ impl Supervisor<'_> {
                 log(&format!("{} started (pid {pid})", plugin.id));
                 self.audit(&plugin.id, "plugin-start", format!("pid {pid}"));
             }
+        }
+    }
+
+    /// Admits the plugin to the supervisor's proxy (started on first use)
+    /// with its `secret_proxy_refs`, as user `<id>`; `None` when it has
+    /// none.
+    fn admit(
+        &mut self,
+        plugin: &Plugin,
+        secrets: &[(String, crate::value::SecretValue)],
+        grant_keys: &[String],
+    ) -> Result<Option<Admission>> {
+        let wanted: Vec<Wanted<'_>> = plugin
+            .secret_env_refs
+            .iter()
+            .zip(secrets)
+            .zip(grant_keys)
+            .filter(|((r, _), _)| r.proxy)
+            .map(|((r, (var, value)), key)| Wanted {
+                var,
+                source: &r.source,
+                grant_key: key,
+                value,
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let grants = self.store.grants(self.host.paths)?;
+        let consumer = crate::supervise::consumer(&plugin.id);
+        let plan = Plan {
+            wanted,
+            grants: &grants,
+            consumer: &consumer,
+            purpose: None,
+            egress_deny: plugin.proxy_egress == crate::supervise::config::Egress::Deny,
+            paths: self.host.paths,
+        };
+        if self.proxy.is_none() {
+            self.proxy = Some(Server::start(self.host.paths, self.host.config)?);
+            log("proxy started for secret_proxy_refs");
+        }
+        match &self.proxy {
+            Some(server) => server.admit(&plan, &plugin.id).map(Some),
+            None => Ok(None),
         }
     }
 

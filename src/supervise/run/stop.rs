@@ -281,6 +281,8 @@ impl Supervisor<'_> {
     /// The group of unit `i` is empty (or not ours to watch): the run is
     /// over once the leader is reaped.
     pub(super) fn group_gone(&mut self, i: usize) {
+        // Nothing of the run is left to use its proxy credentials.
+        self.units[i].proxy = None;
         if let Some(g) = self.units[i].group.take()
             && let Some(keeper) = self.keeper.as_mut()
         {
