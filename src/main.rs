@@ -7,13 +7,16 @@
 //! starts. What of it matters, `secret::run` does itself: SIGPIPE ignored,
 //! descriptors 0-2 opened on /dev/null when they are closed. A stack
 //! overflow then ends in a plain SIGSEGV instead of a message.
-#![no_main]
+#![cfg_attr(not(test), no_main)]
 
+#[cfg(not(test))]
 use std::ffi::{c_char, c_int};
 
 // SAFETY: the only `main` symbol in this binary (Rust's is not generated
 // under `no_main`); the arguments are read with std::env::args_os, which
 // glibc hands to std before `main` runs, not through these pointers.
+// (Not in `cargo test`'s build of this file: its harness has the `main`.)
+#[cfg(not(test))]
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
