@@ -331,7 +331,7 @@ enum Failure {
 /// session bus unencrypted, between our process and the keychain daemon,
 /// both the user's own. The `dh-ietf1024` session would only hide them
 /// from another process of the same user watching the bus, which could as
-/// well ask the unlocked keychain for them; it costs eleven crates.
+/// well ask the unlocked keychain for them; it costs twelve crates.
 #[cfg(target_os = "linux")]
 mod items {
     use std::collections::HashMap;
