@@ -421,6 +421,20 @@ fn read_bundle(path: &std::path::Path) -> Option<Vec<u8>> {
     (!out.is_empty()).then_some(out)
 }
 
+/// The system's roots as PEM, and the file they came from: the file
+/// `SSL_CERT_FILE` names, else the first distribution bundle there is.
+/// (A directory of hashed certificates, `SSL_CERT_DIR`, is not read.)
+pub fn system_roots() -> Option<(PathBuf, Vec<u8>)> {
+    let canonical = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
+    std::env::var_os("SSL_CERT_FILE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from))
+        .map(canonical)
+        .find_map(|path| read_bundle(&path).map(|roots| (path, roots)))
+}
+
 /// The roots the child would have trusted followed by the launch's CA, in
 /// a new 0600 file: its `SSL_CERT_FILE` (else the system's bundle), then
 /// every other bundle its environment names in the variables the launch
@@ -435,14 +449,7 @@ fn write_bundle(paths: &Paths, ca_pem: &str) -> Result<Bundle> {
             .filter(|v| !v.is_empty())
             .map(|v| std::fs::canonicalize(&v).unwrap_or_else(|_| PathBuf::from(v)))
     };
-    let base = named("SSL_CERT_FILE")
-        .into_iter()
-        .chain(
-            SYSTEM_BUNDLES
-                .iter()
-                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p))),
-        )
-        .find_map(|path| read_bundle(&path).map(|roots| (path, roots)));
+    let base = system_roots();
     let mut used: Vec<PathBuf> = Vec::new();
     let mut roots = Vec::new();
     if let Some((path, bytes)) = base {

@@ -349,34 +349,40 @@ fn exchange(e: &hyper::Error) -> Failure {
     }
 }
 
-/// TLS 1.2/1.3 with ring, verified against the platform's roots plus
-/// those in `ca_file`.
+/// TLS 1.2/1.3 with ring, verified (by rustls' WebPKI verifier) against
+/// the system's roots (`SSL_CERT_FILE`, else the distribution's bundle)
+/// plus those in `ca_file`.
 pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
-    let extra: Vec<CertificateDer<'static>> = match ca_file {
-        None => Vec::new(),
-        Some(path) => {
-            let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| Error::usage(format!("ca_file {}: {e}", path.display())))?
-                .filter_map(std::result::Result::ok)
-                .collect();
-            if certs.is_empty() {
-                return Err(Error::usage_hint(
-                    format!("ca_file {} holds no PEM certificate", path.display()),
-                    "point ca_file at a PEM file of CA certificates",
-                ));
-            }
-            certs
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some((_, pem)) = super::proxy::system_roots() {
+        roots.add_parsable_certificates(
+            CertificateDer::pem_slice_iter(&pem).filter_map(std::result::Result::ok),
+        );
+    }
+    if let Some(path) = ca_file {
+        let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| Error::usage(format!("ca_file {}: {e}", path.display())))?
+            .filter_map(std::result::Result::ok)
+            .collect();
+        if certs.is_empty() {
+            return Err(Error::usage_hint(
+                format!("ca_file {} holds no PEM certificate", path.display()),
+                "point ca_file at a PEM file of CA certificates",
+            ));
         }
-    };
+        roots.add_parsable_certificates(certs);
+    }
+    if roots.is_empty() {
+        return Err(Error::usage_hint(
+            "no trust roots: no system CA bundle was found",
+            "install the ca-certificates package, set SSL_CERT_FILE to a PEM bundle, or name one with ca_file",
+        ));
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier =
-        rustls_platform_verifier::Verifier::new_with_extra_roots(extra, Arc::clone(&provider))
-            .map_err(|e| Error::usage(format!("loading the trust roots: {e}")))?;
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::usage(format!("TLS setup: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(config)
 }
