@@ -1649,9 +1649,18 @@ _secret_complete() {
     # COMP_WORDS. For K=@name COMP_WORDS ends in "=@" "name", but readline
     # keeps the @ (a prefix it passes on) and replaces "@name".
     local cur=$2
-    local i
-    for (( i = 2; i < COMP_CWORD; i++ )); do
-        if [[ ${COMP_WORDS[i]} == -- && ${COMP_WORDS[1]} == exec ]]; then
+    local i sub=
+    # The subcommand: the first word that is neither a global option nor
+    # the value of one (`secret --scope prod exec -- …`).
+    for (( i = 1; i < COMP_CWORD; i++ )); do
+        case ${COMP_WORDS[i]} in
+            --passphrase-fd|--scope) (( i++ )) ;;
+            -*) ;;
+            *) sub=${COMP_WORDS[i]}; break ;;
+        esac
+    done
+    for (( i = i + 1; i < COMP_CWORD; i++ )); do
+        if [[ ${COMP_WORDS[i]} == -- && $sub == exec ]]; then
             if declare -F _command_offset >/dev/null; then
                 _command_offset $(( i + 1 ))  # bash-completion: the command's own
             elif (( i + 1 == COMP_CWORD )); then

@@ -303,6 +303,7 @@ fn bash_completes_handles_commands_and_no_hidden_subcommands() {
             "secret help plugins ",
             "secret exec -e K=@k -- ech",
             "secret exec -- ls --",
+            "secret --scope prod exec -e K=@k -- ech",
         ],
     );
     // The handle is completed in place, its @ and what precedes it kept.
@@ -355,6 +356,12 @@ fn bash_completes_handles_commands_and_no_hidden_subcommands() {
         !tabs[10].replies.contains(&"--env".to_owned()),
         "{:?}",
         tabs[10]
+    );
+    // Global options before the subcommand do not hide it.
+    assert!(
+        tabs[11].replies.contains(&"echo".to_owned()),
+        "{:?}",
+        tabs[11]
     );
 }
 
