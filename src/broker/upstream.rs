@@ -378,10 +378,15 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
             "install the ca-certificates package, set SSL_CERT_FILE to a PEM bundle, or name one with ca_file",
         ));
     }
+    trusting(roots)
+}
+
+/// TLS 1.2/1.3 with ring, verified against `roots` only.
+pub fn trusting(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::usage(format!("TLS setup: {e}")))?
+        .map_err(|e| Error::internal(format!("TLS setup: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(config)

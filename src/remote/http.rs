@@ -246,13 +246,7 @@ fn only_roots(reference: &str, var: &str, path: &OsString) -> Result<rustls::Cli
             fix,
         ));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::internal(format!("TLS setup: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(config)
+    upstream::trusting(roots)
 }
 
 /// Scheme, host and port of `uri`, if it is an http(s) URL with a host and
