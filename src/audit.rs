@@ -227,7 +227,7 @@ pub fn append(paths: &Paths, events: &[Event]) -> Result<()> {
         // A torn line from a crash: close it so `--verify` reports it.
         out.push(b'\n');
     }
-    let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let time = crate::timestamp::rfc3339(std::time::SystemTime::now());
     let key = KEY.get();
     for event in events {
         seq += 1;

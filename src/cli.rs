@@ -708,12 +708,13 @@ impl Command {
 
 /// Parses a duration such as `10s` or `2m`, at most `config::MAX_DURATION`.
 pub(crate) fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
-    if d > crate::config::MAX_DURATION {
-        return Err(format!(
-            "{text} is longer than the maximum of {}",
-            humantime::format_duration(crate::config::MAX_DURATION)
-        ));
-    }
-    Ok(d)
+    use crate::duration::{Error, SYNTAX, format, parse};
+    parse(text).map_err(|e| match e {
+        Error::OverMaximum => format!(
+            "{} is longer than the maximum of {}",
+            text.escape_default(),
+            format(crate::config::MAX_DURATION)
+        ),
+        e => format!("not a duration ({e}); write {SYNTAX}"),
+    })
 }

@@ -8,10 +8,10 @@ use crate::fsio;
 use crate::paths::Paths;
 use crate::store::Backend;
 
-/// The longest duration any file, flag or server may set (a year, as
-/// humantime counts it): far beyond any sensible delay, timeout or lease,
-/// and small enough that adding it to a clock reading cannot overflow.
-/// Every duration read is checked against it when it is read.
+/// The longest duration any file, flag or server may set (a year of 365.25
+/// days): far beyond any sensible delay, timeout or lease, and small enough
+/// that adding it to a clock reading cannot overflow. Every duration read is
+/// checked against it when it is read (`crate::duration::parse` does).
 pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(31_557_600);
 
 /// The largest `config.toml`, `grants.toml`, env file, `plugins.toml` or

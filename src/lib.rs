@@ -15,6 +15,7 @@ pub mod config;
 pub mod crypto;
 mod diag;
 pub mod docs;
+mod duration;
 pub mod error;
 pub mod fsio;
 pub mod grants;
@@ -29,6 +30,7 @@ mod show;
 pub mod store;
 mod supervise;
 mod sys;
+mod timestamp;
 pub mod unlock;
 pub mod value;
 

@@ -5,6 +5,7 @@
 use crate::error::Result;
 use crate::handle::Handle;
 use crate::store::{Backend, EntryMeta, Store};
+use crate::timestamp::rfc3339_unix;
 
 /// One entry as shown.
 pub(crate) struct Shown {
@@ -38,8 +39,8 @@ impl Shown {
             "provider": m.provider,
             "kind": m.kind,
             "fingerprint": m.fingerprint,
-            "created": time(m.created),
-            "rotated": m.rotated.map(time),
+            "created": rfc3339_unix(m.created),
+            "rotated": m.rotated.map(rfc3339_unix),
             "version": m.version,
             "backend": self.backend.to_string(),
             "link": self.link,
@@ -67,8 +68,8 @@ impl Shown {
             dash(&m.provider),
             dash(&m.kind),
             m.fingerprint,
-            time(m.created),
-            m.rotated.map_or("never".to_owned(), time),
+            rfc3339_unix(m.created),
+            m.rotated.map_or("never".to_owned(), rfc3339_unix),
             m.version,
             self.backend
         ));
@@ -105,7 +106,7 @@ pub(crate) fn table(entries: &[Shown]) -> String {
                 dash(&m.kind),
                 m.version.to_string(),
                 m.fingerprint.clone(),
-                time(m.rotated.unwrap_or(m.created)),
+                rfc3339_unix(m.rotated.unwrap_or(m.created)),
                 e.backend.to_string(),
             ];
             if any_link {
@@ -146,9 +147,4 @@ fn dash(s: &str) -> String {
     } else {
         s.to_owned()
     }
-}
-
-fn time(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
-        .to_string()
 }

@@ -282,12 +282,16 @@ mod imp {
 
 pub use imp::{cached, forget, isolate_children, store};
 
-/// Parses `--for 15m` (humantime syntax), capped at 24 hours.
+/// Parses `--for 15m` (durations like 30s, 5m, 1h30m), capped at 24 hours.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let d = humantime::parse_duration(text)
-        .map_err(|e| format!("\"{text}\" is not a duration like 15m or 2h ({e})"))?;
-    if d.is_zero() || d > MAX_DURATION {
-        return Err(format!("\"{text}\" must be more than 0 and at most 24h"));
+    let shown = text.escape_default();
+    match crate::duration::parse(text) {
+        Ok(d) if !d.is_zero() && d <= MAX_DURATION => Ok(d),
+        Ok(_) | Err(crate::duration::Error::OverMaximum) => {
+            Err(format!("\"{shown}\" must be more than 0 and at most 24h"))
+        }
+        Err(e) => Err(format!(
+            "\"{shown}\" is not a duration like 15m or 2h ({e})"
+        )),
     }
-    Ok(d)
 }

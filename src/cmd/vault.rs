@@ -84,12 +84,12 @@ pub(crate) fn unlock(ctx: &Context, duration: Duration) -> Result<u8> {
     unlock::store(vault.id(), vault.root_key(), duration)?;
     ctx.record(&[Event {
         action: "unlock",
-        outcome: format!("ok for {}", humantime::format_duration(duration)),
+        outcome: format!("ok for {}", crate::duration::format(duration)),
         ..ctx.event()
     }])?;
     print(&format!(
         "unlocked for {}: commands skip the passphrase until then or `secret lock`\n",
-        humantime::format_duration(duration)
+        crate::duration::format(duration)
     ))
 }
 

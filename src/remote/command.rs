@@ -10,7 +10,7 @@
 //! inside the argument, in one pass (a reference that itself contains
 //! `{ref}` is not expanded again): `{ref}` by the full reference
 //! (`NAME://rest`, what `op read` wants) and `{path}` by the text after
-//! `NAME://` (what `pass show` wants). `timeout` (humantime, "10s"; default
+//! `NAME://` (what `pass show` wants). `timeout` (a duration, "10s"; default
 //! 30 s) bounds the whole run; `first_line = true` keeps only the first line
 //! of the output. A `[providers.NAME]` for a preset may omit `command` to keep
 //! the preset and only tune `timeout` or `first_line`; with a `command` the
@@ -109,7 +109,7 @@ pub struct ProviderConfig {
     /// preset's name: keep the preset's command.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
-    /// How long the command may run, e.g. "10s" (humantime); 30 s if absent.
+    /// How long the command may run, e.g. "10s" or "1m30s"; 30 s if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
     /// Keep only the first line of the output. Default: true for the `pass`
@@ -529,7 +529,7 @@ impl Reference {
                     return Err(self.remote_error(
                         format!(
                             "{shown} did not finish within the timeout of {}{why}; it was killed with its process group{}",
-                            humantime::format_duration(plan.timeout),
+                            crate::duration::format(plan.timeout),
                             stderr_note(stderr.as_deref().map(Vec::as_slice))
                         ),
                         plan.slow.clone(),
@@ -684,23 +684,18 @@ fn substitute(arg: &str, full: &str, path: &str) -> String {
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 fn parse_timeout(name: &str, text: &str) -> Result<Duration> {
-    let text = text.trim();
-    // humantime parses "500000000000y" into a Duration that overflows any
-    // deadline: a long number is refused before it is parsed.
-    if text.len() > 32 {
-        return Err(Error::usage_hint(
-            format!("[providers.{name}] timeout is too long to be a duration"),
-            "write it as e.g. timeout = \"10s\"; at most 1h",
-        ));
-    }
-    match humantime::parse_duration(text) {
-        Ok(d) if d > MAX_TIMEOUT => Err(Error::usage_hint(
+    let over_limit = || {
+        Error::usage_hint(
             format!(
                 "[providers.{name}] timeout \"{}\" is over the limit of 1h",
                 super::escape_for_terminal(text)
             ),
             "write it as e.g. timeout = \"10s\"; at most 1h",
-        )),
+        )
+    };
+    match crate::duration::parse(text) {
+        Err(crate::duration::Error::OverMaximum) => Err(over_limit()),
+        Ok(d) if d > MAX_TIMEOUT => Err(over_limit()),
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err(Error::usage_hint(
             format!("[providers.{name}] timeout must be more than zero"),

@@ -206,7 +206,7 @@ fn read_answer(
             Error::internal(format!(
                 "the supervisor on {} did not finish answering within {}; try again, or restart it if it stays stuck",
                 path.display(),
-                humantime::format_duration(within)
+                crate::duration::format(within)
             ))
         };
         if left.is_zero() {
@@ -300,8 +300,7 @@ pub(crate) fn table(s: &Snapshot) -> String {
             p.state,
             p.pid.map_or_else(dash, |x| x.to_string()),
             p.uptime_secs
-                .map_or_else(dash, |x| humantime::format_duration(Duration::from_secs(x))
-                    .to_string()),
+                .map_or_else(dash, |x| crate::duration::format(Duration::from_secs(x))),
             p.restarts,
             p.reason.as_deref().unwrap_or("")
         ));

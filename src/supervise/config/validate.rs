@@ -56,19 +56,19 @@ impl Parser<'_> {
             );
             return None;
         };
-        match humantime::parse_duration(text) {
-            Ok(d) if d > MAX_DURATION => {
+        match crate::duration::parse(text) {
+            Ok(d) => Some((d, text.to_owned())),
+            Err(crate::duration::Error::OverMaximum) => {
                 self.error(
                     v.span(),
                     format!(
                         "{path}: \"{}\" is longer than the maximum of {}",
                         text.escape_default(),
-                        humantime::format_duration(MAX_DURATION)
+                        crate::duration::format(MAX_DURATION)
                     ),
                 );
                 None
             }
-            Ok(d) => Some((d, text.to_owned())),
             Err(e) => {
                 self.error(
                     v.span(),

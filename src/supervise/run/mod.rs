@@ -449,7 +449,7 @@ impl Supervisor<'_> {
                     log(&format!(
                         "SIGHUP received: reloading {} in {}",
                         self.config.path.display(),
-                        humantime::format_duration(debounce)
+                        crate::duration::format(debounce)
                     ));
                     self.reload_at = Some(after(Instant::now(), debounce));
                 }
@@ -563,7 +563,7 @@ impl Supervisor<'_> {
                     log(&format!(
                         "warning: {} still running {} after {}; sending SIGKILL to its {}",
                         unit.plugin.id,
-                        humantime::format_duration(unit.plugin.stop_timeout),
+                        crate::duration::format(unit.plugin.stop_timeout),
                         unit.plugin.stop_signal.as_str(),
                         if unit.plugin.kill_group {
                             "process group"
@@ -602,7 +602,7 @@ impl Supervisor<'_> {
             sd.deadline_hit = true;
             log(&format!(
                 "warning: shutdown_deadline ({}) reached; killing every remaining process group",
-                humantime::format_duration(self.config.supervisor.shutdown_deadline)
+                crate::duration::format(self.config.supervisor.shutdown_deadline)
             ));
             self.kill_all();
         }

@@ -20,7 +20,7 @@ impl Supervisor<'_> {
                 .map_or(String::new(), |r| probe_name(&r.probe));
             let reason = format!(
                 "not ready within {} ({what})",
-                humantime::format_duration(
+                crate::duration::format(
                     unit.plugin
                         .ready
                         .as_ref()

@@ -150,7 +150,7 @@ impl Supervisor<'_> {
         unit.reason = Some(described.clone());
         log(&format!(
             "{id} exited ({described}); restarting in {}",
-            humantime::format_duration(delay)
+            crate::duration::format(delay)
         ));
     }
 
