@@ -327,106 +327,333 @@ enum Failure {
 /// `keyring:USER@secret` and the content type `application/octet-stream`:
 /// the layout of the keyring crates, so stores made with them still open.
 ///
+/// The calls are the freedesktop Secret Service API's, made directly with
+/// the `dbus` crate. A locked item or collection is unlocked through the
+/// service's prompt (its unlock dialog), which is waited for.
+///
 /// The session is the Secret Service's `plain` one: values cross the
 /// session bus unencrypted, between our process and the keychain daemon,
 /// both the user's own. The `dh-ietf1024` session would only hide them
 /// from another process of the same user watching the bus, which could as
-/// well ask the unlocked keychain for them; it costs twelve crates.
+/// well ask the unlocked keychain for them; it needs Diffie-Hellman,
+/// AES-CBC and HKDF (twelve crates with dbus-secret-service's).
 #[cfg(target_os = "linux")]
 mod items {
     use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock, PoisonError};
+    use std::sync::{Mutex, PoisonError, mpsc};
+    use std::time::{Duration, Instant};
 
-    use dbus_secret_service::{EncryptionType, Error as DbusError, Item, SecretService};
+    use dbus::arg::{AppendAll, IterAppend, PropMap, RefArg, TypeMismatchError, Variant};
+    use dbus::blocking::{BlockingSender, Connection};
+    use dbus::message::MatchRule;
+    use dbus::{Message, Path};
     use zeroize::Zeroizing;
 
     use super::{Failure, SERVICE};
 
+    /// Where the Secret Service API lives on the session bus.
+    const BUS_NAME: &str = "org.freedesktop.secrets";
+    const SERVICE_PATH: &str = "/org/freedesktop/secrets";
+    const SERVICE_IF: &str = "org.freedesktop.Secret.Service";
+    const COLLECTION_IF: &str = "org.freedesktop.Secret.Collection";
+    const ITEM_IF: &str = "org.freedesktop.Secret.Item";
+    const PROMPT_IF: &str = "org.freedesktop.Secret.Prompt";
+    /// The path the service returns for "no such object" (no prompt, no alias).
+    const NONE: &str = "/";
+
     const CONTENT_TYPE: &str = "application/octet-stream";
 
-    /// The connection, made on first use and kept for the process.
-    fn with<T>(f: impl FnOnce(&SecretService) -> Result<T, Failure>) -> Result<T, Failure> {
-        static SERVICE_CONNECTION: OnceLock<Mutex<SecretService>> = OnceLock::new();
-        let service = match SERVICE_CONNECTION.get() {
-            Some(s) => s,
-            None => {
-                let connected =
-                    SecretService::connect(EncryptionType::Plain).map_err(|e| platform(&e))?;
-                SERVICE_CONNECTION.get_or_init(|| Mutex::new(connected))
-            }
+    /// How long the service may take to answer one call.
+    const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// How long an unlock dialog may stay open before we dismiss it.
+    const PROMPT_TIMEOUT: Duration = Duration::from_secs(600);
+
+    /// The API's `Secret` struct, `(oayays)`: the session, the algorithm's
+    /// parameters (none for `plain`), the value, its content type.
+    type Secret<'a> = (Path<'a>, &'a [u8], &'a [u8], &'a str);
+
+    /// A connection to the session bus and our `plain` session on it.
+    struct Session {
+        bus: Connection,
+        path: Path<'static>,
+    }
+
+    /// Runs `f` with the session, opened on first use and kept for the process.
+    fn with<T>(f: impl FnOnce(&Session) -> Result<T, Failure>) -> Result<T, Failure> {
+        static SESSION: Mutex<Option<Session>> = Mutex::new(None);
+        let mut guard = SESSION.lock().unwrap_or_else(PoisonError::into_inner);
+        let session = match &mut *guard {
+            Some(session) => session,
+            empty @ None => empty.insert(Session::open()?),
         };
-        f(&service.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    fn attributes(user: &str) -> HashMap<&str, &str> {
-        HashMap::from([("service", SERVICE), ("username", user)])
-    }
-
-    /// The one item for `user`, unlocked (the Secret Service may prompt).
-    fn find<'a>(ss: &'a SecretService, user: &str) -> Result<Item<'a>, Failure> {
-        let mut found = ss.search_items(attributes(user)).map_err(|e| decode(&e))?;
-        if !found.locked.is_empty() {
-            let locked: Vec<&Item<'_>> = found.locked.iter().collect();
-            ss.unlock_all(&locked).map_err(|e| decode(&e))?;
-        }
-        found.unlocked.append(&mut found.locked);
-        match found.unlocked.len() {
-            0 => Err(Failure::NoEntry),
-            1 => Ok(found.unlocked.swap_remove(0)),
-            n => Err(Failure::Ambiguous(n)),
-        }
+        f(session)
     }
 
     pub(super) fn get(user: &str) -> Result<Zeroizing<Vec<u8>>, Failure> {
-        with(|ss| {
-            find(ss, user)?
-                .get_secret()
-                .map(Zeroizing::new)
-                .map_err(|e| decode(&e))
+        with(|session| {
+            let item = session.find(user)?;
+            // GetSecret: the item's secret, in our (plain) session.
+            let reply = call(&session.bus, &item, ITEM_IF, "GetSecret", (&session.path,))?;
+            read_secret(&reply)
         })
     }
 
     /// Replaces the secret of `user`'s item, or creates the item.
-    pub(super) fn set(user: &str, secret: &[u8]) -> Result<(), Failure> {
-        with(|ss| match find(ss, user) {
-            Ok(item) => item
-                .set_secret(secret, CONTENT_TYPE)
-                .map_err(|e| decode(&e)),
+    pub(super) fn set(user: &str, value: &[u8]) -> Result<(), Failure> {
+        with(|session| match session.find(user) {
+            Ok(item) => {
+                // SetSecret: replaces the item's secret.
+                let secret = (session.secret(value),);
+                call(&session.bus, &item, ITEM_IF, "SetSecret", secret).map(drop)
+            }
             Err(Failure::NoEntry) => {
-                let collection = ss.get_default_collection().map_err(|e| decode(&e))?;
-                if collection.is_locked().map_err(|e| decode(&e))? {
-                    collection.unlock().map_err(|e| decode(&e))?;
+                // ReadAlias: the default collection, "/" if there is none.
+                let alias = ("default",);
+                let reply = call(&session.bus, SERVICE_PATH, SERVICE_IF, "ReadAlias", alias)?;
+                let collection: Path<'_> = reply.read1()?;
+                if &*collection == NONE {
+                    return Err(Failure::Locked("there is no default collection".into()));
                 }
-                collection
-                    .create_item(
-                        &format!("keyring:{user}@{SERVICE}"),
-                        attributes(user),
-                        secret,
-                        true,
-                        CONTENT_TYPE,
-                    )
-                    .map(drop)
-                    .map_err(|e| platform(&e))
+                session.unlock(std::slice::from_ref(&collection))?;
+                // CreateItem: the new item, or a prompt to create it through.
+                let args = create_item_args(session.secret(value), user);
+                let reply = call(&session.bus, &collection, COLLECTION_IF, "CreateItem", args)?;
+                let (_, prompt): (Path<'_>, Path<'_>) = reply.read2()?;
+                session.prompt(&prompt)
             }
             Err(e) => Err(e),
         })
     }
 
     pub(super) fn delete(user: &str) -> Result<(), Failure> {
-        with(|ss| find(ss, user)?.delete().map_err(|e| decode(&e)))
+        with(|session| {
+            let item = session.find(user)?;
+            // Delete: removes the item, or returns a prompt to remove it through.
+            let prompt: Path<'_> = call(&session.bus, &item, ITEM_IF, "Delete", ())?.read1()?;
+            session.prompt(&prompt)
+        })
     }
 
-    fn decode(e: &DbusError) -> Failure {
-        match e {
-            DbusError::Locked | DbusError::NoResult | DbusError::Prompt => {
-                Failure::Locked(e.to_string())
+    impl Session {
+        fn open() -> Result<Self, Failure> {
+            let bus = Connection::new_session()?;
+            // OpenSession: a session whose secrets travel as they are.
+            let args = ("plain", Variant(""));
+            let reply = call(&bus, SERVICE_PATH, SERVICE_IF, "OpenSession", args)?;
+            let (_, path): (Variant<Box<dyn RefArg>>, Path<'_>) = reply.read2()?;
+            Ok(Self {
+                bus,
+                path: path.into_static(),
+            })
+        }
+
+        fn secret<'a>(&'a self, value: &'a [u8]) -> Secret<'a> {
+            (self.path.clone(), &[], value, CONTENT_TYPE)
+        }
+
+        /// The one item for `user`, unlocked (the Secret Service may prompt).
+        fn find(&self, user: &str) -> Result<Path<'static>, Failure> {
+            // SearchItems: the items with these attributes, unlocked and locked.
+            let args = (attributes(user),);
+            let reply = call(&self.bus, SERVICE_PATH, SERVICE_IF, "SearchItems", args)?;
+            let (mut unlocked, locked): (Vec<Path<'static>>, Vec<Path<'static>>) = reply.read2()?;
+            if !locked.is_empty() {
+                self.unlock(&locked)?;
+                unlocked.extend(locked);
             }
-            other => platform(other),
+            match unlocked.len() {
+                0 => Err(Failure::NoEntry),
+                1 => Ok(unlocked.swap_remove(0)),
+                n => Err(Failure::Ambiguous(n)),
+            }
+        }
+
+        fn unlock(&self, objects: &[Path<'_>]) -> Result<(), Failure> {
+            // Unlock: unlocks these items or collections (a no-op for those
+            // already unlocked), or returns a prompt to unlock them through.
+            let reply = call(&self.bus, SERVICE_PATH, SERVICE_IF, "Unlock", (objects,))?;
+            let (_, prompt): (Vec<Path<'_>>, Path<'_>) = reply.read2()?;
+            self.prompt(&prompt)
+        }
+
+        /// Shows the prompt at `prompt` (none if it is "/") and waits for the
+        /// user's answer: a dismissed prompt leaves the keychain locked.
+        fn prompt(&self, prompt: &Path<'_>) -> Result<(), Failure> {
+            if &**prompt == NONE {
+                return Ok(());
+            }
+            let (answered, answer) = mpsc::channel();
+            let rule = MatchRule::new_signal(PROMPT_IF, "Completed")
+                .with_sender(BUS_NAME)
+                .with_path(prompt.clone().into_static());
+            // AddMatch: the bus routes the prompt's Completed(dismissed, result) to us.
+            let token = self
+                .bus
+                .add_match(rule, move |(dismissed,): (bool,), _: &_, _: &_| {
+                    let _ = answered.send(dismissed);
+                    true
+                })?;
+            // Prompt: shows the dialog ("": it has no parent window).
+            let outcome = call(&self.bus, prompt, PROMPT_IF, "Prompt", ("",))
+                .and_then(|_| self.await_answer(prompt, &answer));
+            // RemoveMatch: no more signals from this prompt.
+            let _ = self.bus.remove_match(token);
+            outcome
+        }
+
+        fn await_answer(
+            &self,
+            prompt: &Path<'_>,
+            answer: &mpsc::Receiver<bool>,
+        ) -> Result<(), Failure> {
+            let deadline = Instant::now() + PROMPT_TIMEOUT;
+            loop {
+                match answer.try_recv() {
+                    Ok(false) => return Ok(()),
+                    Ok(true) => {
+                        return Err(Failure::Locked("the unlock prompt was dismissed".into()));
+                    }
+                    Err(mpsc::TryRecvError::Empty) => {}
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        return Err(Failure::Platform("the prompt's answer was lost".into()));
+                    }
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    // Dismiss: closes the dialog nobody answered.
+                    let _ = call(&self.bus, prompt, PROMPT_IF, "Dismiss", ());
+                    return Err(Failure::Locked(format!(
+                        "the unlock prompt was not answered within {} s",
+                        PROMPT_TIMEOUT.as_secs()
+                    )));
+                }
+                self.bus.process(left)?;
+            }
         }
     }
 
-    fn platform(e: &DbusError) -> Failure {
-        Failure::Platform(e.to_string())
+    /// Calls `method` of `interface` on the service's object at `path` and
+    /// waits for the reply.
+    fn call<'p>(
+        bus: &Connection,
+        path: impl Into<Path<'p>>,
+        interface: &str,
+        method: &str,
+        args: impl AppendAll,
+    ) -> Result<Message, Failure> {
+        let mut call = Message::new_method_call(BUS_NAME, path, interface, method)
+            .map_err(Failure::Platform)?;
+        args.append(&mut IterAppend::new(&mut call));
+        Ok(bus.send_with_reply_and_block(call, CALL_TIMEOUT)?)
+    }
+
+    fn attributes(user: &str) -> HashMap<String, String> {
+        HashMap::from([
+            ("service".to_owned(), SERVICE.to_owned()),
+            ("username".to_owned(), user.to_owned()),
+        ])
+    }
+
+    /// The arguments of `CreateItem` for `user`'s item: its label and
+    /// attributes, the secret, and `replace` (an item with the same
+    /// attributes is overwritten).
+    fn create_item_args<'a>(secret: Secret<'a>, user: &str) -> (PropMap, Secret<'a>, bool) {
+        let label = format!("keyring:{user}@{SERVICE}");
+        let properties = PropMap::from([
+            (
+                "org.freedesktop.Secret.Item.Label".to_owned(),
+                Variant(Box::new(label) as Box<dyn RefArg>),
+            ),
+            (
+                "org.freedesktop.Secret.Item.Attributes".to_owned(),
+                Variant(Box::new(attributes(user)) as Box<dyn RefArg>),
+            ),
+        ]);
+        (properties, secret, true)
+    }
+
+    /// The value in a `GetSecret` reply, copied straight from the message
+    /// into a buffer that is wiped when dropped.
+    fn read_secret(reply: &Message) -> Result<Zeroizing<Vec<u8>>, Failure> {
+        let (_, _, value, _): Secret<'_> = reply.read1()?;
+        Ok(Zeroizing::new(value.to_vec()))
+    }
+
+    impl From<dbus::Error> for Failure {
+        fn from(e: dbus::Error) -> Self {
+            Failure::Platform(format!("D-Bus error: {e}"))
+        }
+    }
+
+    impl From<TypeMismatchError> for Failure {
+        fn from(e: TypeMismatchError) -> Self {
+            Failure::Platform(format!("unexpected reply from the Secret Service: {e}"))
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn message(method: &str) -> Message {
+            Message::new_method_call(BUS_NAME, SERVICE_PATH, ITEM_IF, method).expect("message")
+        }
+
+        const SESSION: &str = "/org/freedesktop/secrets/session/s7";
+
+        #[test]
+        fn create_item_sends_the_keyring_crates_layout() {
+            let value: &[u8] = b"\x00sk\xff";
+            let secret = (Path::from(SESSION), &[][..], value, CONTENT_TYPE);
+            let mut call = message("CreateItem");
+            create_item_args(secret, "id/h").append(&mut IterAppend::new(&mut call));
+            // Read back as `a{sv}`, `(oayays)` and `b`, or fail.
+            let (properties, secret, replace): (PropMap, Secret<'_>, bool) =
+                call.read3().expect("read back");
+            assert!(replace, "an item with the same attributes must be replaced");
+            let label = properties["org.freedesktop.Secret.Item.Label"].0.as_str();
+            assert_eq!(label, Some("keyring:id/h@secret"));
+            let attributes = &properties["org.freedesktop.Secret.Item.Attributes"].0;
+            let attributes: HashMap<String, String> = attributes
+                .as_iter()
+                .expect("a dict")
+                .map(|x| x.as_str().map(str::to_owned))
+                .collect::<Option<Vec<String>>>()
+                .expect("strings")
+                .chunks(2)
+                .map(|kv| (kv[0].clone(), kv[1].clone()))
+                .collect();
+            assert_eq!(attributes, super::attributes("id/h"));
+            assert_eq!(attributes.len(), 2, "{attributes:?}");
+            assert_eq!(secret, (Path::from(SESSION), &[][..], value, CONTENT_TYPE));
+        }
+
+        #[test]
+        fn a_secret_reply_reads_back_byte_for_byte() {
+            for value in [&b""[..], b"x", b"\xff\xfe\x00ab", &[7; 4096]] {
+                let mut reply = message("GetSecret");
+                let secret: Secret<'_> = (Path::from(SESSION), &[], value, "text/plain");
+                reply = reply.append1(secret);
+                assert_eq!(read_secret(&reply).expect("read").as_slice(), value);
+            }
+        }
+
+        #[test]
+        fn a_reply_of_another_shape_is_a_platform_failure() {
+            for reply in [
+                message("GetSecret"),
+                message("GetSecret").append1("a string"),
+                message("GetSecret").append1((Path::from(SESSION), "params", "value", "t")),
+            ] {
+                match read_secret(&reply) {
+                    Err(Failure::Platform(message)) => {
+                        assert!(message.contains("unexpected reply"), "{message}");
+                    }
+                    other => panic!("{:?}", other.map(|v| v.len())),
+                }
+            }
+        }
     }
 }
 
