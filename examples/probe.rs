@@ -20,8 +20,7 @@
 
 use std::io::Write;
 
-use signal_hook::consts::signal::*;
-use signal_hook::iterator::Signals;
+use nix::sys::signal::{SigSet, Signal};
 
 fn ready(path: &str) {
     let tmp = format!("{path}.tmp");
@@ -33,30 +32,38 @@ fn ready(path: &str) {
 /// `ready_path` once listening. With `exit_on_term`, TERM ends the process.
 fn record_signals(log: &str, ready_path: &str, exit_on_term: bool) {
     let names = [
-        (SIGHUP, "HUP"),
-        (SIGINT, "INT"),
-        (SIGQUIT, "QUIT"),
-        (SIGTERM, "TERM"),
-        (SIGUSR1, "USR1"),
-        (SIGUSR2, "USR2"),
-        (SIGWINCH, "WINCH"),
-        (SIGALRM, "ALRM"),
-        (SIGCONT, "CONT"),
+        (Signal::SIGHUP, "HUP"),
+        (Signal::SIGINT, "INT"),
+        (Signal::SIGQUIT, "QUIT"),
+        (Signal::SIGTERM, "TERM"),
+        (Signal::SIGUSR1, "USR1"),
+        (Signal::SIGUSR2, "USR2"),
+        (Signal::SIGWINCH, "WINCH"),
+        (Signal::SIGALRM, "ALRM"),
+        (Signal::SIGCONT, "CONT"),
     ];
-    let mut signals = Signals::new(names.iter().map(|(s, _)| *s)).unwrap();
+    // Blocked (this thread is the only one) and taken with sigwait: each
+    // stays pending until read, even one our parent left ignored (Linux
+    // never discards a blocked signal). SIGCONT still continues us.
+    let mut signals = SigSet::empty();
+    for (s, _) in names {
+        signals.add(s);
+    }
+    signals.thread_block().unwrap();
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
     ready(ready_path);
-    for s in signals.forever() {
+    loop {
+        let s = signals.wait().unwrap();
         let name = names
             .iter()
             .find(|(n, _)| *n == s)
             .map_or("?", |(_, name)| name);
         writeln!(log, "{name}").unwrap();
-        if exit_on_term && s == SIGTERM {
+        if exit_on_term && s == Signal::SIGTERM {
             std::process::exit(0);
         }
     }

@@ -13,7 +13,7 @@
 
 use std::ffi::{CStr, CString, c_char};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use nix::errno::Errno;
 use nix::libc;
@@ -698,8 +698,16 @@ pub(crate) fn close_on_exec_inherited() {
     }
 }
 
+/// Whether a `Catcher` is alive: there is one handler, one wake-up pipe
+/// and one pending table per process, so a second one would steal the
+/// first one's signals, and dropping either would uninstall both.
+static CATCHING: AtomicBool = AtomicBool::new(false);
 /// The write end of the current `Catcher`'s wake-up pipe (-1: none).
 static WAKE: AtomicI32 = AtomicI32::new(-1);
+/// How many handlers are running: a `Catcher` closes the wake-up pipe
+/// only once none is, so none writes to a descriptor number the process
+/// has meanwhile reused.
+static HANDLING: AtomicU32 = AtomicU32::new(0);
 /// Per signal: 0, or `PENDING_BIT` | the `si_code` of the last arrival
 /// not yet collected.
 static PENDING: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
@@ -711,6 +719,9 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut li
     let Some(slot) = usize::try_from(sig).ok().and_then(|s| PENDING.get(s)) else {
         return;
     };
+    // Counted before `WAKE` is read: `Catcher::drop` clears `WAKE`, then
+    // waits for the count to be zero before it closes the descriptor.
+    HANDLING.fetch_add(1, Ordering::SeqCst);
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler
     // (checked for null all the same).
     let code = unsafe { info.as_ref() }.map_or(0, |i| i.si_code);
@@ -721,13 +732,15 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut li
     let fd = WAKE.load(Ordering::SeqCst);
     if fd >= 0 {
         // SAFETY: errno is saved and restored around write(2), which is
-        // async-signal-safe; a full pipe (EAGAIN) already wakes the reader.
+        // async-signal-safe; `fd` stays open until `HANDLING` is back to
+        // zero; a full pipe (EAGAIN) already wakes the reader.
         unsafe {
             let errno = *libc::__errno_location();
             libc::write(fd, [1u8].as_ptr().cast(), 1);
             *libc::__errno_location() = errno;
         }
     }
+    HANDLING.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// One signal collected by `Catcher::wait`.
@@ -739,31 +752,51 @@ pub(crate) struct Caught {
     pub from_kernel: bool,
 }
 
-/// Catches `signals` while one child is supervised: a handler of our own
-/// records each signal's last origin and wakes `wait` through a pipe, as
-/// signal-hook's iterator does, without its registry, whose per-signal
-/// copies of every handler cost more than the rest of a launch. One at a
-/// time; dropping it gives the signals their inherited disposition.
+/// Catches `signals`: a handler of our own records each signal's last
+/// origin and wakes `wait` through a pipe (the self-pipe of signal-hook's
+/// iterator, without its registry, whose per-signal copies of every
+/// handler cost more than the rest of a launch). Every part of `secret`
+/// that takes signals over uses it: `exec` and its terminal monitor while
+/// the child runs, `plugins run` and `broker run` for their whole life, on
+/// a thread of their own (`relay`).
+///
+/// The contract: one per process at a time. The handler, the wake-up
+/// pipe and the pending signals are process-wide, so `new` fails while
+/// another `Catcher` is alive rather than take its signals away. Dropping
+/// it gives the signals their inherited disposition (SIG_IGN if they were
+/// ignored when `secret` started, SIG_DFL otherwise).
 pub(crate) struct Catcher {
     wake_r: OwnedFd,
-    _wake_w: OwnedFd,
+    wake_w: Option<OwnedFd>,
     signals: Vec<i32>,
 }
 
 impl Catcher {
+    /// Installs the handler for `signals`; fails if another `Catcher` is
+    /// alive in this process.
     pub(crate) fn new(signals: &[i32]) -> std::io::Result<Self> {
         let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         nix::fcntl::fcntl(
             &wake_w,
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         )?;
+        if CATCHING
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ResourceBusy,
+                "signals are already caught elsewhere in this process",
+            ));
+        }
         for slot in &PENDING {
             slot.store(0, Ordering::SeqCst);
         }
         WAKE.store(wake_w.as_raw_fd(), Ordering::SeqCst);
+        // From here on, an early return drops it: CATCHING is released.
         let catcher = Self {
             wake_r,
-            _wake_w: wake_w,
+            wake_w: Some(wake_w),
             signals: signals.to_vec(),
         };
         for &sig in signals {
@@ -783,7 +816,11 @@ impl Catcher {
         Ok(catcher)
     }
 
-    /// Blocks until a signal came, then returns every signal pending.
+    /// Blocks until a signal came, then returns every signal pending, in
+    /// the order of their numbers. A signal that came again before it was
+    /// collected is returned once, as the kernel holds one pending
+    /// instance of each; the list may be empty (a wake-up whose signal an
+    /// earlier call already collected).
     pub(crate) fn wait(&self) -> Vec<Caught> {
         let mut buf = [0u8; 64];
         while let Err(Errno::EINTR) = nix::unistd::read(&self.wake_r, &mut buf) {}
@@ -799,11 +836,33 @@ impl Catcher {
             })
             .collect()
     }
+
+    /// Moves the catcher to a thread of its own (`plugins run`, `broker
+    /// run`) that hands each signal caught to `deliver`, in `wait`'s order,
+    /// until `deliver` returns false (its receiver is gone); the catcher is
+    /// then dropped. Until then the thread lives as long as the process:
+    /// at exit it is not joined, so the handler stays installed to the
+    /// end.
+    pub(crate) fn relay(
+        self,
+        mut deliver: impl FnMut(i32) -> bool + Send + 'static,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                loop {
+                    for caught in self.wait() {
+                        if !deliver(caught.signal) {
+                            return;
+                        }
+                    }
+                }
+            })
+    }
 }
 
 impl Drop for Catcher {
     fn drop(&mut self) {
-        WAKE.store(-1, Ordering::SeqCst);
         for &sig in &self.signals {
             let action = if ignored_at_start(sig) {
                 libc::SIG_IGN
@@ -813,6 +872,15 @@ impl Drop for Catcher {
             // SAFETY: installing SIG_DFL or SIG_IGN runs no handler code.
             unsafe { libc::signal(sig, action) };
         }
+        WAKE.store(-1, Ordering::SeqCst);
+        // A handler on another thread may have read the descriptor just
+        // before: it is closed only once that handler has written (a few
+        // instructions; a handler never blocks).
+        while HANDLING.load(Ordering::SeqCst) != 0 {
+            std::thread::yield_now();
+        }
+        drop(self.wake_w.take());
+        CATCHING.store(false, Ordering::SeqCst);
     }
 }
 
@@ -922,4 +990,63 @@ pub(crate) fn set_window_size(fd: RawFd, size: &nix::pty::Winsize) {
     // SAFETY: TIOCSWINSZ reads one `struct winsize` from the pointer, which
     // points at a live value of exactly that type.
     unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, std::ptr::from_ref(size)) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disposition(sig: i32) -> libc::sighandler_t {
+        // SAFETY: a null new action only reads the current one into a
+        // live, zeroed struct sigaction.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &raw mut old);
+            old.sa_sigaction
+        }
+    }
+
+    /// The only test that catches signals: the catcher is process-wide,
+    /// and the unit tests share a process.
+    #[test]
+    fn one_catcher_coalesces_orders_and_relays() {
+        fn sendable<T: Send>(_: &T) {}
+        let (usr1, usr2) = (libc::SIGUSR1, libc::SIGUSR2);
+        let catcher = Catcher::new(&[usr1, usr2]).expect("a first catcher");
+        sendable(&catcher);
+        let second = Catcher::new(&[usr1]).err().map(|e| e.kind());
+        assert_eq!(second, Some(std::io::ErrorKind::ResourceBusy));
+
+        // The refused second one took nothing: the first still catches.
+        // raise(3) is delivered to this thread before it returns.
+        for sig in [Signal::SIGUSR2, Signal::SIGUSR1, Signal::SIGUSR1] {
+            nix::sys::signal::raise(sig).expect("raise");
+        }
+        let caught = catcher.wait();
+        let numbers: Vec<i32> = caught.iter().map(|c| c.signal).collect();
+        assert_eq!(numbers, [usr1, usr2], "coalesced, in number order");
+        assert!(caught.iter().all(|c| !c.from_kernel));
+
+        drop(catcher);
+        assert_eq!(disposition(usr1), libc::SIG_DFL);
+        assert_eq!(disposition(usr2), libc::SIG_DFL);
+
+        // Free again once dropped; a relay ends when its receiver is gone
+        // and then lets go of the signals.
+        let catcher = Catcher::new(&[usr1]).expect("a catcher after the first");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let relay = catcher
+            .relay(move |sig| tx.send(sig).is_ok())
+            .expect("the relay thread");
+        nix::sys::signal::raise(Signal::SIGUSR1).expect("raise");
+        assert_eq!(
+            rx.recv_timeout(std::time::Duration::from_secs(10)),
+            Ok(usr1)
+        );
+        drop(rx);
+        nix::sys::signal::raise(Signal::SIGUSR1).expect("raise");
+        relay.join().expect("the relay ends");
+        assert_eq!(disposition(usr1), libc::SIG_DFL);
+        drop(Catcher::new(&[usr1]).expect("free after the relay"));
+    }
 }

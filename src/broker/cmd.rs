@@ -594,22 +594,20 @@ fn lifecycle(action: &'static str, outcome: String) -> Event {
 
 /// SIGHUP → reload; SIGTERM, SIGINT → stop.
 fn forward_signals(control: Sender<Control>) -> Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])
-        .map_err(|e| Error::io("installing signal handlers", e))?;
-    std::thread::spawn(move || {
-        for signal in signals.forever() {
-            let message = if signal == SIGHUP {
-                Control::Reload
-            } else {
-                Control::Stop
-            };
-            if control.send(message).is_err() {
-                break;
-            }
-        }
-    });
-    Ok(())
+    use nix::libc::{SIGHUP, SIGINT, SIGTERM};
+    crate::sys::Catcher::new(&[SIGHUP, SIGINT, SIGTERM])
+        .and_then(|signals| {
+            signals.relay(move |signal| {
+                let message = if signal == SIGHUP {
+                    Control::Reload
+                } else {
+                    Control::Stop
+                };
+                control.send(message).is_ok()
+            })
+        })
+        .map(drop)
+        .map_err(|e| Error::io("installing signal handlers", e))
 }
 
 /// One request to the broker's Unix socket; `None` when nothing answers.

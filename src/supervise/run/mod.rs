@@ -24,10 +24,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::libc as sig;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use signal_hook::consts::signal as sig;
 
 use super::config::{
     Color, Condition, OnFailed, OnSecretChange, Plugin, PluginsFile, Probe, Restart,
@@ -40,6 +40,7 @@ use super::{Host, SharedStore, status};
 use crate::audit::Event as AuditEvent;
 use crate::child::lease;
 use crate::error::{Error, Result};
+use crate::sys::Catcher;
 
 mod probes;
 mod reload;
@@ -306,17 +307,10 @@ pub(crate) fn run(config: PluginsFile, host: &Host<'_>) -> Result<u8> {
         }
     };
     let store = SharedStore::open_for(&config, host)?;
-    let mut signals =
-        signal_hook::iterator::Signals::new([sig::SIGTERM, sig::SIGINT, sig::SIGHUP, sig::SIGCHLD])
-            .map_err(|e| Error::io("installing signal handlers", e))?;
     let signal_tx = tx.clone();
-    std::thread::spawn(move || {
-        for s in signals.forever() {
-            if signal_tx.send(Wake::Signal(s)).is_err() {
-                break;
-            }
-        }
-    });
+    Catcher::new(&[sig::SIGTERM, sig::SIGINT, sig::SIGHUP, sig::SIGCHLD])
+        .and_then(|signals| signals.relay(move |s| signal_tx.send(Wake::Signal(s)).is_ok()))
+        .map_err(|e| Error::io("installing signal handlers", e))?;
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| Error::io("becoming a subreaper", e.into()))?;
     let keeper = Keeper::start()?;
