@@ -303,8 +303,13 @@ fn the_monitor_holds_no_value() {
     let command = read_pid(&ready);
     let _cleanup = KillOnDrop(command);
     let [_, monitor, secret] = job(command);
-    let cmdline = std::fs::read(format!("/proc/{monitor}/cmdline")).unwrap();
-    assert!(crate::util::contains(&cmdline, b"__pty-monitor"));
+    // The monitor starts the command before its own exec (it is still a
+    // vfork child of secret, sharing its memory, until then): wait for it.
+    let cmdline = || std::fs::read(format!("/proc/{monitor}/cmdline")).unwrap_or_default();
+    wait_for("the monitor's exec", || {
+        crate::util::contains(&cmdline(), b"__pty-monitor")
+    });
+    let cmdline = cmdline();
     assert!(!crate::util::contains(&cmdline, VALUE));
     assert_eq!(
         std::fs::read(format!("/proc/{monitor}/environ")).unwrap(),
