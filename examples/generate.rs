@@ -73,7 +73,11 @@ fn main() {
 
 /// One page for `cmd` and each visible subcommand, depth first.
 fn man_pages(cmd: &Command, dir: &Path) -> std::io::Result<()> {
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+    let added = |s: &&Command| s.get_name() == "help";
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && !added(s))
+    {
         man_pages(sub, dir)?;
     }
     let man = clap_mangen::Man::new(cmd.clone());
@@ -745,7 +749,10 @@ fn sections(path: &str) -> String {
 
 /// The file name and text of `shell`'s completion script.
 fn completion(shell: Shell) -> (&'static str, String) {
-    let mut cmd = visible(&secret::docs::command());
+    // Built first: the subcommands' arguments are deferred until then.
+    let mut full = secret::docs::command();
+    full.build();
+    let mut cmd = visible(&full, true);
     let mut generated = Vec::new();
     clap_complete::generate(shell, &mut cmd, "secret", &mut generated);
     let generated = String::from_utf8(generated).expect("UTF-8 completions");
@@ -760,21 +767,33 @@ fn completion(shell: Shell) -> (&'static str, String) {
 /// `cmd` without its hidden subcommands (clap has no way to remove one,
 /// and clap_complete offers hidden ones in places): rebuilt from the
 /// parts completion uses.
-fn visible(cmd: &Command) -> Command {
+///
+/// `cmd` is built (its deferred arguments are there): the arguments the
+/// build added (help and version, in subcommands the global ones and the
+/// version, the help subcommand) are left out, for `generate`'s own build to add again in
+/// their usual places.
+fn visible(cmd: &Command, root: bool) -> Command {
     fn leak(text: &str) -> &'static str {
         Box::leak(text.to_owned().into_boxed_str())
     }
+    let own = cmd.get_arguments().filter(|a| {
+        !matches!(a.get_id().as_str(), "help" | "version") && (root || !a.is_global_set())
+    });
     let mut out = Command::new(leak(cmd.get_name()))
         .subcommand_required(cmd.is_subcommand_required_set())
-        .args(cmd.get_arguments().cloned());
+        .args(own.cloned());
     if let Some(about) = cmd.get_about() {
         out = out.about(about.clone());
     }
-    if let Some(version) = cmd.get_version() {
+    if let Some(version) = cmd.get_version().filter(|_| root) {
         out = out.version(leak(version));
     }
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        out = out.subcommand(visible(sub));
+    let added = |s: &&Command| s.get_name() == "help";
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && !added(s))
+    {
+        out = out.subcommand(visible(sub, false));
     }
     out
 }
