@@ -18,6 +18,7 @@ mod import;
 mod keychain;
 mod lifecycle;
 mod limits;
+mod link;
 mod mask;
 mod plugins;
 mod process;

@@ -1,0 +1,55 @@
+//! Link arguments of the `secret` binary on x86_64 Linux, where rustc links
+//! with its bundled LLD (the default since Rust 1.90, Cargo.toml's
+//! rust-version). None changes what the program does (README, "Weight" and
+//! "Launch cost"):
+//!
+//! - `-z pack-relative-relocs`: the ~6,900 relative relocations of the
+//!   position-independent executable take 2 KB (DT_RELR) instead of 165 KB;
+//!   glibc 2.36 or newer applies them.
+//! - `link/launch.ld`: the functions a launch runs, placed together at the
+//!   start of the code, so that a launch maps a few hundred KB of it
+//!   instead of most of it (written by `link/launch-order.py`). Not with
+//!   `--icf=all` (50 KB less code): the copy a fold keeps can lie outside
+//!   the launch section, which then maps its page run after all.
+
+use std::path::Path;
+
+fn main() {
+    println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed=link/launch.ld");
+    println!("cargo::rerun-if-env-changed=SECRET_NO_LAUNCH_ORDER");
+    if std::env::var("TARGET").as_deref() != Ok("x86_64-unknown-linux-gnu") {
+        return;
+    }
+    let Ok(root) = std::env::var("CARGO_MANIFEST_DIR") else {
+        return;
+    };
+    let script = Path::new(&root).join("link").join("launch.ld");
+    println!("cargo::rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    if let Some(dir) = libgcc_eh_dir() {
+        println!("cargo::rustc-link-search=native={}", dir.display());
+        println!("cargo::rustc-link-lib=static=gcc_eh");
+    }
+    // Set by link/launch-order.py, which builds the binary it traces.
+    if std::env::var_os("SECRET_NO_LAUNCH_ORDER").is_none() {
+        println!("cargo::rustc-link-arg-bins=-Wl,-T,{}", script.display());
+    }
+}
+
+/// Where the C compiler keeps `libgcc_eh.a`, the static build of the
+/// unwinder (std's backtraces call it): linked from there, the binary does
+/// not load `libgcc_s.so.1`, whose start-up code alone runs seven CPUID
+/// instructions (each a trap to the hypervisor on a virtual machine).
+fn libgcc_eh_dir() -> Option<std::path::PathBuf> {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    let out = std::process::Command::new(cc)
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+        .ok()?;
+    let path = std::path::PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    // An unknown file is printed back as its bare name.
+    if !path.is_absolute() || !path.is_file() {
+        return None;
+    }
+    path.parent().map(Path::to_path_buf)
+}
