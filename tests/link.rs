@@ -44,5 +44,8 @@ fn the_launch_path_is_laid_out_together_before_the_rest_of_the_code() {
 fn relocations_are_packed_and_libgcc_s_is_not_loaded() {
     let dynamic = readelf("-d");
     assert!(dynamic.contains("(RELR)"), "no DT_RELR:\n{dynamic}");
-    assert!(!dynamic.contains("libgcc_s"), "libgcc_s is needed:\n{dynamic}");
+    assert!(
+        !dynamic.contains("libgcc_s"),
+        "libgcc_s is needed:\n{dynamic}"
+    );
 }
