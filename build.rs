@@ -6,6 +6,12 @@
 //! - `-z pack-relative-relocs`: the ~6,900 relative relocations of the
 //!   position-independent executable take 2 KB (DT_RELR) instead of 165 KB;
 //!   glibc 2.36 or newer applies them.
+//! - `link/no-unwind-tables.ld`, release builds only: `.eh_frame` is
+//!   discarded, 0.46 MB. With `panic = "abort"` nothing unwinds; the tables
+//!   only served backtraces, so a panic prints its message and location
+//!   without one (and a debugger cannot walk the stack of a stripped
+//!   release binary either). rustc's `-C force-unwind-tables=no` does not
+//!   remove them under LTO with the precompiled std.
 //! - `link/launch.ld`: the functions a launch runs, placed together at the
 //!   start of the code, so that a launch maps a few hundred KB of it
 //!   instead of most of it (written by `link/launch-order.py`). Not with
@@ -17,6 +23,7 @@ use std::path::Path;
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=link/launch.ld");
+    println!("cargo::rerun-if-changed=link/no-unwind-tables.ld");
     println!("cargo::rerun-if-env-changed=SECRET_NO_LAUNCH_ORDER");
     if std::env::var("TARGET").as_deref() != Ok("x86_64-unknown-linux-gnu") {
         return;
@@ -32,6 +39,12 @@ fn main() {
     }
     // Set by link/launch-order.py, which builds the binary it traces.
     if std::env::var_os("SECRET_NO_LAUNCH_ORDER").is_none() {
+        println!("cargo::rustc-link-arg-bins=-Wl,-T,{}", script.display());
+    }
+    // The release profile aborts on panic (Cargo.toml); PROFILE says
+    // "release" for it and the profiles that inherit it (bench).
+    if std::env::var("PROFILE").as_deref() == Ok("release") {
+        let script = Path::new(&root).join("link").join("no-unwind-tables.ld");
         println!("cargo::rustc-link-arg-bins=-Wl,-T,{}", script.display());
     }
 }

@@ -102,7 +102,8 @@ def main():
         # below skip Argon2id, as a launch after `secret unlock` does.
         run([binary, "unlock", "--for", "10m"], env=env, stdout=subprocess.DEVNULL)
         del env["SECRET_PASSPHRASE"]
-        for mode in ([], ["--exec"]):
+        # A command found through PATH (the usual case) and one by path.
+        for mode, command in (([], "true"), (["--exec"], "/bin/true")):
             run(
                 [
                     "valgrind", "--tool=callgrind", "--demangle=no",
@@ -110,7 +111,7 @@ def main():
                     # --exec replaces the process: dump before it does.
                     "--dump-before=execve",
                     "--callgrind-out-file=" + os.path.join(out, "cg.%p"),
-                    binary, "exec", *mode, "--env", "K=@k", "--", "/bin/true",
+                    binary, "exec", *mode, "--env", "K=@k", "--", command,
                 ],
                 env=env, stderr=subprocess.DEVNULL,
             )
