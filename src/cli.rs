@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The help heading of the options every subcommand takes.
+const GLOBAL: &str = "Global options";
+
 /// Keep API keys out of files, history, logs and prompts: hand each one only
 /// to the process that needs it.
 ///
@@ -19,8 +22,6 @@ use clap::{Args, Parser, Subcommand};
 /// shell reports 128+N; as PID 1, secret exits 128+N); 125 when secret itself
 /// failed (the command did not run), 126 when the command cannot be executed
 /// and 127 when it is not found.
-/// The help heading of the options every subcommand takes.
-const GLOBAL: &str = "Global options";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,7 +30,28 @@ const GLOBAL: &str = "Global options";
     propagate_version = true,
     max_term_width = 100
 )]
-pub(crate) struct Cli {
+pub(crate) struct Root<C: Subcommand> {
+    #[command(flatten)]
+    pub globals: Globals,
+
+    #[command(subcommand)]
+    pub command: C,
+}
+
+/// The whole command line.
+pub(crate) type Cli = Root<Command>;
+
+/// `secret exec …` and `secret run …` on their own, for the launch path
+/// (lib.rs `parse`): the same root and argument structs as `Cli`, without
+/// the other subcommands, which a launch would otherwise build and copy
+/// the global options into. Help, version and every error come from `Cli`
+/// (a failed parse here is parsed again there).
+pub(crate) type LaunchCli = Root<Launch>;
+
+// The options every subcommand takes, before or after its name (a `//`
+// comment: a doc comment on a flattened struct becomes about text).
+#[derive(Debug, Args)]
+pub(crate) struct Globals {
     /// Read the vault passphrase from file descriptor N.
     ///
     /// Takes precedence over SECRET_PASSPHRASE and the terminal prompt. The
@@ -48,15 +70,28 @@ pub(crate) struct Cli {
         help_heading = GLOBAL
     )]
     pub scope: Option<String>,
-
-    #[command(subcommand)]
-    pub command: Command,
 }
 
-// `defer`: a subcommand's arguments are built only when it is the one
-// parsed (or for help, man pages and completions), not on every launch:
-// about 150 k instructions of `secret exec`. Args structs carry `//`, not
-// `///`, comments: a deferred doc comment would replace the about text.
+// The subcommands of `LaunchCli`: variants of `Command`.
+#[derive(Debug, Subcommand)]
+#[command(defer = true)]
+pub(crate) enum Launch {
+    Exec(ExecArgs),
+    Run(RunArgs),
+}
+
+impl From<LaunchCli> for Cli {
+    fn from(launch: LaunchCli) -> Self {
+        Self {
+            globals: launch.globals,
+            command: match launch.command {
+                Launch::Exec(args) => Command::Exec(args),
+                Launch::Run(args) => Command::Run(args),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 pub(crate) enum Command {
@@ -717,4 +752,113 @@ pub(crate) fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
         ),
         e => format!("not a duration ({e}); write {SYNTAX}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn the_launch_parser_reads_a_launch_as_the_whole_one_does() {
+        let launches: &[&[&str]] = &[
+            &["secret", "exec", "--env", "K=@k", "--", "true"],
+            &[
+                "secret",
+                "exec",
+                "-e",
+                "K=@k",
+                "-e",
+                "L=vault://a/b#c",
+                "printf",
+                "%s",
+                "-x",
+            ],
+            &[
+                "secret",
+                "exec",
+                "--env-file",
+                ".env.secret",
+                "--file",
+                "F=@f",
+                "-i",
+                "--keep",
+                "LC_*",
+                "--unset",
+                "X",
+                "--exec",
+                "--consumer",
+                "agent",
+                "--purpose",
+                "ci",
+                "--mask",
+                "--subreaper",
+                "--stop-timeout",
+                "5s",
+                "--death-signal",
+                "TERM",
+                "--scope",
+                "team/ws",
+                "--passphrase-fd",
+                "3",
+                "--",
+                "sh",
+                "-c",
+                "exit 3",
+            ],
+            &[
+                "secret",
+                "exec",
+                "--proxy",
+                "K=@k",
+                "--proxy-egress",
+                "deny",
+                "--no-mask",
+                "curl",
+            ],
+            &["secret", "run", "bash", "./script.sh", "--flag", "arg"],
+            &["secret", "run", "--check", "bash", "./script.sh"],
+        ];
+        for argv in launches {
+            let whole = Cli::try_parse_from(*argv).expect("Cli parses it");
+            let launch = Cli::from(LaunchCli::try_parse_from(*argv).expect("LaunchCli parses it"));
+            assert_eq!(format!("{launch:?}"), format!("{whole:?}"), "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn what_the_launch_parser_refuses_is_left_to_the_whole_one() {
+        let refused: &[&[&str]] = &[
+            &["secret", "exec", "--help"],
+            &["secret", "exec", "-V"],
+            &["secret", "exec"],
+            &["secret", "exec", "--env"],
+            &["secret", "exec", "--proxy-egress", "sometimes", "true"],
+            &["secret", "run", "--stop-timeout", "1000y", "bash"],
+        ];
+        for argv in refused {
+            let launch = LaunchCli::try_parse_from(*argv)
+                .map(|l| format!("{l:?}"))
+                .expect_err(&format!("LaunchCli refuses {argv:?}"));
+            let whole = Cli::try_parse_from(*argv).expect_err("Cli refuses it too");
+            assert_eq!(launch.kind(), whole.kind(), "{argv:?}");
+        }
+        LaunchCli::command().debug_assert();
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_root_help_says_what_secret_is_and_its_exit_codes() {
+        let root = Cli::command();
+        let about = root
+            .get_about()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(about.starts_with("Keep API keys out of files"), "{about:?}");
+        let long = root
+            .get_long_about()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(long.contains("Exit codes: 0 success"), "{long:?}");
+    }
 }

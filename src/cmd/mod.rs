@@ -23,7 +23,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<u8> {
     // Before any thread or child exists: nothing we start may possess the
     // unlock cache's keyring.
     crate::unlock::isolate_children()?;
-    let mut ctx = Context::load(cli.passphrase_fd, cli.scope.as_deref())?;
+    let mut ctx = Context::load(cli.globals.passphrase_fd, cli.globals.scope.as_deref())?;
     match cli.command {
         Command::Init { backend } => vault::init(&ctx, backend.into()),
         Command::Unlock { duration } => vault::unlock(&ctx, duration),
