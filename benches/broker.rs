@@ -19,7 +19,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,8 +29,8 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 
 use support::{
-    Killed, VALUE, certificates, client_tls, free_port, home_with_key, mib, mitmdump_present, ms,
-    percentile, rss_kib, run_ok, secret, upstream, wait_port,
+    Killed, RssPeak, VALUE, certificates, client_tls, free_port, home_with_key, mib,
+    mitmdump_present, ms, percentile, rss_kib, run_ok, secret, upstream, wait_port,
 };
 
 const CALLERS: usize = 64;
@@ -123,17 +123,7 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, pid: Option<u32>) -> Figure
             ttfb.push(once(&mut caller, t, "/stream").await.0);
         }
         let done = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(0));
-        let sampler = pid.map(|pid| {
-            let (stop, peak) = (Arc::clone(&stop), Arc::clone(&peak));
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            })
-        });
+        let sampler = pid.map(RssPeak::start);
         let start = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..CALLERS {
@@ -150,16 +140,13 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, pid: Option<u32>) -> Figure
             task.await.unwrap();
         }
         let rps = done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
-        stop.store(true, Ordering::Relaxed);
-        if let Some(s) = sampler {
-            s.join().unwrap();
-        }
+        let rss_load_kib = sampler.map(RssPeak::peak);
         Figures {
             median: percentile(&mut lat, 0.5),
             p99: percentile(&mut lat, 0.99),
             rps,
             ttfb: percentile(&mut ttfb, 0.5),
-            rss_load_kib: pid.map(|_| peak.load(Ordering::Relaxed)),
+            rss_load_kib,
         }
     })
 }

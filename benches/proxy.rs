@@ -40,8 +40,8 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::{
-    Killed, VALUE, certificates, client_tls, free_port, home_with_key, mib, mitmdump_present, ms,
-    percentile, run_ok, secret, status_kib, upstream, wait_port,
+    Killed, RssPeak, VALUE, certificates, client_tls, free_port, home_with_key, mib,
+    mitmdump_present, ms, percentile, run_ok, secret, status_kib, upstream, wait_port,
 };
 
 const CLIENTS: usize = 16;
@@ -172,17 +172,7 @@ fn measure(r: &Route, proxy_pid: Option<u32>) -> Figures {
         .enable_all()
         .build()
         .unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampler = proxy_pid.map(|pid| {
-        let (stop, peak) = (Arc::clone(&stop), Arc::clone(&peak));
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                peak.fetch_max(status_kib(pid, "VmRSS:"), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    });
+    let sampler = proxy_pid.map(RssPeak::start);
     let mut figures = rt.block_on(async {
         let mut client = open(r).await;
         for _ in 0..200 {
@@ -226,11 +216,7 @@ fn measure(r: &Route, proxy_pid: Option<u32>) -> Figures {
             hwm_kib: proxy_pid.map(|pid| status_kib(pid, "VmHWM:")),
         }
     });
-    stop.store(true, Ordering::Relaxed);
-    if let Some(s) = sampler {
-        s.join().unwrap();
-        figures.rss_kib = Some(peak.load(Ordering::Relaxed));
-    }
+    figures.rss_kib = sampler.map(RssPeak::peak);
     figures
 }
 
