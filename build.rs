@@ -1,7 +1,7 @@
 //! Link arguments of the `secret` binary on x86_64 Linux, where rustc links
 //! with its bundled LLD (the default since Rust 1.90, Cargo.toml's
-//! rust-version). None changes what the program does (README, "Weight" and
-//! "Launch cost"):
+//! rust-version). None changes what the program does (README,
+//! "Performance"):
 //!
 //! - `-z pack-relative-relocs`: the ~6,900 relative relocations of the
 //!   position-independent executable take 2 KB (DT_RELR) instead of 165 KB;
@@ -31,7 +31,11 @@ fn main() {
     let Ok(root) = std::env::var("CARGO_MANIFEST_DIR") else {
         return;
     };
-    let script = Path::new(&root).join("link").join("launch.ld");
+    // A linker script of link/, passed to the binary's link.
+    let script = |name: &str| {
+        let path = Path::new(&root).join("link").join(name);
+        println!("cargo::rustc-link-arg-bins=-Wl,-T,{}", path.display());
+    };
     println!("cargo::rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     if let Some(dir) = libgcc_eh_dir() {
         println!("cargo::rustc-link-search=native={}", dir.display());
@@ -39,13 +43,12 @@ fn main() {
     }
     // Set by link/launch-order.py, which builds the binary it traces.
     if std::env::var_os("SECRET_NO_LAUNCH_ORDER").is_none() {
-        println!("cargo::rustc-link-arg-bins=-Wl,-T,{}", script.display());
+        script("launch.ld");
     }
     // The release profile aborts on panic (Cargo.toml); PROFILE says
     // "release" for it and the profiles that inherit it (bench).
     if std::env::var("PROFILE").as_deref() == Ok("release") {
-        let script = Path::new(&root).join("link").join("no-unwind-tables.ld");
-        println!("cargo::rustc-link-arg-bins=-Wl,-T,{}", script.display());
+        script("no-unwind-tables.ld");
     }
 }
 
