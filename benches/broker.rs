@@ -19,7 +19,6 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,8 +28,9 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 
 use support::{
-    Killed, RssPeak, VALUE, certificates, client_tls, free_port, home_with_key, mib,
-    mitmdump_present, ms, percentile, rss_kib, run_ok, secret, upstream, wait_port,
+    Killed, RssPeak, VALUE, certificates, client_tls, current_thread, free_port, home_with_key,
+    mib, mitmdump_present, ms, percentile, rss_kib, run_ok, secret, throughput, upstream,
+    wait_port,
 };
 
 const CALLERS: usize = 64;
@@ -108,8 +108,8 @@ struct Figures {
     rss_load_kib: Option<u64>,
 }
 
-fn measure(rt: &tokio::runtime::Runtime, t: &Target, pid: Option<u32>) -> Figures {
-    rt.block_on(async {
+fn measure(t: &Target, pid: Option<u32>) -> Figures {
+    let (mut lat, mut ttfb) = current_thread().block_on(async {
         let mut caller = connect(t).await;
         for _ in 0..200 {
             once(&mut caller, t, "/small").await;
@@ -122,33 +122,24 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, pid: Option<u32>) -> Figure
         for _ in 0..TTFB_RUNS {
             ttfb.push(once(&mut caller, t, "/stream").await.0);
         }
-        let done = Arc::new(AtomicU64::new(0));
-        let sampler = pid.map(RssPeak::start);
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..CALLERS {
-            let (t, done) = (t.clone(), Arc::clone(&done));
-            tasks.push(tokio::spawn(async move {
-                let mut caller = connect(&t).await;
-                while start.elapsed() < LOAD_FOR {
-                    once(&mut caller, &t, "/small").await;
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap();
-        }
-        let rps = done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
-        let rss_load_kib = sampler.map(RssPeak::peak);
-        Figures {
-            median: percentile(&mut lat, 0.5),
-            p99: percentile(&mut lat, 0.99),
-            rps,
-            ttfb: percentile(&mut ttfb, 0.5),
-            rss_load_kib,
-        }
-    })
+        (lat, ttfb)
+    });
+    let sampler = pid.map(RssPeak::start);
+    let rps = throughput(
+        CALLERS,
+        LOAD_FOR,
+        async || connect(t).await,
+        async |caller| {
+            once(caller, t, "/small").await;
+        },
+    );
+    Figures {
+        median: percentile(&mut lat, 0.5),
+        p99: percentile(&mut lat, 0.99),
+        rps,
+        ttfb: percentile(&mut ttfb, 0.5),
+        rss_load_kib: sampler.map(RssPeak::peak),
+    }
 }
 
 /// The broker for `upstream_port`: (process, its TCP port, caller token).
@@ -229,11 +220,6 @@ fn main() {
     let broker_pid = broker_process.0.id();
     let mitm = mitmproxy(dir.path(), &ca, upstream_port);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let direct = Target {
         port: upstream_port,
         tls: Some(client_tls),
@@ -247,8 +233,8 @@ fn main() {
         headers: vec![("authorization".into(), format!("Bearer {token}"))],
     };
     let rss_idle = rss_kib(broker_pid);
-    let d = measure(&rt, &direct, None);
-    let b = measure(&rt, &brokered, Some(broker_pid));
+    let d = measure(&direct, None);
+    let b = measure(&brokered, Some(broker_pid));
     let m = mitm.as_ref().map(|(child, port)| {
         let target = Target {
             port: *port,
@@ -256,7 +242,7 @@ fn main() {
             prefix: String::new(),
             headers: Vec::new(),
         };
-        measure(&rt, &target, Some(child.0.id()))
+        measure(&target, Some(child.0.id()))
     });
 
     println!("\nsecret broker vs direct vs mitmproxy (loopback HTTPS upstream, one run)");

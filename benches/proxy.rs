@@ -28,7 +28,6 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64ct::Encoding;
@@ -40,8 +39,9 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::{
-    Killed, RssPeak, VALUE, certificates, client_tls, free_port, home_with_key, mib,
-    mitmdump_present, ms, percentile, run_ok, secret, status_kib, upstream, wait_port,
+    Killed, RssPeak, VALUE, certificates, client_tls, current_thread, free_port, home_with_key,
+    mib, mitmdump_present, ms, percentile, run_ok, secret, status_kib, throughput, upstream,
+    wait_port,
 };
 
 const CLIENTS: usize = 16;
@@ -167,13 +167,8 @@ impl Figures {
 }
 
 fn measure(r: &Route, proxy_pid: Option<u32>) -> Figures {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let sampler = proxy_pid.map(RssPeak::start);
-    let mut figures = rt.block_on(async {
+    let (mut warm, mut new) = current_thread().block_on(async {
         let mut client = open(r).await;
         for _ in 0..200 {
             once(&mut client, r).await;
@@ -189,35 +184,25 @@ fn measure(r: &Route, proxy_pid: Option<u32>) -> Figures {
             once(&mut c, r).await;
             new.push(start.elapsed());
         }
-        let done = Arc::new(AtomicU64::new(0));
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..CLIENTS {
-            let (r, done) = (r.clone(), Arc::clone(&done));
-            tasks.push(tokio::spawn(async move {
-                let mut client = open(&r).await;
-                while start.elapsed() < LOAD_FOR {
-                    once(&mut client, &r).await;
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap();
-        }
-        let rps = done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
-        Figures {
-            warm_p50: percentile(&mut warm, 0.5),
-            warm_p99: percentile(&mut warm, 0.99),
-            new_p50: percentile(&mut new, 0.5),
-            new_p99: percentile(&mut new, 0.99),
-            rps,
-            rss_kib: None,
-            hwm_kib: proxy_pid.map(|pid| status_kib(pid, "VmHWM:")),
-        }
+        (warm, new)
     });
-    figures.rss_kib = sampler.map(RssPeak::peak);
-    figures
+    let rps = throughput(
+        CLIENTS,
+        LOAD_FOR,
+        async || open(r).await,
+        async |client| {
+            once(client, r).await;
+        },
+    );
+    Figures {
+        warm_p50: percentile(&mut warm, 0.5),
+        warm_p99: percentile(&mut warm, 0.99),
+        new_p50: percentile(&mut new, 0.5),
+        new_p99: percentile(&mut new, 0.99),
+        rps,
+        rss_kib: sampler.map(RssPeak::peak),
+        hwm_kib: proxy_pid.map(|pid| status_kib(pid, "VmHWM:")),
+    }
 }
 
 /// The child of `secret exec --proxy`: measures through the proxy with

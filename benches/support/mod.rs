@@ -306,6 +306,58 @@ impl RssPeak {
     }
 }
 
+/// Requests per second that `clients` keep-alive clients reach in
+/// `duration`: each is made by `connect` and then sends `request` after
+/// `request` until the time is up. The clients are shared out between two
+/// threads with a current-thread runtime each (a load from both cores;
+/// tokio's multi-thread scheduler would also be compiled into the
+/// `secret` binary that `cargo bench` builds, which must not change).
+pub(crate) fn throughput<T>(
+    clients: usize,
+    duration: Duration,
+    connect: impl AsyncFn() -> T + Sync,
+    request: impl AsyncFn(&mut T) + Sync,
+) -> f64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const THREADS: usize = 2;
+    let done = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS {
+            let share = clients / THREADS + usize::from(thread < clients % THREADS);
+            let (connect, request, done) = (&connect, &request, &done);
+            scope.spawn(move || {
+                let client = async || {
+                    let mut client = connect().await;
+                    while start.elapsed() < duration {
+                        request(&mut client).await;
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                };
+                let mut running: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> =
+                    (0..share).map(|_| Box::pin(client()) as _).collect();
+                current_thread().block_on(std::future::poll_fn(|cx| {
+                    running.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+                    if running.is_empty() {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                }));
+            });
+        }
+    });
+    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A tokio runtime on the calling thread, I/O and timers enabled.
+pub(crate) fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 pub(crate) fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }

@@ -5,8 +5,8 @@
 //! resolve, is denied, or its grant's `allowed_hosts` leaves out the
 //! upstream), then serve until SIGTERM; SIGHUP (or `token --rotate`)
 //! reloads. The store stays on this thread (it is not `Send`); the server
-//! runs on a 2-worker tokio runtime and only ever sees finished route
-//! tables.
+//! runs on its own thread's tokio runtime (`runtime`) and only ever sees
+//! finished route tables.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 
 use super::config::{Config, Route};
 use super::limit::Bucket;
+use super::runtime::Runtime;
 use super::serve::{self, Control, Live, Shared, Table};
 use super::status::{self, Audit, Snapshot, Stats};
 use super::token;
@@ -437,11 +438,7 @@ fn run(config: Config, host: &Host<'_>) -> Result<u8> {
     let (control_tx, control_rx) = std::sync::mpsc::channel::<Control>();
     forward_signals(control_tx.clone())?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_io()
-        .enable_time()
-        .build()
+    let runtime = Runtime::start("secret-broker")
         .map_err(|e| Error::io("starting the broker's runtime", e))?;
     let (audit, audit_writer) = Audit::start(host.paths);
     let shared = Arc::new(Shared {
@@ -517,7 +514,7 @@ fn run(config: Config, host: &Host<'_>) -> Result<u8> {
             let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
         }
     });
-    runtime.shutdown_timeout(Duration::from_secs(1));
+    drop(runtime);
     let mut last = shared.summaries();
     last.push(lifecycle("broker-stop", "stopped".into()));
     shared.audit.record(last);

@@ -19,6 +19,7 @@
 //! - `serve`: listeners, connections and the request handler;
 //! - `upstream`: TLS client connections, pooled, with timeouts (no route
 //!   or secret knowledge, for reuse by an intercepting proxy);
+//! - `runtime`: the one-thread tokio runtime both servers run on;
 //! - `status`: counters, the status snapshot, the audit writer and
 //!   summaries;
 //! - `proxy`, `intercept`, `ca`, `placeholder`, `substitute`: `secret
@@ -37,6 +38,7 @@ pub mod limit;
 pub mod placeholder;
 pub mod proxy;
 pub mod route;
+pub mod runtime;
 pub mod serve;
 pub mod status;
 pub mod substitute;

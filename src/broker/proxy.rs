@@ -21,21 +21,21 @@
 //! supervisor runs one server and admits each plugin with
 //! `secret_proxy_refs` under its id, for one run of it.
 //!
-//! The proxy runs on a 2-worker tokio runtime inside `secret` for exactly
-//! as long as it is needed: `Running` (exec) stops it when dropped. The
-//! values stay in `secret`'s memory meanwhile (that is what swapping them
-//! in takes).
+//! The proxy runs on its own thread's tokio runtime inside `secret` (see
+//! `runtime`) for exactly as long as it is needed: `Running` (exec) stops
+//! it when dropped. The values stay in `secret`'s memory meanwhile (that
+//! is what swapping them in takes).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use zeroize::Zeroizing;
 
 use super::ca::Authority;
 use super::intercept::{Counts, PROXY_USER, Proxy, Tenant};
 use super::placeholder;
+use super::runtime::Runtime;
 use super::status::Audit;
 use super::substitute::{Proxied, Table};
 use super::token;
@@ -207,11 +207,11 @@ pub fn allowed_hosts(
     }
 }
 
-/// A running proxy: a loopback listener on a 2-worker runtime, serving
-/// every consumer admitted to it. Dropping it stops the proxy (after every
+/// A running proxy: a loopback listener on its own thread's runtime,
+/// serving every consumer admitted to it. Dropping it stops the proxy (after every
 /// [`Admission`] is gone, so their summaries reach the audit trail).
 pub struct Server {
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: Option<Runtime>,
     proxy: Option<Arc<Proxy>>,
     writer: Option<std::thread::JoinHandle<()>>,
     port: u16,
@@ -227,12 +227,7 @@ impl Server {
             .local_addr()
             .map_err(|e| Error::io("starting the proxy", e))?
             .port();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("secret-proxy")
-            .enable_io()
-            .enable_time()
-            .build()
+        let runtime = Runtime::start("secret-proxy")
             .map_err(|e| Error::io("starting the proxy's runtime", e))?;
         let (audit, writer) = Audit::start(paths);
         let upstream_ca = config
@@ -331,9 +326,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(1));
-        }
+        drop(self.runtime.take());
         // Every task is gone with the runtime: when this was the last
         // reference, dropping it ends the audit writer, which is waited for.
         if let Some(proxy) = self.proxy.take()
