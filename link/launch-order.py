@@ -36,12 +36,9 @@ OUT = os.path.join(ROOT, "link", "launch.ld")
 PASSPHRASE = "launch-order passphrase"
 
 # Code that runs in every launch but never shows in a callgrind trace: the
-# vfork child (valgrind runs it as a separate, untraced process) and the
-# SHA-NI compression function (valgrind does not emulate SHA-NI, so the
-# trace shows the portable one instead).
+# vfork child (valgrind runs it as a separate, untraced process).
 ALWAYS = [
     "_ZN6secret3sys*",
-    "_ZN4sha26sha2563x86*",
 ]
 
 
