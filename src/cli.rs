@@ -7,8 +7,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub(crate) mod launch;
+
 /// The help heading of the options every subcommand takes.
 const GLOBAL: &str = "Global options";
+
+// Defaults, for clap and for `launch`, which fills them in as clap does.
+const DEFAULT_CONSUMER: &str = "exec";
+const DEFAULT_EGRESS: &str = "allow";
+const DEFAULT_STOP_TIMEOUT: &str = "10s";
+const DEFAULT_DEATH_SIGNAL: &str = "TERM";
 
 /// Keep API keys out of files, history, logs and prompts: hand each one only
 /// to the process that needs it.
@@ -41,13 +49,6 @@ pub(crate) struct Root<C: Subcommand> {
 /// The whole command line.
 pub(crate) type Cli = Root<Command>;
 
-/// `secret exec …` and `secret run …` on their own, for the launch path
-/// (lib.rs `parse`): the same root and argument structs as `Cli`, without
-/// the other subcommands, which a launch would otherwise build and copy
-/// the global options into. Help, version and every error come from `Cli`
-/// (a failed parse here is parsed again there).
-pub(crate) type LaunchCli = Root<Launch>;
-
 // The options every subcommand takes, before or after its name (a `//`
 // comment: a doc comment on a flattened struct becomes about text).
 #[derive(Debug, Args)]
@@ -70,26 +71,6 @@ pub(crate) struct Globals {
         help_heading = GLOBAL
     )]
     pub scope: Option<String>,
-}
-
-// The subcommands of `LaunchCli`: variants of `Command`.
-#[derive(Debug, Subcommand)]
-#[command(defer = true)]
-pub(crate) enum Launch {
-    Exec(ExecArgs),
-    Run(RunArgs),
-}
-
-impl From<LaunchCli> for Cli {
-    fn from(launch: LaunchCli) -> Self {
-        Self {
-            globals: launch.globals,
-            command: match launch.command {
-                Launch::Exec(args) => Command::Exec(args),
-                Launch::Run(args) => Command::Run(args),
-            },
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -338,7 +319,7 @@ pub(crate) enum GrantsCommand {
         /// A handle (@name) or a remote reference.
         handle: String,
         /// The consumer: exec, broker, or plugin:ID for a plugin.
-        #[arg(long, default_value = "exec")]
+        #[arg(long, default_value = DEFAULT_CONSUMER)]
         consumer: String,
         /// The purpose the consumer states.
         #[arg(long)]
@@ -517,7 +498,7 @@ pub(crate) struct RevealArgs {
     pub force: bool,
 
     /// Ask as this consumer (grants.toml decides what it may have).
-    #[arg(long, value_name = "NAME", default_value = "exec")]
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_CONSUMER)]
     pub consumer: String,
 
     /// The purpose to state (checked against the grant's purposes).
@@ -583,7 +564,7 @@ pub(crate) struct ChildArgs {
     #[arg(
         long = "proxy-egress",
         value_enum,
-        default_value = "allow",
+        default_value = DEFAULT_EGRESS,
         value_name = "POLICY"
     )]
     pub proxy_egress: EgressArg,
@@ -610,7 +591,7 @@ pub(crate) struct ChildArgs {
     pub replace: bool,
 
     /// Ask as this consumer (grants.toml decides what it may have).
-    #[arg(long, value_name = "NAME", default_value = "exec")]
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_CONSUMER)]
     pub consumer: String,
 
     /// The purpose to state (checked against the grant's purposes).
@@ -641,11 +622,11 @@ pub(crate) struct ChildArgs {
 
     /// After a withdrawn grant's stop signal (TERM), how long the child has
     /// before SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_STOP_TIMEOUT, value_parser = parse_timeout)]
     pub stop_timeout: std::time::Duration,
 
     /// The signal the child gets if secret is killed.
-    #[arg(long, value_name = "SIG", default_value = "TERM", value_parser = crate::child::supervise::parse_signal)]
+    #[arg(long, value_name = "SIG", default_value = DEFAULT_DEATH_SIGNAL, value_parser = crate::child::supervise::parse_signal)]
     pub death_signal: nix::sys::signal::Signal,
 }
 
@@ -757,93 +738,10 @@ pub(crate) fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{CommandFactory, Parser};
+    use clap::CommandFactory;
 
     #[test]
-    fn the_launch_parser_reads_a_launch_as_the_whole_one_does() {
-        let launches: &[&[&str]] = &[
-            &["secret", "exec", "--env", "K=@k", "--", "true"],
-            &[
-                "secret",
-                "exec",
-                "-e",
-                "K=@k",
-                "-e",
-                "L=vault://a/b#c",
-                "printf",
-                "%s",
-                "-x",
-            ],
-            &[
-                "secret",
-                "exec",
-                "--env-file",
-                ".env.secret",
-                "--file",
-                "F=@f",
-                "-i",
-                "--keep",
-                "LC_*",
-                "--unset",
-                "X",
-                "--exec",
-                "--consumer",
-                "agent",
-                "--purpose",
-                "ci",
-                "--mask",
-                "--subreaper",
-                "--stop-timeout",
-                "5s",
-                "--death-signal",
-                "TERM",
-                "--scope",
-                "team/ws",
-                "--passphrase-fd",
-                "3",
-                "--",
-                "sh",
-                "-c",
-                "exit 3",
-            ],
-            &[
-                "secret",
-                "exec",
-                "--proxy",
-                "K=@k",
-                "--proxy-egress",
-                "deny",
-                "--no-mask",
-                "curl",
-            ],
-            &["secret", "run", "bash", "./script.sh", "--flag", "arg"],
-            &["secret", "run", "--check", "bash", "./script.sh"],
-        ];
-        for argv in launches {
-            let whole = Cli::try_parse_from(*argv).expect("Cli parses it");
-            let launch = Cli::from(LaunchCli::try_parse_from(*argv).expect("LaunchCli parses it"));
-            assert_eq!(format!("{launch:?}"), format!("{whole:?}"), "{argv:?}");
-        }
-    }
-
-    #[test]
-    fn what_the_launch_parser_refuses_is_left_to_the_whole_one() {
-        let refused: &[&[&str]] = &[
-            &["secret", "exec", "--help"],
-            &["secret", "exec", "-V"],
-            &["secret", "exec"],
-            &["secret", "exec", "--env"],
-            &["secret", "exec", "--proxy-egress", "sometimes", "true"],
-            &["secret", "run", "--stop-timeout", "1000y", "bash"],
-        ];
-        for argv in refused {
-            let launch = LaunchCli::try_parse_from(*argv)
-                .map(|l| format!("{l:?}"))
-                .expect_err(&format!("LaunchCli refuses {argv:?}"));
-            let whole = Cli::try_parse_from(*argv).expect_err("Cli refuses it too");
-            assert_eq!(launch.kind(), whole.kind(), "{argv:?}");
-        }
-        LaunchCli::command().debug_assert();
+    fn the_definitions_are_consistent() {
         Cli::command().debug_assert();
     }
 

@@ -63,33 +63,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
     error::exit(outcome, launch)
 }
 
-/// Parses `args` as `Cli::try_parse_from` does. A launch (`secret exec`,
-/// `secret run`) is parsed by `LaunchCli`, which builds no other
-/// subcommand; anything it does not accept (help, version, an error) is
-/// parsed again by `Cli`, so it reads exactly as before.
+/// Parses `args` as `Cli::try_parse_from` does: the plain launch lines
+/// without building clap's command tree (`cli::launch`), every other line
+/// with it.
 fn parse(args: &[OsString]) -> Result<cli::Cli, clap::Error> {
-    if matches!(args.get(1).and_then(|a| a.to_str()), Some("exec" | "run"))
-        && let Ok(launch) = parse_as::<cli::LaunchCli>(args)
-    {
-        return Ok(launch.into());
+    if let Some(cli) = cli::launch::parse(args, std::env::var_os("SECRET_SCOPE").as_deref()) {
+        return Ok(cli);
     }
-    parse_as::<cli::Cli>(args)
-}
-
-/// Parses `args` as `T`, and leaves clap's command tree and matches to the
-/// end of the process: freeing them piece by piece costs a launch about as
-/// much as building them. They hold the command line's text, which never
-/// holds a value.
-fn parse_as<T: clap::CommandFactory + clap::FromArgMatches>(
-    args: &[OsString],
-) -> Result<T, clap::Error> {
-    let mut command = T::command();
-    let parsed = command.try_get_matches_from_mut(args).and_then(|matches| {
-        let cli = T::from_arg_matches(&matches);
-        std::mem::forget(matches);
-        cli
-    });
-    let parsed = parsed.map_err(|e| e.format(&mut command));
-    std::mem::forget(command);
-    parsed
+    let mut command = <cli::Cli as clap::CommandFactory>::command();
+    command
+        .try_get_matches_from_mut(args)
+        .and_then(|matches| <cli::Cli as clap::FromArgMatches>::from_arg_matches(&matches))
+        .map_err(|e| e.format(&mut command))
 }
