@@ -626,19 +626,6 @@ unsafe fn inherited_dispositions() {
     }
 }
 
-/// Gives `signals` back the disposition we inherited (SIG_DFL unless they
-/// were ignored): once the child is gone, a Ctrl-C or `kill` that reaches
-/// us while we still relay its background writers' output acts on us as
-/// on any process.
-pub(crate) fn restore_inherited(signals: &[i32]) {
-    for &sig in signals {
-        if !ignored_at_start(sig) && sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            // SAFETY: installing SIG_DFL runs no handler code.
-            unsafe { libc::signal(sig, libc::SIG_DFL) };
-        }
-    }
-}
-
 /// Dies of `sig` as our child did, so that our parent sees "killed by
 /// `sig`" (a shell's loop, `xargs` and `find -exec` stop on that, not on
 /// an exit code): its default disposition, unblocked, raised on ourselves

@@ -236,7 +236,8 @@ impl Running {
                         if let Terminal::Handed(tty) = &self.terminal {
                             sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), getpgrp()).ok());
                         }
-                        sys::restore_inherited(&forwarded());
+                        // Returning drops the catcher: the signals act on
+                        // us again as they did before it.
                         return code;
                     }
                 } else if let (sig::SIGWINCH, Some(console)) = (origin.signal, console) {
