@@ -31,12 +31,12 @@ use crate::fsio;
 use crate::paths::Paths;
 
 /// The `prev` of the first line.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One line of the trail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Record {
+pub(crate) struct Record {
     pub seq: u64,
     pub time: String,
     pub action: String,
@@ -64,7 +64,7 @@ static KEY: std::sync::OnceLock<crypto::Key> = std::sync::OnceLock::new();
 
 /// Lets this process key the lines it writes and check keyed lines:
 /// called by a store when it is unlocked with its root key.
-pub fn use_key(root: &crypto::Key) {
+pub(crate) fn use_key(root: &crypto::Key) {
     let _ = KEY.set(root.subkey("secret/v1/audit"));
 }
 
@@ -178,7 +178,7 @@ fn split_mac(line: &str) -> Option<(String, &str)> {
 
 /// What a caller reports; `append` adds the time, pid, sequence and chain.
 #[derive(Clone, Debug, Default)]
-pub struct Event {
+pub(crate) struct Event {
     pub action: &'static str,
     pub handle: Option<String>,
     pub reference: Option<String>,
@@ -192,7 +192,7 @@ pub struct Event {
 /// trail so concurrent commands cannot interleave or fork the chain. The
 /// head comes from `audit.head` when it matches the trail's length, so the
 /// trail itself is not read.
-pub fn append(paths: &Paths, events: &[Event]) -> Result<()> {
+pub(crate) fn append(paths: &Paths, events: &[Event]) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -319,7 +319,7 @@ fn last_line(line: &[u8], ends_cleanly: bool) -> (u64, String, bool) {
 }
 
 /// Every record, in order; a line that does not parse is an error naming it.
-pub fn read(paths: &Paths) -> Result<Vec<Record>> {
+pub(crate) fn read(paths: &Paths) -> Result<Vec<Record>> {
     let path = paths.audit_file();
     let Some(bytes) = fsio::read_private(&path)? else {
         return Ok(Vec::new());
@@ -344,7 +344,7 @@ fn broken(path: &Path, line: usize, reason: String) -> Error {
 
 /// What `verify` found.
 #[derive(Debug)]
-pub struct Verified {
+pub(crate) struct Verified {
     /// Lines in the trail.
     pub count: usize,
     /// The hash of the last line.
@@ -376,7 +376,7 @@ impl std::fmt::Display for Verified {
 
 /// Checks the whole chain, every keyed line's mac (when this process has
 /// the key), and the end of the trail against `audit.head`.
-pub fn verify(paths: &Paths) -> Result<Verified> {
+pub(crate) fn verify(paths: &Paths) -> Result<Verified> {
     let path = paths.audit_file();
     let head = read_head(paths)?;
     let Some(bytes) = fsio::read_private(&path)? else {

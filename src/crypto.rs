@@ -13,16 +13,16 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::value::SecretValue;
 
-pub const KEY_LEN: usize = 32;
-pub const SALT_LEN: usize = 16;
-pub const NONCE_LEN: usize = 24;
-pub const TAG_LEN: usize = 16;
-pub const MAC_LEN: usize = 32;
+pub(crate) const KEY_LEN: usize = 32;
+pub(crate) const SALT_LEN: usize = 16;
+pub(crate) const NONCE_LEN: usize = 24;
+pub(crate) const TAG_LEN: usize = 16;
+pub(crate) const MAC_LEN: usize = 32;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Fills `N` bytes from the operating system's CSPRNG.
-pub fn random<const N: usize>() -> Result<[u8; N]> {
+pub(crate) fn random<const N: usize>() -> Result<[u8; N]> {
     let mut out = [0u8; N];
     getrandom::getrandom(&mut out).map_err(|e| {
         Error::io(
@@ -34,26 +34,26 @@ pub fn random<const N: usize>() -> Result<[u8; N]> {
 }
 
 /// A 256-bit symmetric key, wiped on drop.
-pub struct Key(Zeroizing<[u8; KEY_LEN]>);
+pub(crate) struct Key(Zeroizing<[u8; KEY_LEN]>);
 
 impl Key {
-    pub fn generate() -> Result<Self> {
+    pub(crate) fn generate() -> Result<Self> {
         Ok(Self(Zeroizing::new(random()?)))
     }
 
     #[must_use]
-    pub fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> Self {
+    pub(crate) fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> Self {
         Self(bytes)
     }
 
     #[must_use]
-    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+    pub(crate) fn as_bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
 
     /// An independent key for one purpose: HMAC-SHA-256(self, label).
     #[must_use]
-    pub fn subkey(&self, label: &str) -> Self {
+    pub(crate) fn subkey(&self, label: &str) -> Self {
         let tag = hmac(self, &[label.as_bytes()]);
         Self(Zeroizing::new(tag))
     }
@@ -67,7 +67,7 @@ impl std::fmt::Debug for Key {
 
 /// Argon2id cost parameters, stored in the vault header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KdfParams {
+pub(crate) struct KdfParams {
     /// Memory in KiB.
     pub m_kib: u32,
     /// Passes.
@@ -78,20 +78,20 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// RFC 9106's second recommended option: 64 MiB, 3 passes, 4 lanes.
-    pub const DEFAULT: Self = Self {
+    pub(crate) const DEFAULT: Self = Self {
         m_kib: 64 * 1024,
         t: 3,
         p: 4,
     };
     /// OWASP's minimum for Argon2id: 19 MiB, 2 passes, 1 lane.
-    pub const FLOOR: Self = Self {
+    pub(crate) const FLOOR: Self = Self {
         m_kib: 19 * 1024,
         t: 2,
         p: 1,
     };
     /// Far below the floor, for tests that make many vaults. Only debug
     /// builds create it (`SECRET_TEST_FAST_KDF=1`).
-    pub const TEST_ONLY: Self = Self {
+    pub(crate) const TEST_ONLY: Self = Self {
         m_kib: 64,
         t: 1,
         p: 1,
@@ -100,22 +100,22 @@ impl KdfParams {
     /// passes is run only when the user allows it
     /// (`SECRET_ALLOW_EXPENSIVE_KDF=1`): within the caps below, a header
     /// can still ask for 4 GiB and t=16, over a minute per attempt.
-    pub const EXPENSIVE_FACTOR: u32 = 4;
+    pub(crate) const EXPENSIVE_FACTOR: u32 = 4;
 
     /// Whether running these parameters costs far more than `DEFAULT`.
     #[must_use]
-    pub fn is_expensive(self) -> bool {
+    pub(crate) fn is_expensive(self) -> bool {
         self.m_kib > Self::DEFAULT.m_kib.saturating_mul(Self::EXPENSIVE_FACTOR)
             || self.t > Self::DEFAULT.t.saturating_mul(Self::EXPENSIVE_FACTOR)
     }
 
     /// Caps on open, so a crafted header cannot exhaust memory or time.
-    pub const MAX_M_KIB: u32 = 4 * 1024 * 1024;
-    pub const MAX_T: u32 = 16;
-    pub const MAX_P: u32 = 16;
+    pub(crate) const MAX_M_KIB: u32 = 4 * 1024 * 1024;
+    pub(crate) const MAX_T: u32 = 16;
+    pub(crate) const MAX_P: u32 = 16;
 
     /// Checks a header's parameters before they cost anything.
-    pub fn check_for_open(self) -> std::result::Result<(), String> {
+    pub(crate) fn check_for_open(self) -> std::result::Result<(), String> {
         if self.m_kib > Self::MAX_M_KIB || self.t > Self::MAX_T || self.p > Self::MAX_P {
             return Err(format!(
                 "its key-derivation parameters (m={} KiB, t={}, p={}) exceed the caps (4 GiB, t=16, p=16)",
@@ -132,7 +132,7 @@ impl KdfParams {
     }
 
     /// Checks parameters for a new vault or a new passphrase slot.
-    pub fn check_for_create(self) -> Result<()> {
+    pub(crate) fn check_for_create(self) -> Result<()> {
         self.check_for_open().map_err(Error::usage)?;
         let test_only = self == Self::TEST_ONLY && cfg!(debug_assertions);
         if !test_only && (self.m_kib < Self::FLOOR.m_kib || self.t < Self::FLOOR.t) {
@@ -151,7 +151,7 @@ impl KdfParams {
     /// rand_core): a failed allocation is an error rather than an abort,
     /// and the blocks, from which the key can be recomputed, are wiped
     /// before they are freed.
-    pub fn derive(self, passphrase: &[u8], salt: &[u8; SALT_LEN]) -> Result<Key> {
+    pub(crate) fn derive(self, passphrase: &[u8], salt: &[u8; SALT_LEN]) -> Result<Key> {
         let params = Params::new(self.m_kib, self.t, self.p, Some(KEY_LEN))
             .map_err(|e| Error::usage(format!("invalid Argon2id parameters: {e}")))?;
         let count = params.block_count();
@@ -172,7 +172,7 @@ impl KdfParams {
 }
 
 /// Encrypts `plaintext` under `key` with a fresh random nonce, binding `aad`.
-pub fn seal(key: &Key, aad: &[u8], plaintext: &[u8]) -> Result<([u8; NONCE_LEN], Vec<u8>)> {
+pub(crate) fn seal(key: &Key, aad: &[u8], plaintext: &[u8]) -> Result<([u8; NONCE_LEN], Vec<u8>)> {
     let nonce: [u8; NONCE_LEN] = random()?;
     let cipher = XChaCha20Poly1305::new(key.as_bytes().into());
     let ct = cipher
@@ -190,7 +190,12 @@ pub fn seal(key: &Key, aad: &[u8], plaintext: &[u8]) -> Result<([u8; NONCE_LEN],
 /// Decrypts and authenticates; `None` when the key, nonce, AAD or
 /// ciphertext is wrong. The plaintext goes straight into a wiping buffer.
 #[must_use]
-pub fn open(key: &Key, nonce: &[u8; NONCE_LEN], aad: &[u8], ct: &[u8]) -> Option<SecretValue> {
+pub(crate) fn open(
+    key: &Key,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    ct: &[u8],
+) -> Option<SecretValue> {
     let cipher = XChaCha20Poly1305::new(key.as_bytes().into());
     cipher
         .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
@@ -200,7 +205,7 @@ pub fn open(key: &Key, nonce: &[u8; NONCE_LEN], aad: &[u8], ct: &[u8]) -> Option
 
 /// HMAC-SHA-256 over the concatenation of `parts`.
 #[must_use]
-pub fn hmac(key: &Key, parts: &[&[u8]]) -> [u8; MAC_LEN] {
+pub(crate) fn hmac(key: &Key, parts: &[&[u8]]) -> [u8; MAC_LEN] {
     let mut mac =
         <HmacSha256 as Mac>::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
     for part in parts {
@@ -211,7 +216,7 @@ pub fn hmac(key: &Key, parts: &[&[u8]]) -> [u8; MAC_LEN] {
 
 /// Constant-time check of an HMAC-SHA-256 tag.
 #[must_use]
-pub fn verify_hmac(key: &Key, parts: &[&[u8]], tag: &[u8]) -> bool {
+pub(crate) fn verify_hmac(key: &Key, parts: &[&[u8]], tag: &[u8]) -> bool {
     let mut mac =
         <HmacSha256 as Mac>::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
     for part in parts {
@@ -223,18 +228,18 @@ pub fn verify_hmac(key: &Key, parts: &[&[u8]], tag: &[u8]) -> bool {
 /// A keyed fingerprint of a value: recognisable across rotations by whoever
 /// holds the store, not guessable offline. 16 hex digits.
 #[must_use]
-pub fn fingerprint(key: &Key, value: &SecretValue) -> String {
+pub(crate) fn fingerprint(key: &Key, value: &SecretValue) -> String {
     hex(&hmac(key, &[value.expose()])[..8])
 }
 
 /// SHA-256 as lowercase hex (the audit trail's chain).
 #[must_use]
-pub fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }
 
 #[must_use]
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     // A table, not `write!("{b:02x}")`: a launch hexes a few hundred bytes
     // (audit MACs, fingerprints) and the formatter cost 300 instructions each.
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

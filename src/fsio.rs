@@ -14,7 +14,7 @@ use nix::libc;
 use crate::error::{Error, Result};
 
 /// Creates `dir` (and parents) as 0700 if missing, then checks it is private.
-pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
         DirBuilder::new()
             .recursive(true)
@@ -27,7 +27,7 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 
 /// Refuses a file or directory that group or others can access, or that
 /// is not ours.
-pub fn check_private(path: &Path) -> Result<()> {
+pub(crate) fn check_private(path: &Path) -> Result<()> {
     let meta =
         fs::metadata(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     let what = if meta.is_dir() {
@@ -50,13 +50,13 @@ pub fn check_private(path: &Path) -> Result<()> {
 
 /// An exclusive advisory lock, released on drop.
 #[derive(Debug)]
-pub struct Lock {
+pub(crate) struct Lock {
     _held: Flock<File>,
 }
 
 /// Takes the writers' lock at `path` (created 0600), waiting for other
 /// writers to finish.
-pub fn lock_exclusive(path: &Path) -> Result<Lock> {
+pub(crate) fn lock_exclusive(path: &Path) -> Result<Lock> {
     let file = open_trusted(
         path,
         "the lock file",
@@ -80,7 +80,7 @@ pub fn lock_exclusive(path: &Path) -> Result<Lock> {
 
 /// Replaces `path` with `bytes` atomically, mode 0600. The caller holds the
 /// writers' lock, so any leftover temp file is a dead writer's: it is removed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -120,7 +120,7 @@ fn remove_stale(dir: &Path, prefix: &str) {
 
 /// Who besides its owner may read a file `secret` trusts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Readers {
+pub(crate) enum Readers {
     /// Only the owner (mode 0600 or stricter, in a 0700 directory): the
     /// vault, the audit trail, the store's own state.
     OwnerOnly,
@@ -138,7 +138,7 @@ pub enum Readers {
 /// device fails at once and a file swapped after the check is not read.
 /// `Ok(None)` when it does not exist. `what` names it in errors ("the
 /// vault", "env file"), and every error says what fixes it.
-pub fn read_private_file(
+pub(crate) fn read_private_file(
     path: &Path,
     what: &str,
     max_len: u64,
@@ -176,7 +176,7 @@ fn check_len(path: &Path, what: &str, len: u64, max_len: u64) -> Result<()> {
 /// close-on-exec) and checks the open file as `read_private_file` does,
 /// except its size. `Ok(None)` when it does not exist (and `options` do
 /// not create it).
-pub fn open_trusted(
+pub(crate) fn open_trusted(
     path: &Path,
     what: &str,
     readers: Readers,
@@ -314,7 +314,7 @@ fn check_dir(dir: &Path, what: &str, readers: Readers) -> Result<()> {
 /// must be private and ours (when the directory exists at all; a missing
 /// one holds no file), and the file itself as `read_private_file` checks
 /// with `Readers::Anyone`: nobody else may change it, reading it is harmless.
-pub fn read_policy_file(path: &Path, what: &str, max_len: u64) -> Result<Option<String>> {
+pub(crate) fn read_policy_file(path: &Path, what: &str, max_len: u64) -> Result<Option<String>> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -336,7 +336,7 @@ pub fn read_policy_file(path: &Path, what: &str, max_len: u64) -> Result<Option<
 
 /// Reads a whole file that must be private (mode 0600 or stricter, in a
 /// private directory), at most 1 GiB. `Ok(None)` when it does not exist.
-pub fn read_private(path: &Path) -> Result<Option<Vec<u8>>> {
+pub(crate) fn read_private(path: &Path) -> Result<Option<Vec<u8>>> {
     read_private_file(path, "the file", 1 << 30, Readers::OwnerOnly)
 }
 

@@ -37,7 +37,7 @@ impl fmt::Display for Invalid {
 impl std::error::Error for Invalid {}
 
 /// The longest handle name, in bytes.
-pub const MAX_HANDLE_LEN: usize = 128;
+pub(crate) const MAX_HANDLE_LEN: usize = 128;
 
 /// A validated handle name, without its leading `@`: 1–128 characters of
 /// `A-Z a-z 0-9 _ . - /`, where `/` separates namespaces (no empty segment).
@@ -104,7 +104,7 @@ impl fmt::Display for Handle {
 /// `.` or `..` segment (plain or percent-encoded), no encoded `/`, and no
 /// control character, so that `catstore://public/../private/y` cannot pass
 /// a grant on `catstore://public/*` and then name another secret.
-pub fn check_remote_path(text: &str) -> Result<(), Invalid> {
+pub(crate) fn check_remote_path(text: &str) -> Result<(), Invalid> {
     let problem = |what: &str| {
         Err(Invalid::hint(
             format!("reference \"{}\" {what}", text.escape_default()),
@@ -136,13 +136,13 @@ pub fn check_remote_path(text: &str) -> Result<(), Invalid> {
 /// reference (whether that scheme is configured is `remote`'s to say). The
 /// one place that tells a reference's shape from a handle's.
 #[must_use]
-pub fn scheme(text: &str) -> Option<&str> {
+pub(crate) fn scheme(text: &str) -> Option<&str> {
     text.split_once("://").map(|(s, _)| s)
 }
 
 /// What the right-hand side of an `--env VAR=…` mapping means.
 #[derive(Debug, PartialEq, Eq)]
-pub enum ValueSpec {
+pub(crate) enum ValueSpec {
     /// `@name`: resolved from the store.
     Handle(Handle),
     /// Anything else: passed through as is (`@@x` stands for the literal `@x`).
@@ -156,7 +156,7 @@ pub enum ValueSpec {
 /// What a reference points at: a handle in the local store, or a remote
 /// reference. The key under which resolved values are kept.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Source {
+pub(crate) enum Source {
     Local(Handle),
     Remote(String),
 }
@@ -164,7 +164,7 @@ pub enum Source {
 impl Source {
     /// The name grants.toml matches: the handle's name, or the reference.
     #[must_use]
-    pub fn grant_key(&self) -> &str {
+    pub(crate) fn grant_key(&self) -> &str {
         match self {
             Self::Local(h) => h.name(),
             Self::Remote(r) => r,
@@ -173,7 +173,7 @@ impl Source {
 
     /// The handle's name, for a local source (the audit's `handle`).
     #[must_use]
-    pub fn handle(&self) -> Option<&str> {
+    pub(crate) fn handle(&self) -> Option<&str> {
         match self {
             Self::Local(h) => Some(h.name()),
             Self::Remote(_) => None,
@@ -182,7 +182,7 @@ impl Source {
 
     /// The remote reference, for a remote source (the audit's `reference`).
     #[must_use]
-    pub fn reference(&self) -> Option<&str> {
+    pub(crate) fn reference(&self) -> Option<&str> {
         match self {
             Self::Local(_) => None,
             Self::Remote(r) => Some(r),
@@ -201,7 +201,7 @@ impl fmt::Display for Source {
 
 /// A piece of a template.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Part {
+pub(crate) enum Part {
     Text(String),
     Handle(Handle),
 }
@@ -209,7 +209,7 @@ pub enum Part {
 impl ValueSpec {
     /// Parses; `remote(scheme)` says whether `scheme://…` is a remote
     /// reference (anything else, like `https://…`, is a literal).
-    pub fn parse_with(text: &str, remote: &dyn Fn(&str) -> bool) -> Result<Self, Invalid> {
+    pub(crate) fn parse_with(text: &str, remote: &dyn Fn(&str) -> bool) -> Result<Self, Invalid> {
         if let Some(scheme) = scheme(text)
             && remote(scheme)
         {
@@ -229,7 +229,7 @@ impl ValueSpec {
 
     /// What this reference needs resolved.
     #[must_use]
-    pub fn sources(&self) -> Vec<Source> {
+    pub(crate) fn sources(&self) -> Vec<Source> {
         match self {
             Self::Handle(h) => vec![Source::Local(h.clone())],
             Self::Remote(r) => vec![Source::Remote(r.clone())],
@@ -317,7 +317,7 @@ fn near_miss(text: &str) -> Option<&str> {
 
 /// Is `name` usable as an environment variable name (`[A-Za-z_][A-Za-z0-9_]*`)?
 #[must_use]
-pub fn is_env_name(name: &str) -> bool {
+pub(crate) fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

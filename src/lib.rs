@@ -4,34 +4,35 @@
 //! The binary calls [`run`]: it parses the command line, hands it to the
 //! subcommand's module under `cmd/`, and turns the outcome into an exit
 //! code (`error::exit`). Everything else lives in one module per concept.
+//! Modules and items are crate-private; the `pub` modules are the ones
+//! tests/, benches/ and examples/ drive directly.
 
-pub mod audit;
-#[allow(unreachable_pub)] // helper B: narrow broker/ to pub(crate), then drop this
+mod audit;
 mod broker;
 mod child;
 mod cli;
 mod cmd;
 pub mod config;
-pub mod crypto;
+mod crypto;
 mod diag;
 pub mod docs;
 mod duration;
 pub mod error;
-pub mod fsio;
+mod fsio;
 pub mod grants;
-pub mod handle;
+mod handle;
 mod mapping;
 pub mod mask;
-pub mod passphrase;
+mod passphrase;
 pub mod paths;
 pub mod remote;
 mod resolve;
 mod show;
-pub mod store;
+mod store;
 mod supervise;
 mod sys;
 mod timestamp;
-pub mod unlock;
+mod unlock;
 pub mod value;
 
 use std::ffi::OsString;

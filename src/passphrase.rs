@@ -22,11 +22,11 @@ const MAX_PASSPHRASE_LEN: usize = 64 * 1024;
 
 /// The shortest new passphrase `init` and `passwd` accept, in characters:
 /// Argon2id slows guessing down, it cannot make `a` safe.
-pub const MIN_NEW_PASSPHRASE_CHARS: usize = 8;
+pub(crate) const MIN_NEW_PASSPHRASE_CHARS: usize = 8;
 
 /// Where the current passphrase comes from, in order of precedence.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Sources {
+pub(crate) struct Sources {
     /// `--passphrase-fd N`.
     pub fd: Option<i32>,
     /// For a new passphrase (`passwd`): `--new-passphrase-fd N`.
@@ -35,7 +35,7 @@ pub struct Sources {
 
 impl Sources {
     /// The current vault passphrase.
-    pub fn current(&self) -> Result<SecretValue> {
+    pub(crate) fn current(&self) -> Result<SecretValue> {
         if let Some(fd) = self.fd {
             return nonempty(read_fd(fd, "--passphrase-fd")?, "--passphrase-fd");
         }
@@ -48,7 +48,7 @@ impl Sources {
 
     /// A passphrase for a new vault: the same sources as `current`, and a
     /// typed one is asked twice.
-    pub fn for_new_vault(&self) -> Result<SecretValue> {
+    pub(crate) fn for_new_vault(&self) -> Result<SecretValue> {
         if self.fd.is_some() || std::env::var_os("SECRET_PASSPHRASE").is_some() {
             return long_enough(self.current()?);
         }
@@ -57,7 +57,7 @@ impl Sources {
 
     /// The new passphrase for `passwd`: `--new-passphrase-fd`,
     /// `SECRET_NEW_PASSPHRASE`, or typed twice.
-    pub fn replacement(&self) -> Result<SecretValue> {
+    pub(crate) fn replacement(&self) -> Result<SecretValue> {
         if let Some(fd) = self.new_fd {
             return long_enough(read_fd(fd, "--new-passphrase-fd")?);
         }
@@ -287,7 +287,7 @@ fn read_line(
 
 /// The value for `add` or `rotate` (`command`): stdin (one trailing
 /// newline stripped), or a no-echo prompt when stdin is a terminal.
-pub fn read_value(command: &str, handle: &str, from_stdin: bool) -> Result<SecretValue> {
+pub(crate) fn read_value(command: &str, handle: &str, from_stdin: bool) -> Result<SecretValue> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         let tty = OpenOptions::new()

@@ -36,7 +36,7 @@ use crate::crypto::{KEY_LEN, Key};
 use crate::error::{Error, Result};
 
 /// The longest an unlock may last.
-pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 fn description(vault_id: &[u8; 16]) -> String {
     format!("secret:vault:{}", crate::crypto::hex(vault_id))
@@ -102,7 +102,7 @@ mod imp {
     }
 
     /// The cached key for this vault, if this process possesses one.
-    pub fn cached(vault_id: &[u8; 16]) -> Option<Key> {
+    pub(crate) fn cached(vault_id: &[u8; 16]) -> Option<Key> {
         let key = search_root()?.search(&description(vault_id)).ok()?;
         let mut buf = Zeroizing::new([0u8; KEY_LEN + 1]);
         let n = key.read(&mut *buf).ok()?;
@@ -166,7 +166,7 @@ mod imp {
 
     /// Stores `root` for `ttl` in this session's keyring, for its
     /// possessors only.
-    pub fn store(vault_id: &[u8; 16], root: &Key, ttl: Duration) -> Result<()> {
+    pub(crate) fn store(vault_id: &[u8; 16], root: &Key, ttl: Duration) -> Result<()> {
         let anchor = anchor_id().ok_or_else(|| Error::Keychain {
             message: "the kernel's session keyring is not available".into(),
             hint: "unlocking needs Linux keyrings (keyctl show @s); without it, every launch asks for the passphrase".into(),
@@ -210,7 +210,7 @@ mod imp {
 
     /// Drops the cached key (and one an older build left in `@u`). Returns
     /// whether there was one.
-    pub fn forget(vault_id: &[u8; 16]) -> bool {
+    pub(crate) fn forget(vault_id: &[u8; 16]) -> bool {
         let mut had = false;
         let user = KeyRing::from_special_id(KeyRingIdentifier::User, false).ok();
         for ring in [search_root(), user].into_iter().flatten() {
@@ -231,7 +231,7 @@ mod imp {
     /// children do not inherit and `execve` discards. Call it once, before
     /// any thread or child exists (a session keyring is per thread).
     /// Fails only when keyrings work here and the move failed.
-    pub fn isolate_children() -> Result<()> {
+    pub(crate) fn isolate_children() -> Result<()> {
         if ANCHOR.get().is_some() {
             return Ok(());
         }
@@ -280,10 +280,10 @@ mod imp {
     }
 }
 
-pub use imp::{cached, forget, isolate_children, store};
+pub(crate) use imp::{cached, forget, isolate_children, store};
 
 /// Parses `--for 15m` (durations like 30s, 5m, 1h30m), capped at 24 hours.
-pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let shown = text.escape_default();
     match crate::duration::parse(text) {
         Ok(d) if !d.is_zero() && d <= MAX_DURATION => Ok(d),

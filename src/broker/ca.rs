@@ -42,7 +42,7 @@ impl Drop for Key {
 }
 
 /// The launch's CA and its cache of leaf server configurations.
-pub struct Authority {
+pub(crate) struct Authority {
     params: CertificateParams,
     key: Key,
     der: CertificateDer<'static>,
@@ -57,7 +57,7 @@ fn failed(e: rcgen::Error) -> Error {
 impl Authority {
     /// A new CA that may only sign for `hosts` (exact names, `*.domain`
     /// patterns, IP addresses).
-    pub fn new(hosts: &[String]) -> Result<Self> {
+    pub(crate) fn new(hosts: &[String]) -> Result<Self> {
         let now = OffsetDateTime::now_utc();
         let mut params = CertificateParams::default();
         params.not_before = now - SKEW;
@@ -84,13 +84,13 @@ impl Authority {
 
     /// The CA certificate in PEM, for the child's trust bundle.
     #[must_use]
-    pub fn pem(&self) -> &str {
+    pub(crate) fn pem(&self) -> &str {
         &self.pem
     }
 
     /// The TLS server side for `host` (offering HTTP/2 and HTTP/1.1), signed
     /// once per host and cached.
-    pub fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>> {
+    pub(crate) fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>> {
         let host = host.to_ascii_lowercase();
         if let Some(config) = self
             .leaves

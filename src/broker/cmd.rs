@@ -41,10 +41,10 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// How often allowed traffic is summarised in the audit trail.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// The consumer the broker resolves as.
-pub const CONSUMER: &str = "broker";
+pub(crate) const CONSUMER: &str = "broker";
 
 /// Runs `secret broker …`; returns the exit code.
-pub fn command(command: BrokerCommand, host: &Host<'_>) -> Result<u8> {
+pub(crate) fn command(command: BrokerCommand, host: &Host<'_>) -> Result<u8> {
     match command {
         BrokerCommand::Check { file } => {
             let Some(config) = load(&file_or_default(file, host), host) else {

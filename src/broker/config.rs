@@ -43,13 +43,13 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-broker-token",
 ];
 /// The default `max_request_body`: 10 MiB.
-pub const DEFAULT_MAX_BODY: u64 = 10 << 20;
+pub(crate) const DEFAULT_MAX_BODY: u64 = 10 << 20;
 /// The largest `max_request_body` accepted: 1 GiB.
 const MAX_MAX_BODY: u64 = 1 << 30;
 
 /// The validated file.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub(crate) struct Config {
     pub path: PathBuf,
     /// The loopback TCP address, when one is served.
     pub listen: Option<SocketAddr>,
@@ -58,7 +58,7 @@ pub struct Config {
 
 /// Where a route sends its requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     pub tls: bool,
     pub host: String,
     pub port: u16,
@@ -70,7 +70,7 @@ impl Upstream {
     /// `host:port` as the `Host` header wants it (the port only when it is
     /// not the scheme's default).
     #[must_use]
-    pub fn authority(&self) -> String {
+    pub(crate) fn authority(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
@@ -84,7 +84,7 @@ impl Upstream {
     }
 
     #[must_use]
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!(
             "{}://{}{}",
             if self.tls { "https" } else { "http" },
@@ -96,14 +96,14 @@ impl Upstream {
 
 /// `rate_limit`: so many requests per period.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rate {
+pub(crate) struct Rate {
     pub count: u32,
     pub per: Duration,
 }
 
 /// One `[[routes]]` entry.
 #[derive(Clone, Debug)]
-pub struct Route {
+pub(crate) struct Route {
     pub name: String,
     pub upstream: Upstream,
     /// The reference as written, for messages.
@@ -123,7 +123,7 @@ pub struct Route {
 impl Config {
     /// Reads and validates `path`; `remote` says whether `scheme://…` is a
     /// remote reference.
-    pub fn load(path: &Path, remote: &dyn Fn(&str) -> bool) -> Result<Self, Invalid> {
+    pub(crate) fn load(path: &Path, remote: &dyn Fn(&str) -> bool) -> Result<Self, Invalid> {
         let text = Invalid::read(path)?;
         let dir = std::path::absolute(path)
             .ok()
@@ -584,7 +584,7 @@ fn parse_upstream(text: &str) -> Result<Upstream, String> {
 
 /// `localhost`, `127.0.0.0/8` or `::1`.
 #[must_use]
-pub fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()

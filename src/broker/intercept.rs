@@ -53,7 +53,7 @@ use crate::audit::Event;
 use crate::mask::Redactor;
 
 /// The user name in the proxy URL (the password is the token).
-pub const PROXY_USER: &str = "secret";
+pub(crate) const PROXY_USER: &str = "secret";
 /// How long a client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections open at once; more wait to be accepted.
@@ -75,7 +75,7 @@ const HOP_BY_HOP: &[&str] = &[
 
 /// What the proxy counted for one consumer, for the summary at the end.
 #[derive(Default)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub substituted: AtomicU64,
     pub intercepted: AtomicU64,
     pub tunnelled: AtomicU64,
@@ -86,7 +86,7 @@ pub struct Counts {
 /// One consumer of the proxy (the child of `exec --proxy`, or one plugin):
 /// the credentials it authenticates with, its placeholders and where their
 /// values may go, and the CA its trust bundle holds.
-pub struct Tenant {
+pub(crate) struct Tenant {
     /// The user name in its proxy URL.
     pub user: String,
     pub token: Token,
@@ -103,7 +103,7 @@ pub struct Tenant {
 impl Tenant {
     /// The audit record of what the proxy did for it.
     #[must_use]
-    pub fn summary(&self) -> Event {
+    pub(crate) fn summary(&self) -> Event {
         let c = &self.counts;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Event {
@@ -124,7 +124,7 @@ impl Tenant {
 
 /// The proxy: its consumers by user name, and what they share (the
 /// upstream pools, their extra CA, the audit writer).
-pub struct Proxy {
+pub(crate) struct Proxy {
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
     pub upstream_ca: Option<PathBuf>,
     pub audit: Audit,
@@ -133,7 +133,7 @@ pub struct Proxy {
 
 impl Proxy {
     #[must_use]
-    pub fn new(upstream_ca: Option<PathBuf>, audit: Audit) -> Self {
+    pub(crate) fn new(upstream_ca: Option<PathBuf>, audit: Audit) -> Self {
         Self {
             tenants: RwLock::new(HashMap::new()),
             upstream_ca,
@@ -143,14 +143,14 @@ impl Proxy {
     }
 
     /// Lets `tenant` in (replacing one of the same user name).
-    pub fn admit(&self, tenant: Tenant) {
+    pub(crate) fn admit(&self, tenant: Tenant) {
         let mut tenants = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
         tenants.insert(tenant.user.clone(), Arc::new(tenant));
     }
 
     /// Shuts `user` out: its credentials stop working at once, and its
     /// open connections at their next request.
-    pub fn evict(&self, user: &str) -> Option<Arc<Tenant>> {
+    pub(crate) fn evict(&self, user: &str) -> Option<Arc<Tenant>> {
         self.tenants
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -337,7 +337,7 @@ fn empty(status: StatusCode) -> Response<Body> {
 }
 
 /// Accepts connections until the task is aborted.
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
+pub(crate) async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {

@@ -10,14 +10,14 @@ use super::config::Rate;
 
 /// A token bucket.
 #[derive(Debug)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     rate: Rate,
     state: Mutex<(f64, Instant)>,
 }
 
 impl Bucket {
     #[must_use]
-    pub fn new(rate: Rate) -> Self {
+    pub(crate) fn new(rate: Rate) -> Self {
         Self {
             rate,
             state: Mutex::new((f64::from(rate.count), Instant::now())),
@@ -29,7 +29,7 @@ impl Bucket {
     }
 
     /// Takes one token; `Err` holds how long until one is available.
-    pub fn take(&self, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn take(&self, now: Instant) -> Result<(), Duration> {
         let mut state = self
             .state
             .lock()
@@ -50,7 +50,7 @@ impl Bucket {
 
     /// Whole tokens left now (for status).
     #[must_use]
-    pub fn available(&self, now: Instant) -> u32 {
+    pub(crate) fn available(&self, now: Instant) -> u32 {
         let state = self
             .state
             .lock()
@@ -66,7 +66,7 @@ impl Bucket {
 
 /// Seconds for `Retry-After`: at least 1, rounded up.
 #[must_use]
-pub fn retry_after_secs(wait: Duration) -> u64 {
+pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 

@@ -30,17 +30,17 @@
 //! It does not own the store, grants or audit format: it uses them as
 //! consumer `broker`, delivery `http`.
 
-pub mod ca;
-pub mod cmd;
-pub mod config;
-pub mod intercept;
-pub mod limit;
-pub mod placeholder;
-pub mod proxy;
-pub mod route;
-pub mod runtime;
-pub mod serve;
-pub mod status;
-pub mod substitute;
-pub mod token;
-pub mod upstream;
+pub(crate) mod ca;
+pub(crate) mod cmd;
+pub(crate) mod config;
+pub(crate) mod intercept;
+pub(crate) mod limit;
+pub(crate) mod placeholder;
+pub(crate) mod proxy;
+pub(crate) mod route;
+pub(crate) mod runtime;
+pub(crate) mod serve;
+pub(crate) mod status;
+pub(crate) mod substitute;
+pub(crate) mod token;
+pub(crate) mod upstream;

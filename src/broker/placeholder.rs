@@ -14,7 +14,7 @@ use crate::value::SecretValue;
 
 /// The fewest random characters a placeholder may have: 53 bits for
 /// digits only, 75 for letters.
-pub const MIN_RANDOM: usize = 16;
+pub(crate) const MIN_RANDOM: usize = 16;
 
 /// Prefixes that identify a provider's keys, longest first where one
 /// starts another.
@@ -73,7 +73,7 @@ fn prefix(value: &[u8]) -> usize {
 
 /// A new placeholder shaped like `value`. `label` (the reference as
 /// written) names the value in errors.
-pub fn shape(label: &str, value: &SecretValue) -> Result<Vec<u8>> {
+pub(crate) fn shape(label: &str, value: &SecretValue) -> Result<Vec<u8>> {
     let v = value.expose();
     if let Some(at) = v.iter().position(|b| !b.is_ascii_graphic()) {
         return Err(Error::usage_hint(

@@ -52,7 +52,7 @@ use crate::value::SecretValue;
 /// The variables that name the trust bundle, for the clients that read
 /// them: OpenSSL (curl, git, Ruby, PHP), Python `requests` and `pip`,
 /// curl, Node, git, the AWS SDKs and CLI.
-pub const CA_VARIABLES: &[&str] = &[
+pub(crate) const CA_VARIABLES: &[&str] = &[
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE",
@@ -67,7 +67,7 @@ pub const CA_VARIABLES: &[&str] = &[
 /// sets them (then they name roots without the launch's CA), left alone
 /// otherwise. Nix's OpenSSL, gRPC, the Google Cloud CLI, httplib2, Deno,
 /// npm.
-pub const INHERITED_CA_VARIABLES: &[&str] = &[
+pub(crate) const INHERITED_CA_VARIABLES: &[&str] = &[
     "NIX_SSL_CERT_FILE",
     "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
     "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
@@ -89,7 +89,7 @@ const SYSTEM_BUNDLES: &[&str] = &[
 const MAX_BUNDLE: u64 = 16 << 20;
 
 /// One value a consumer wants proxied.
-pub struct Wanted<'a> {
+pub(crate) struct Wanted<'a> {
     /// The variable that carries its placeholder.
     pub var: &'a str,
     pub source: &'a Source,
@@ -101,7 +101,7 @@ pub struct Wanted<'a> {
 /// What the proxy does with a `CONNECT` to a host no placeholder may go
 /// to (`--proxy-egress`, plugins.toml's `proxy_egress`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Egress {
+pub(crate) enum Egress {
     /// Tunnel it untouched.
     Allow,
     /// Refuse it: only the hosts of the proxied secrets are reachable.
@@ -109,7 +109,7 @@ pub enum Egress {
 }
 
 /// What one consumer asks of the proxy.
-pub struct Plan<'a> {
+pub(crate) struct Plan<'a> {
     pub wanted: Vec<Wanted<'a>>,
     pub grants: &'a Grants,
     pub consumer: &'a str,
@@ -121,7 +121,7 @@ pub struct Plan<'a> {
 /// The name each resolution's grant is decided by: the handle that
 /// answered in scope, or the remote reference.
 #[must_use]
-pub fn answered(resolutions: &[Resolution]) -> Vec<(Source, String)> {
+pub(crate) fn answered(resolutions: &[Resolution]) -> Vec<(Source, String)> {
     resolutions
         .iter()
         .filter_map(|r| {
@@ -134,7 +134,7 @@ pub fn answered(resolutions: &[Resolution]) -> Vec<(Source, String)> {
 
 /// `exec`'s wanted values: one per `--proxy` mapping (and `proxy:` line),
 /// paired with its source by [`sources`].
-pub fn wanted<'a>(
+pub(crate) fn wanted<'a>(
     pairs: &'a [(&'a Mapping, Source)],
     answered: &'a [(Source, String)],
     values: &'a BTreeMap<Source, SecretValue>,
@@ -157,7 +157,7 @@ pub fn wanted<'a>(
 
 /// Each mapping with its (single) source.
 #[must_use]
-pub fn sources(mappings: &[Mapping]) -> Vec<(&Mapping, Source)> {
+pub(crate) fn sources(mappings: &[Mapping]) -> Vec<(&Mapping, Source)> {
     mappings
         .iter()
         .filter_map(|m| Some((m, m.reference.sources().into_iter().next()?)))
@@ -167,7 +167,7 @@ pub fn sources(mappings: &[Mapping]) -> Vec<(&Mapping, Source)> {
 /// The allowed hosts of the grant that lets `consumer` have `secret` for
 /// delivery `http` (the first such grant that names hosts); an error with
 /// the line to add when none does. `label` names the reference as written.
-pub fn allowed_hosts(
+pub(crate) fn allowed_hosts(
     grants: &Grants,
     consumer: &str,
     purpose: Option<&str>,
@@ -210,7 +210,7 @@ pub fn allowed_hosts(
 /// A running proxy: a loopback listener on its own thread's runtime,
 /// serving every consumer admitted to it. Dropping it stops the proxy (after every
 /// [`Admission`] is gone, so their summaries reach the audit trail).
-pub struct Server {
+pub(crate) struct Server {
     runtime: Option<Runtime>,
     proxy: Option<Arc<Proxy>>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -219,7 +219,7 @@ pub struct Server {
 
 impl Server {
     /// Starts the proxy on 127.0.0.1 (a free port), with no consumer yet.
-    pub fn start(paths: &Paths, config: &Config) -> Result<Self> {
+    pub(crate) fn start(paths: &Paths, config: &Config) -> Result<Self> {
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| Error::io("starting the proxy on 127.0.0.1", e))?;
@@ -253,7 +253,7 @@ impl Server {
     /// each value's grant names the hosts it may go to, makes its CA and
     /// trust bundle and its password. Returns the variables its process
     /// gets; they stop working when the [`Admission`] is dropped.
-    pub fn admit(&self, plan: &Plan<'_>, user: &str) -> Result<Admission> {
+    pub(crate) fn admit(&self, plan: &Plan<'_>, user: &str) -> Result<Admission> {
         let Some(proxy) = &self.proxy else {
             return Err(Error::internal("the proxy is stopped"));
         };
@@ -340,7 +340,7 @@ impl Drop for Server {
 
 /// One consumer's place at the proxy; dropping it withdraws its
 /// credentials, records its summary and removes its trust bundle.
-pub struct Admission {
+pub(crate) struct Admission {
     proxy: Arc<Proxy>,
     user: String,
     bundle: PathBuf,
@@ -359,7 +359,7 @@ impl Drop for Admission {
 
 /// `exec --proxy`'s proxy: one server, one consumer (user `secret`), for
 /// exactly as long as the child.
-pub struct Running {
+pub(crate) struct Running {
     // Field order is drop order: the admission goes first.
     admission: Admission,
     _server: Server,
@@ -368,13 +368,13 @@ pub struct Running {
 impl Running {
     /// The child's variables.
     #[must_use]
-    pub fn vars(&self) -> &[Var] {
+    pub(crate) fn vars(&self) -> &[Var] {
         &self.admission.vars
     }
 }
 
 /// Starts a proxy for `exec` and admits its child.
-pub fn start(plan: &Plan<'_>, config: &Config) -> Result<Running> {
+pub(crate) fn start(plan: &Plan<'_>, config: &Config) -> Result<Running> {
     let server = Server::start(plan.paths, config)?;
     let admission = server.admit(plan, PROXY_USER)?;
     Ok(Running {
@@ -417,7 +417,7 @@ fn read_bundle(path: &std::path::Path) -> Option<Vec<u8>> {
 /// The system's roots as PEM, and the file they came from: the file
 /// `SSL_CERT_FILE` names, else the first distribution bundle there is.
 /// (A directory of hashed certificates, `SSL_CERT_DIR`, is not read.)
-pub fn system_roots() -> Option<(PathBuf, Vec<u8>)> {
+pub(crate) fn system_roots() -> Option<(PathBuf, Vec<u8>)> {
     let canonical = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
     std::env::var_os("SSL_CERT_FILE")
         .filter(|v| !v.is_empty())

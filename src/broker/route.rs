@@ -8,11 +8,11 @@
 use http::Method;
 
 /// The prefix every routed request starts with.
-pub const PROXY_PREFIX: &str = "/proxy/";
+pub(crate) const PROXY_PREFIX: &str = "/proxy/";
 
 /// One `allowed_paths` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PathRule {
+pub(crate) enum PathRule {
     Exact(String),
     /// `/v1/models/*`: anything strictly below `/v1/models/`.
     Below(String),
@@ -20,7 +20,7 @@ pub enum PathRule {
 
 impl PathRule {
     /// Parses an `allowed_paths` entry; `Err` says what is wrong.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         if !text.starts_with('/') {
             return Err(format!(
                 "\"{}\" must start with \"/\" (as in \"/v1/chat/completions\")",
@@ -49,7 +49,7 @@ impl PathRule {
     }
 
     #[must_use]
-    pub fn matches(&self, path: &str) -> bool {
+    pub(crate) fn matches(&self, path: &str) -> bool {
         match self {
             Self::Exact(p) => p == path,
             Self::Below(prefix) => path.len() > prefix.len() && path.starts_with(prefix.as_str()),
@@ -69,7 +69,7 @@ impl std::fmt::Display for PathRule {
 /// Splits a request path into the route name and REST (which starts with
 /// `/`). `None` when the path is not under `/proxy/NAME`.
 #[must_use]
-pub fn split(path: &str) -> Option<(&str, &str)> {
+pub(crate) fn split(path: &str) -> Option<(&str, &str)> {
     let after = path.strip_prefix(PROXY_PREFIX)?;
     match after.find('/') {
         Some(i) => Some((&after[..i], &after[i..])),
@@ -79,7 +79,7 @@ pub fn split(path: &str) -> Option<(&str, &str)> {
 
 /// Refuses a path that could mean something else once an upstream
 /// decodes or normalises it. `Err` says why.
-pub fn check(path: &str) -> Result<(), &'static str> {
+pub(crate) fn check(path: &str) -> Result<(), &'static str> {
     if path.contains("//") {
         return Err("contains an empty segment (\"//\")");
     }
@@ -103,7 +103,7 @@ pub fn check(path: &str) -> Result<(), &'static str> {
 }
 
 /// Why a request is not allowed by a route, naming the rule.
-pub fn allowed(
+pub(crate) fn allowed(
     rules: &[PathRule],
     methods: Option<&[Method]>,
     method: &Method,

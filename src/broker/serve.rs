@@ -35,9 +35,9 @@ use super::upstream::{Body, Failure, Metered, Upstream};
 use crate::audit::Event;
 
 /// Requests handled at once; more get 503.
-pub const MAX_IN_FLIGHT: usize = 1024;
+pub(crate) const MAX_IN_FLIGHT: usize = 1024;
 /// Connections open at once; more wait to be accepted.
-pub const MAX_CONNECTIONS: usize = 4096;
+pub(crate) const MAX_CONNECTIONS: usize = 4096;
 /// How long a caller may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Hop-by-hop headers (RFC 9110 7.6.1) and ours: never forwarded.
@@ -57,7 +57,7 @@ const CALLER_TOKEN_HEADER: &str = "x-broker-token";
 /// A route ready to serve: its settings, its credential header (built once
 /// from the resolved value; the bytes are wiped when the last request that
 /// uses them is done), its connection pool, limit and counters.
-pub struct Live {
+pub(crate) struct Live {
     pub route: Route,
     pub credential: HeaderValue,
     pub upstream: Arc<Upstream>,
@@ -70,7 +70,7 @@ pub struct Live {
 
 /// Every route, as of the last (re)load.
 #[derive(Default)]
-pub struct Table {
+pub(crate) struct Table {
     pub routes: Vec<Arc<Live>>,
 }
 
@@ -82,13 +82,13 @@ impl Table {
 
 /// What the main thread asks of the server, and the server of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
+pub(crate) enum Control {
     Reload,
     Stop,
 }
 
 /// State shared by every connection.
-pub struct Shared {
+pub(crate) struct Shared {
     pub table: RwLock<Arc<Table>>,
     pub token: RwLock<Arc<Token>>,
     pub audit: Audit,
@@ -113,7 +113,7 @@ impl Shared {
 
     /// The status snapshot.
     #[must_use]
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let now = Instant::now();
         Snapshot {
             pid: std::process::id(),
@@ -153,7 +153,7 @@ impl Shared {
     }
 
     /// The audit summaries of the traffic since the last ones.
-    pub fn summaries(&self) -> Vec<Event> {
+    pub(crate) fn summaries(&self) -> Vec<Event> {
         self.table()
             .routes
             .iter()
@@ -167,13 +167,13 @@ impl Shared {
 
 /// Which listener a request came in on.
 #[derive(Clone, Copy, Debug)]
-pub enum Via {
+pub(crate) enum Via {
     Unix,
     Tcp(SocketAddr),
 }
 
 /// Serves one accepted connection until it ends or shutdown drains it.
-pub fn connection<S>(
+pub(crate) fn connection<S>(
     stream: S,
     via: Via,
     shared: &Arc<Shared>,
@@ -572,7 +572,7 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 /// The accept loop of one listener; ends when aborted at shutdown.
-pub async fn accept<L>(listener: L, shared: Arc<Shared>, graceful: Arc<GracefulShutdown>)
+pub(crate) async fn accept<L>(listener: L, shared: Arc<Shared>, graceful: Arc<GracefulShutdown>)
 where
     L: Listener,
 {
@@ -590,7 +590,7 @@ where
 }
 
 /// A listener the accept loop can take connections from.
-pub trait Listener: Send + 'static {
+pub(crate) trait Listener: Send + 'static {
     type Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
     fn next(&self) -> impl Future<Output = std::io::Result<(Self::Stream, Via)>> + Send;
 }

@@ -17,7 +17,7 @@ use crate::paths::Paths;
 
 /// One route's counters, kept across reloads (by route name).
 #[derive(Debug, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub requests: AtomicU64,
     /// 1xx, 2xx, 3xx, 4xx, 5xx of upstream answers and the broker's own.
     pub classes: [AtomicU64; 5],
@@ -29,7 +29,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn count(&self, status: u16) {
+    pub(crate) fn count(&self, status: u16) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(c) = self.classes.get(usize::from(status / 100).wrapping_sub(1)) {
             c.fetch_add(1, Ordering::Relaxed);
@@ -51,7 +51,7 @@ impl Stats {
     }
 
     /// The audit summary of the traffic since the last one, if any.
-    pub fn summary(
+    pub(crate) fn summary(
         &self,
         route: &str,
         secret: Option<&str>,
@@ -87,7 +87,7 @@ impl Stats {
 /// batches. Denials are queued without waiting (a flood of bad requests
 /// must not slow the broker); when the queue is full they are counted as
 /// dropped and the count is shown by `status`.
-pub struct Audit {
+pub(crate) struct Audit {
     tx: std::sync::mpsc::SyncSender<Event>,
     dropped: AtomicU64,
 }
@@ -97,7 +97,7 @@ const AUDIT_QUEUE: usize = 10_000;
 
 impl Audit {
     /// Starts the writer thread; it ends when every `Audit` is dropped.
-    pub fn start(paths: &Paths) -> (Self, std::thread::JoinHandle<()>) {
+    pub(crate) fn start(paths: &Paths) -> (Self, std::thread::JoinHandle<()>) {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Event>(AUDIT_QUEUE);
         let paths = paths.clone();
         let writer = std::thread::spawn(move || {
@@ -123,28 +123,28 @@ impl Audit {
     }
 
     /// Queues a denial without waiting.
-    pub fn deny(&self, event: Event) {
+    pub(crate) fn deny(&self, event: Event) {
         if self.tx.try_send(event).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Queues records that must not be lost (summaries, start, stop).
-    pub fn record(&self, events: Vec<Event>) {
+    pub(crate) fn record(&self, events: Vec<Event>) {
         for event in events {
             let _ = self.tx.send(event);
         }
     }
 
     #[must_use]
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 }
 
 /// One route in a snapshot.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RouteStatus {
+pub(crate) struct RouteStatus {
     pub name: String,
     pub upstream: String,
     pub secret: String,
@@ -162,7 +162,7 @@ pub struct RouteStatus {
 
 /// What `status` shows.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub pid: u32,
     pub file: String,
     pub socket: String,
@@ -176,7 +176,7 @@ pub struct Snapshot {
 
 impl RouteStatus {
     #[must_use]
-    pub fn from_stats(name: &str, upstream: String, secret: String, stats: &Stats) -> Self {
+    pub(crate) fn from_stats(name: &str, upstream: String, secret: String, stats: &Stats) -> Self {
         let n = stats.now();
         let status = ["1xx", "2xx", "3xx", "4xx", "5xx"]
             .iter()
@@ -200,7 +200,7 @@ impl RouteStatus {
 
 /// A table for people.
 #[must_use]
-pub fn table(s: &Snapshot) -> String {
+pub(crate) fn table(s: &Snapshot) -> String {
     let mut out = format!(
         "broker pid {} for {}: up {}s, {} in flight\n  unix socket {}\n",
         s.pid, s.file, s.uptime_secs, s.in_flight, s.socket
@@ -245,7 +245,7 @@ pub fn table(s: &Snapshot) -> String {
 /// The broker's Unix socket for `file`: in the runtime directory (0700),
 /// named after a hash of the file's absolute path.
 #[must_use]
-pub fn socket_path(paths: &Paths, file: &Path) -> PathBuf {
+pub(crate) fn socket_path(paths: &Paths, file: &Path) -> PathBuf {
     // The supervisor's naming (runtime dir, hash of the absolute path),
     // with our own prefix so a broker and a supervisor of one file differ.
     let plugins = crate::supervise::status::socket_path(paths, file);

@@ -27,7 +27,7 @@ use crate::mask::Redactor;
 use crate::value::SecretValue;
 
 /// One proxied value: what the child holds instead, and where it may go.
-pub struct Proxied {
+pub(crate) struct Proxied {
     /// The reference as written (`@openai`), for messages and audit.
     pub label: String,
     /// The handle that answered (no `@`), for audit records.
@@ -39,7 +39,7 @@ pub struct Proxied {
 }
 
 /// Every proxied value of a launch.
-pub struct Table {
+pub(crate) struct Table {
     pub secrets: Vec<Proxied>,
     /// Values back to placeholders, in responses.
     redactor: Redactor,
@@ -47,14 +47,14 @@ pub struct Table {
 
 /// A placeholder on its way somewhere its value may not go.
 #[derive(Debug)]
-pub struct Leak {
+pub(crate) struct Leak {
     /// Which secret (index into `Table::secrets`).
     pub secret: usize,
     pub why: &'static str,
 }
 
 impl Table {
-    pub fn new(secrets: Vec<Proxied>) -> Result<Self> {
+    pub(crate) fn new(secrets: Vec<Proxied>) -> Result<Self> {
         let mut pairs = Vec::new();
         for s in &secrets {
             pairs.extend(forms(s.value.expose(), &s.placeholder));
@@ -66,7 +66,7 @@ impl Table {
     /// Whether any value may go to `host` (then its connections are
     /// intercepted).
     #[must_use]
-    pub fn any_allowed(&self, host: &str) -> bool {
+    pub(crate) fn any_allowed(&self, host: &str) -> bool {
         self.secrets
             .iter()
             .any(|s| grants::host_allowed(&s.allowed_hosts, host))
@@ -74,7 +74,7 @@ impl Table {
 
     /// Every host pattern any value may go to.
     #[must_use]
-    pub fn hosts(&self) -> Vec<String> {
+    pub(crate) fn hosts(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for h in self.secrets.iter().flat_map(|s| &s.allowed_hosts) {
             if !out.contains(h) {
@@ -86,14 +86,14 @@ impl Table {
 
     /// A redactor for one response body.
     #[must_use]
-    pub fn response_redactor(&self) -> Redactor {
+    pub(crate) fn response_redactor(&self) -> Redactor {
         self.redactor.fresh()
     }
 
     /// Rewrites a request bound for `host` (`tls`: over a verified TLS
     /// connection): placeholders become values where allowed. Returns how
     /// many were substituted, or the first leak (nothing is changed then).
-    pub fn request(
+    pub(crate) fn request(
         &self,
         host: &str,
         tls: bool,
@@ -166,7 +166,7 @@ impl Table {
     /// The first value whose placeholder `uri` or `headers` carry, if any
     /// (for a placeholder that is not the sender's own).
     #[must_use]
-    pub fn carried(&self, uri: &Uri, headers: &HeaderMap) -> Option<&Proxied> {
+    pub(crate) fn carried(&self, uri: &Uri, headers: &HeaderMap) -> Option<&Proxied> {
         self.secrets.iter().find(|s| seen(s, uri, headers))
     }
 
@@ -188,7 +188,7 @@ impl Table {
     }
 
     /// Replaces values by placeholders in response headers.
-    pub fn response_headers(&self, headers: &mut HeaderMap) {
+    pub(crate) fn response_headers(&self, headers: &mut HeaderMap) {
         for v in headers.values_mut() {
             let mut bytes = v.as_bytes().to_vec();
             let mut changed = false;
@@ -237,7 +237,7 @@ fn basic(v: &HeaderValue) -> Option<Zeroizing<Vec<u8>>> {
 
 /// Where `needle` first occurs in `hay`.
 #[must_use]
-pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() || hay.len() < needle.len() {
         return None;
     }
@@ -270,7 +270,7 @@ fn forms(value: &[u8], placeholder: &[u8]) -> Vec<(Zeroizing<Vec<u8>>, Vec<u8>)>
 /// more comes or the upstream has been quiet for the relay's idle time
 /// (then it is released, as `--mask` releases a prompt), so a stream
 /// whose event ends like the start of a value is not held up.
-pub struct Redacted<B> {
+pub(crate) struct Redacted<B> {
     inner: B,
     redactor: Redactor,
     /// Trailers waiting for the held-back bytes to go first.
@@ -281,7 +281,7 @@ pub struct Redacted<B> {
 }
 
 impl<B> Redacted<B> {
-    pub fn new(inner: B, redactor: Redactor) -> Self {
+    pub(crate) fn new(inner: B, redactor: Redactor) -> Self {
         Self {
             inner,
             redactor,

@@ -15,7 +15,7 @@ use crate::fsio;
 
 /// The token file of the broker configured by `file`.
 #[must_use]
-pub fn path(file: &Path) -> PathBuf {
+pub(crate) fn path(file: &Path) -> PathBuf {
     file.parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
@@ -23,7 +23,7 @@ pub fn path(file: &Path) -> PathBuf {
 }
 
 /// A caller token held in a wiping buffer.
-pub struct Token(Zeroizing<String>);
+pub(crate) struct Token(Zeroizing<String>);
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -35,18 +35,18 @@ impl Token {
     /// Whether `presented` is this token, in time independent of where they
     /// differ.
     #[must_use]
-    pub fn matches(&self, presented: &[u8]) -> bool {
+    pub(crate) fn matches(&self, presented: &[u8]) -> bool {
         bool::from(self.0.as_bytes().ct_eq(presented))
     }
 
     #[must_use]
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
 
 /// Reads the token at `path`; `Ok(None)` when there is none.
-pub fn read(path: &Path) -> Result<Option<Token>> {
+pub(crate) fn read(path: &Path) -> Result<Option<Token>> {
     let Some(bytes) = fsio::read_private(path)? else {
         return Ok(None);
     };
@@ -69,7 +69,7 @@ pub fn read(path: &Path) -> Result<Option<Token>> {
 }
 
 /// Writes a fresh token to `path` (atomically, mode 0600).
-pub fn create(path: &Path) -> Result<Token> {
+pub(crate) fn create(path: &Path) -> Result<Token> {
     if let Some(dir) = path.parent() {
         fsio::ensure_private_dir(dir)?;
     }
@@ -81,7 +81,7 @@ pub fn create(path: &Path) -> Result<Token> {
 }
 
 /// A fresh token, in memory only (`exec --proxy` puts one in its proxy URL).
-pub fn generate() -> Result<Token> {
+pub(crate) fn generate() -> Result<Token> {
     let bytes = Zeroizing::new(crate::crypto::random::<32>()?);
     Ok(Token(Zeroizing::new(
         base64ct::Base64UrlUnpadded::encode_string(&*bytes),
@@ -89,7 +89,7 @@ pub fn generate() -> Result<Token> {
 }
 
 /// The token at `path`, created when there is none.
-pub fn read_or_create(path: &Path) -> Result<Token> {
+pub(crate) fn read_or_create(path: &Path) -> Result<Token> {
     match read(path)? {
         Some(t) => Ok(t),
         None => create(path),

@@ -40,17 +40,17 @@ use tokio_rustls::TlsConnector;
 use super::config::Upstream as Target;
 use crate::error::{Error, Result};
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type both directions use.
-pub type Body = BoxBody<Bytes, BoxError>;
+pub(crate) type Body = BoxBody<Bytes, BoxError>;
 
 /// How long a TCP connect plus TLS handshake may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the upstream may take to start its response (a model thinking
 /// before its first token is slow, but not this slow).
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a body may go without a frame, in either direction.
-pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Idle pooled connections older than this are closed.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 /// At most this many idle connections are kept per upstream.
@@ -58,7 +58,7 @@ const POOL_MAX_IDLE: usize = 256;
 
 /// Why a request could not be completed upstream.
 #[derive(Debug)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// Connecting or the TLS handshake failed (502).
     Connect(String),
     /// The upstream did not answer in time (504).
@@ -90,7 +90,7 @@ enum Sender {
 }
 
 /// One upstream and its idle connections.
-pub struct Upstream {
+pub(crate) struct Upstream {
     pub target: Target,
     tls: Option<Tls>,
     idle: Mutex<Vec<(http1::SendRequest<Body>, Instant)>>,
@@ -100,7 +100,7 @@ pub struct Upstream {
 
 impl Upstream {
     /// Prepares (does not connect) an upstream; `ca_file` adds roots.
-    pub fn new(target: Target, ca_file: Option<&Path>) -> Result<Self> {
+    pub(crate) fn new(target: Target, ca_file: Option<&Path>) -> Result<Self> {
         let tls = if target.tls {
             Some(Arc::new(client_config(ca_file)?))
         } else {
@@ -113,7 +113,7 @@ impl Upstream {
     /// remote stores trust only a named CA file when one is set); `tls` is
     /// used only when the target is https, and its ALPN protocols are set
     /// here (HTTP/2 and HTTP/1.1).
-    pub fn with_tls(target: Target, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Self> {
+    pub(crate) fn with_tls(target: Target, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Self> {
         let tls = match tls.filter(|_| target.tls) {
             Some(config) => {
                 let name = ServerName::try_from(target.host.clone()).map_err(|_| {
@@ -149,7 +149,7 @@ impl Upstream {
 
     /// Sends `req` and returns the response head; the body streams as the
     /// upstream sends it. A request with `Upgrade` goes over HTTP/1.1.
-    pub async fn send(
+    pub(crate) async fn send(
         self: &Arc<Self>,
         req: Request<Body>,
     ) -> std::result::Result<Response<Incoming>, Failure> {
@@ -352,7 +352,7 @@ fn exchange(e: &hyper::Error) -> Failure {
 /// TLS 1.2/1.3 with ring, verified (by rustls' WebPKI verifier) against
 /// the system's roots (`SSL_CERT_FILE`, else the distribution's bundle)
 /// plus those in `ca_file`.
-pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
+pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     if let Some((_, pem)) = super::proxy::system_roots() {
         roots.add_parsable_certificates(
@@ -382,7 +382,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
 }
 
 /// TLS 1.2/1.3 with ring, verified against `roots` only.
-pub fn trusting(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig> {
+pub(crate) fn trusting(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -394,7 +394,7 @@ pub fn trusting(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig> {
 
 /// A body that counts the bytes that pass, and fails when no frame came
 /// for `BODY_IDLE_TIMEOUT`.
-pub struct Metered<B> {
+pub(crate) struct Metered<B> {
     inner: B,
     counter: Arc<AtomicU64>,
     idle: Pin<Box<tokio::time::Sleep>>,
@@ -403,7 +403,7 @@ pub struct Metered<B> {
 }
 
 impl<B> Metered<B> {
-    pub fn new(inner: B, counter: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(inner: B, counter: Arc<AtomicU64>) -> Self {
         Self {
             inner,
             counter,
@@ -414,7 +414,7 @@ impl<B> Metered<B> {
 
     /// Keeps `permit` until the body is dropped.
     #[must_use]
-    pub fn holding(mut self, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+    pub(crate) fn holding(mut self, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
         self._held = Some(permit);
         self
     }

@@ -18,7 +18,7 @@ use crate::store::{Backend, EntryMeta, Keys, Store, check_value, now};
 use crate::value::SecretValue;
 
 /// The `service` attribute of every item `secret` creates.
-pub const SERVICE: &str = "secret";
+pub(crate) const SERVICE: &str = "secret";
 
 /// The metadata file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,7 +55,7 @@ impl MetaFile {
 }
 
 /// An opened keychain store.
-pub struct Keychain {
+pub(crate) struct Keychain {
     paths: Paths,
     keys: Keys,
     meta: MetaFile,
@@ -63,7 +63,7 @@ pub struct Keychain {
 
 impl Keychain {
     /// Creates the root key in the keychain and an empty metadata file.
-    pub fn create(paths: &Paths) -> Result<()> {
+    pub(crate) fn create(paths: &Paths) -> Result<()> {
         fsio::ensure_private_dir(&paths.data_dir)?;
         let _lock = fsio::lock_exclusive(&paths.lock_file())?;
         let path = paths.keychain_meta_file();
@@ -87,7 +87,7 @@ impl Keychain {
     }
 
     /// Reads the metadata and fetches the root key from the keychain.
-    pub fn open(paths: &Paths) -> Result<Self> {
+    pub(crate) fn open(paths: &Paths) -> Result<Self> {
         let path = paths.keychain_meta_file();
         let (store_id, bytes) = read_unverified(&path)?;
         let secret = items::get(&root_user(&store_id))
@@ -260,7 +260,7 @@ fn root_user(store_id: &str) -> String {
 
 /// The handle names in the metadata at `paths`, read without the keychain
 /// (unverified: for shell completion only).
-pub fn names_unverified(paths: &Paths) -> Result<Vec<String>> {
+pub(crate) fn names_unverified(paths: &Paths) -> Result<Vec<String>> {
     let path = paths.keychain_meta_file();
     let (_, bytes) = read_unverified(&path)?;
     let meta: MetaFile = serde_json::from_slice(&bytes)

@@ -3,8 +3,8 @@
 //! keychain). This module owns the metadata model shared by both and the
 //! choice of backend; it does not know about exec, grants or audit.
 
-pub mod keychain;
-pub mod vault;
+pub(crate) mod keychain;
+pub(crate) mod vault;
 
 use std::fmt;
 use std::str::FromStr;
@@ -51,7 +51,7 @@ impl FromStr for Backend {
 
 /// What is known about a secret without its value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EntryMeta {
+pub(crate) struct EntryMeta {
     pub handle: String,
     /// Who issued it (`openai`, `github`, …); free text, may be empty.
     pub provider: String,
@@ -68,10 +68,10 @@ pub struct EntryMeta {
 }
 
 /// The `kind` that marks a link entry; its value is the reference.
-pub const LINK_KIND: &str = "link";
+pub(crate) const LINK_KIND: &str = "link";
 
 /// Where a link points, if `meta` is a link.
-pub fn link_target(store: &dyn Store, meta: &EntryMeta) -> Result<Option<String>> {
+pub(crate) fn link_target(store: &dyn Store, meta: &EntryMeta) -> Result<Option<String>> {
     if meta.kind != LINK_KIND {
         return Ok(None);
     }
@@ -81,7 +81,7 @@ pub fn link_target(store: &dyn Store, meta: &EntryMeta) -> Result<Option<String>
 }
 
 /// The store interface every backend implements.
-pub trait Store {
+pub(crate) trait Store {
     fn backend(&self) -> Backend;
     /// Every entry's metadata, sorted by handle.
     fn list(&self) -> Result<Vec<EntryMeta>>;
@@ -115,7 +115,7 @@ pub trait Store {
 
 /// Checks a value before it is stored: not empty, no NUL (an environment
 /// variable cannot carry one), at most 1 MiB.
-pub fn check_value(value: &SecretValue) -> Result<()> {
+pub(crate) fn check_value(value: &SecretValue) -> Result<()> {
     if value.is_empty() {
         return Err(Error::usage("the value is empty; nothing was stored"));
     }
@@ -134,7 +134,7 @@ pub fn check_value(value: &SecretValue) -> Result<()> {
 }
 
 /// Checks a `--provider` or `--kind` label.
-pub fn check_label(what: &str, label: &str) -> Result<()> {
+pub(crate) fn check_label(what: &str, label: &str) -> Result<()> {
     if label.len() > 64 || label.chars().any(char::is_control) {
         return Err(Error::usage(format!(
             "--{what} must be at most 64 printable characters"
@@ -145,7 +145,7 @@ pub fn check_label(what: &str, label: &str) -> Result<()> {
 
 /// Now, in Unix seconds.
 #[must_use]
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

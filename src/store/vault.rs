@@ -22,9 +22,9 @@ use crate::store::{Backend, EntryMeta, Keys, Store, check_value, now};
 use crate::value::{MAX_VALUE_LEN, SecretValue};
 
 /// The first eight bytes of every vault file.
-pub const MAGIC: &[u8; 8] = b"SECRETVT";
+pub(crate) const MAGIC: &[u8; 8] = b"SECRETVT";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+pub(crate) const FORMAT_VERSION: u16 = 1;
 
 const SLOT_PASSPHRASE: u8 = 1;
 const KDF_ARGON2ID_13: u8 = 1;
@@ -87,7 +87,7 @@ struct Contents {
 }
 
 /// An unlocked file vault.
-pub struct Vault {
+pub(crate) struct Vault {
     path: PathBuf,
     paths: Paths,
     keys: Keys,
@@ -102,7 +102,7 @@ impl Vault {
     /// last, and an `init` killed before it leaves no vault, so the next
     /// `init` simply runs again. Its record ("init", "committing") is in the
     /// trail before the vault exists.
-    pub fn create(paths: &Paths, passphrase: &SecretValue, params: KdfParams) -> Result<()> {
+    pub(crate) fn create(paths: &Paths, passphrase: &SecretValue, params: KdfParams) -> Result<()> {
         params.check_for_create()?;
         fsio::ensure_private_dir(&paths.data_dir)?;
         let _lock = fsio::lock_exclusive(&paths.lock_file())?;
@@ -140,7 +140,7 @@ impl Vault {
     /// Opens and unlocks the vault with the passphrase: one key derivation,
     /// then the whole file is checked against its commitment. No value is
     /// decrypted.
-    pub fn open(paths: &Paths, passphrase: &SecretValue) -> Result<Self> {
+    pub(crate) fn open(paths: &Paths, passphrase: &SecretValue) -> Result<Self> {
         Self::open_with(paths, false, || {
             Ok(SecretValue::new(passphrase.expose().to_vec()))
         })
@@ -148,7 +148,7 @@ impl Vault {
 
     /// Opens with the unlock cache's key when it has one for this vault (no
     /// passphrase, no KDF), else with the passphrase `ask` returns.
-    pub fn open_cached_or(
+    pub(crate) fn open_cached_or(
         paths: &Paths,
         ask: impl FnOnce() -> Result<SecretValue>,
     ) -> Result<Self> {
@@ -188,19 +188,19 @@ impl Vault {
 
     /// The vault's random id.
     #[must_use]
-    pub fn id(&self) -> &[u8; 16] {
+    pub(crate) fn id(&self) -> &[u8; 16] {
         &self.contents.vault_id
     }
 
     /// The vault key, for the unlock cache.
     #[must_use]
-    pub fn root_key(&self) -> &Key {
+    pub(crate) fn root_key(&self) -> &Key {
         &self.keys.root
     }
 
     /// Re-wraps the vault key under a new passphrase with a fresh salt, and
     /// the same cost parameters. Values are untouched.
-    pub fn change_passphrase(&mut self, new: &SecretValue) -> Result<()> {
+    pub(crate) fn change_passphrase(&mut self, new: &SecretValue) -> Result<()> {
         let root = Key::from_bytes(Zeroizing::new(*self.keys.root.as_bytes()));
         self.modify("passwd", None, |contents, _| {
             let params = contents
@@ -389,7 +389,7 @@ impl Store for Vault {
 /// The handle names of the vault at `paths`, read without the key: they
 /// are stored in the clear, but nothing vouches for them until the vault
 /// is unlocked, so they serve only shell completion.
-pub fn names_unverified(paths: &Paths) -> Result<Vec<String>> {
+pub(crate) fn names_unverified(paths: &Paths) -> Result<Vec<String>> {
     let path = paths.vault_file();
     let bytes = read_vault(&path)?;
     let contents = decode(&bytes).map_err(|reason| Error::damaged(&path, reason))?;
@@ -398,7 +398,7 @@ pub fn names_unverified(paths: &Paths) -> Result<Vec<String>> {
 
 /// The vault id of an encoded vault, read without any key (for `lock`).
 #[must_use]
-pub fn vault_id(bytes: &[u8]) -> Option<[u8; 16]> {
+pub(crate) fn vault_id(bytes: &[u8]) -> Option<[u8; 16]> {
     decode(bytes).ok().map(|c| c.vault_id)
 }
 
@@ -419,7 +419,7 @@ fn value_aad(vault_id: &[u8; 16], name: &str, version: u64) -> Vec<u8> {
 }
 
 /// The largest vault file read (100,000 entries take about 20 MiB).
-pub const MAX_VAULT_LEN: u64 = 256 << 20;
+pub(crate) const MAX_VAULT_LEN: u64 = 256 << 20;
 
 fn read_vault_bytes(path: &Path) -> Result<Vec<u8>> {
     fsio::read_private_file(path, "the vault", MAX_VAULT_LEN, fsio::Readers::OwnerOnly)?.ok_or_else(
