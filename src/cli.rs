@@ -670,7 +670,7 @@ impl From<BackendArg> for crate::store::Backend {
 
 /// `--delivery`: the clap face of `grants::Delivery`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum DeliveryArg {
+pub(crate) enum DeliveryArg {
     Env,
     File,
     Http,

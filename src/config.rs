@@ -12,12 +12,12 @@ use crate::store::Backend;
 /// days): far beyond any sensible delay, timeout or lease, and small enough
 /// that adding it to a clock reading cannot overflow. Every duration read is
 /// checked against it when it is read (`crate::duration::parse` does).
-pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(31_557_600);
+pub(crate) const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(31_557_600);
 
 /// The largest `config.toml`, `grants.toml`, env file, `plugins.toml` or
 /// `broker.toml` read (4 MiB): far beyond any hand-written file, small
 /// enough that a device or a runaway file fails at once.
-pub const MAX_POLICY_LEN: u64 = 4 << 20;
+pub(crate) const MAX_POLICY_LEN: u64 = 4 << 20;
 
 /// `config.toml`: what `secret init` chose.
 #[derive(Debug, Default, Deserialize)]

@@ -11,11 +11,11 @@ use crate::handle::Handle;
 
 /// Exit code when `secret exec` itself fails (bad arguments, locked vault,
 /// missing secret): the child never ran.
-pub const EXIT_EXEC_FAILED: u8 = 125;
+pub(crate) const EXIT_EXEC_FAILED: u8 = 125;
 /// The command was found but could not be executed.
-pub const EXIT_NOT_EXECUTABLE: u8 = 126;
+pub(crate) const EXIT_NOT_EXECUTABLE: u8 = 126;
 /// The command was not found.
-pub const EXIT_NOT_FOUND: u8 = 127;
+pub(crate) const EXIT_NOT_FOUND: u8 = 127;
 
 #[derive(Debug)]
 pub enum Error {
@@ -346,13 +346,13 @@ impl From<crate::handle::Invalid> for Error {
     }
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The one place an outcome becomes an exit code: prints the error and its
 /// hint (a broken pipe exits quietly, as does a command line clap has
 /// already answered). `launch` is true for `secret exec`/`run`.
 #[must_use]
-pub fn exit(outcome: Result<u8>, launch: bool) -> u8 {
+pub(crate) fn exit(outcome: Result<u8>, launch: bool) -> u8 {
     use std::io::Write;
     let e = match outcome {
         Ok(code) => return code,

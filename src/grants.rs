@@ -35,12 +35,12 @@ consumer = "exec"
 
 /// The longest lease (`ttl_secs`), `config::MAX_DURATION`. Bounded when
 /// read, so no renewal deadline can overflow.
-pub const MAX_TTL_SECS: u64 = crate::config::MAX_DURATION.as_secs();
+pub(crate) const MAX_TTL_SECS: u64 = crate::config::MAX_DURATION.as_secs();
 
 /// How a value reaches its consumer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Delivery {
+pub(crate) enum Delivery {
     Env,
     File,
     /// Put on the wire by `secret broker` as a request header.
@@ -81,7 +81,7 @@ struct RawFile {
 
 /// One `[[grants]]` entry and where it was written.
 #[derive(Clone, Debug)]
-pub struct Grant {
+pub(crate) struct Grant {
     pub secret_ref: String,
     pub consumer: String,
     pub purposes: Option<Vec<String>>,
@@ -96,7 +96,7 @@ pub struct Grant {
 
 /// What is asked for.
 #[derive(Clone, Debug)]
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     /// The handle name (no `@`) as resolved, or a remote reference.
     pub secret: &'a str,
     pub consumer: &'a str,
@@ -106,7 +106,7 @@ pub struct Request<'a> {
 
 /// The answer, with the reason.
 #[derive(Clone, Debug)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Allowed by this grant.
     Allowed(Grant),
     /// Denied; the text says why (which grants came close and what they lack).
@@ -115,14 +115,14 @@ pub enum Decision {
 
 /// The parsed `grants.toml`, or the fact that there is none.
 #[derive(Clone, Debug)]
-pub struct Grants {
+pub(crate) struct Grants {
     path: PathBuf,
     grants: Option<Vec<Grant>>,
 }
 
 impl Grants {
     /// Reads the file; a missing file is not an error (it denies everything).
-    pub fn load(paths: &Paths) -> Result<Self> {
+    pub(crate) fn load(paths: &Paths) -> Result<Self> {
         let path = paths.config_dir.join("grants.toml");
         let Some(text) =
             crate::fsio::read_policy_file(&path, "grants.toml", crate::config::MAX_POLICY_LEN)?
@@ -137,13 +137,13 @@ impl Grants {
     }
 
     #[must_use]
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Decides a request: the first grant that allows it wins.
     #[must_use]
-    pub fn decide(&self, req: &Request<'_>) -> Decision {
+    pub(crate) fn decide(&self, req: &Request<'_>) -> Decision {
         let Some(grants) = &self.grants else {
             return Decision::Denied(format!(
                 "there is no grants file at {}, so everything is denied",
@@ -197,7 +197,7 @@ impl Grants {
     /// The first grant that allows `req` and names `allowed_hosts` (what
     /// `exec --proxy` needs), else the first that allows it at all.
     #[must_use]
-    pub fn decide_hosts(&self, req: &Request<'_>) -> Decision {
+    pub(crate) fn decide_hosts(&self, req: &Request<'_>) -> Decision {
         let with_hosts = self.grants.iter().flatten().find(|g| {
             matches_ref(&g.secret_ref, req.secret)
                 && g.consumer == req.consumer
@@ -212,7 +212,7 @@ impl Grants {
 
     /// The `[[grants]]` entry that would allow `req`, for hints.
     #[must_use]
-    pub fn suggestion(req: &Request<'_>) -> String {
+    pub(crate) fn suggestion(req: &Request<'_>) -> String {
         let mut s = format!(
             "[[grants]]\nsecret_ref = \"{}\"\nconsumer = \"{}\"",
             req.secret, req.consumer
@@ -255,7 +255,7 @@ fn matches_ref(pattern: &str, secret: &str) -> bool {
 /// Whether `host` is one of `patterns`: an exact name (any case), or
 /// `*.domain` for any name under `domain` (not `domain` itself).
 #[must_use]
-pub fn host_allowed(patterns: &[String], host: &str) -> bool {
+pub(crate) fn host_allowed(patterns: &[String], host: &str) -> bool {
     let host = host.trim_end_matches('.');
     patterns.iter().any(|p| match p.strip_prefix("*.") {
         Some(domain) => host

@@ -89,14 +89,14 @@ use crate::error::{Error, Result};
 use crate::value::SecretValue;
 
 /// Values shorter than this (in bytes) are not masked.
-pub const MIN_MASKED_LEN: usize = 4;
+pub(crate) const MIN_MASKED_LEN: usize = 4;
 
 /// Values longer than this (in bytes) are masked in their raw forms only.
 pub const MAX_ENCODED_LEN: usize = 64 << 10;
 
 /// The shortest stable inner part of a misaligned base64 encoding that is
 /// masked, in characters.
-pub const MIN_INNER_BASE64_LEN: usize = 8;
+pub(crate) const MIN_INNER_BASE64_LEN: usize = 8;
 
 const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

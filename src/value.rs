@@ -7,7 +7,7 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretBox};
 
 /// The largest value `secret` stores (1 MiB): more is not a credential.
-pub const MAX_VALUE_LEN: usize = 1 << 20;
+pub(crate) const MAX_VALUE_LEN: usize = 1 << 20;
 
 /// A secret value. `Debug` is redacted and there is no `Display`, so no
 /// error message or log line can carry one by accident.

@@ -69,19 +69,19 @@ use crate::error::{Error, Result};
 use crate::value::{MAX_VALUE_LEN, SecretValue};
 
 /// How long a provider may run when config.toml does not say.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How much of a failing provider's stderr goes into the error message.
-pub const STDERR_SHOWN: usize = 512;
+pub(crate) const STDERR_SHOWN: usize = 512;
 
 /// The schemes that work without configuration.
-pub const PRESETS: &[&str] = &["op", "pass", "aws-sm", "gcp-sm"];
+pub(crate) const PRESETS: &[&str] = &["op", "pass", "aws-sm", "gcp-sm"];
 
 /// The placeholder for the full reference, `NAME://rest`.
-pub const REF_PLACEHOLDER: &str = "{ref}";
+pub(crate) const REF_PLACEHOLDER: &str = "{ref}";
 
 /// The placeholder for the text after `NAME://`.
-pub const PATH_PLACEHOLDER: &str = "{path}";
+pub(crate) const PATH_PLACEHOLDER: &str = "{path}";
 
 /// Why a reference (or part of one) that starts with '-' is refused.
 const OPTION_LIKE: &str = "starts with '-', which the provider could take for an option; refused";
@@ -681,7 +681,7 @@ fn substitute(arg: &str, full: &str, path: &str) -> String {
 }
 
 /// The longest a provider may be given.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 fn parse_timeout(name: &str, text: &str) -> Result<Duration> {
     let over_limit = || {

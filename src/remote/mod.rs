@@ -5,10 +5,10 @@
 //! client lives in its own submodule. Resolution order, links, scopes, grants
 //! and audit are the caller's.
 
-pub mod azure;
+pub(crate) mod azure;
 pub mod command;
 mod http;
-pub mod openbao;
+pub(crate) mod openbao;
 
 use std::fmt;
 
@@ -30,7 +30,7 @@ pub enum Remote {
 /// Whether `scheme://…` is a remote reference: a built-in store, a
 /// command-provider preset, or a provider configured in config.toml.
 #[must_use]
-pub fn is_scheme(scheme: &str, config: &Config) -> bool {
+pub(crate) fn is_scheme(scheme: &str, config: &Config) -> bool {
     matches!(scheme, "vault" | "openbao" | "bao" | "azure-kv")
         || command::Reference::parse(scheme, "", config).is_some()
 }
@@ -77,7 +77,7 @@ impl Remote {
 /// `\u{1b}`), for messages: a reference from an env file must not be able
 /// to retitle, clear or rewrite the terminal it is printed on.
 #[must_use]
-pub fn escape_for_terminal(text: &str) -> String {
+pub(crate) fn escape_for_terminal(text: &str) -> String {
     if !text.chars().any(char::is_control) {
         return text.to_owned();
     }
