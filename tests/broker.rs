@@ -72,6 +72,21 @@ impl Upstream {
         self.dir.path().join("ca.pem")
     }
 
+    /// A certificate directory as `c_rehash` leaves it, for `SSL_CERT_DIR`:
+    /// the test CA under its subject hash (`HASH.0`).
+    pub(crate) fn hashed_ca_dir(&self) -> tempfile::TempDir {
+        let hash = Command::new("openssl")
+            .args(["x509", "-hash", "-noout", "-in"])
+            .arg(self.ca())
+            .output()
+            .unwrap();
+        assert!(hash.status.success());
+        let hash = String::from_utf8(hash.stdout).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(self.ca(), dir.path().join(format!("{}.0", hash.trim()))).unwrap();
+        dir
+    }
+
     /// Lets the stream endpoint send its second event.
     fn release(&self) {
         std::fs::write(self.dir.path().join("release"), b"").unwrap();
@@ -125,8 +140,16 @@ struct Broker {
 
 impl Broker {
     fn start(env: &Env, file: &Path) -> Self {
-        let mut child = env
-            .secret(["broker", "run", file.to_str().unwrap()])
+        Self::start_with(env, file, &[])
+    }
+
+    /// `start`, with `vars` added to the broker's environment.
+    fn start_with(env: &Env, file: &Path, vars: &[(&str, &Path)]) -> Self {
+        let mut cmd = env.secret(["broker", "run", file.to_str().unwrap()]);
+        for (name, value) in vars {
+            cmd = cmd.env(name, value);
+        }
+        let mut child = cmd
             .into_command()
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -428,6 +451,41 @@ fn the_caller_uses_the_key_and_every_other_request_is_refused() {
         );
     }
     env.secret(["audit", "--verify"]).run().success();
+}
+
+/// A route without `ca_file` trusts the system's roots, and with them the
+/// hashed certificate directories `SSL_CERT_DIR` names (as OpenSSL does):
+/// the test CA there makes the upstream trusted, and without it the same
+/// request is a 502.
+#[test]
+fn an_upstream_signed_by_a_ca_in_ssl_cert_dir_is_trusted() {
+    let Some(upstream) = Upstream::start() else {
+        return;
+    };
+    let env = world("127.0.0.1");
+    let file = broker_file(&env, &upstream, "");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let ca_line = format!("ca_file = \"{}\"\n", upstream.ca().display());
+    assert!(text.contains(&ca_line));
+    std::fs::write(&file, text.replace(&ca_line, "")).unwrap();
+
+    let certs = upstream.hashed_ca_dir();
+    // A file not named HASH.N is not read, as OpenSSL would not look it up.
+    std::fs::write(certs.path().join("README"), "not a certificate").unwrap();
+
+    let empty = tempfile::tempdir().unwrap();
+    for (dir, want) in [(certs.path(), 200), (empty.path(), 502)] {
+        let broker = Broker::start_with(&env, &file, &[("SSL_CERT_DIR", dir)]);
+        let (status, text) = broker.curl(&[&broker.url("/proxy/echo/v1/models/a")]);
+        assert_eq!(status, want, "SSL_CERT_DIR={}: {text}", dir.display());
+        if want == 200 {
+            assert_eq!(
+                json(&text)["headers"]["authorization"],
+                format!("Bearer {VALUE}")
+            );
+        }
+        broker.stop();
+    }
 }
 
 #[test]

@@ -706,6 +706,32 @@ fn the_trust_bundle_keeps_the_roots_the_environment_named() {
     no_value_anywhere(&env, &out);
 }
 
+/// The child's bundle also holds the certificates of the hashed
+/// directories `SSL_CERT_DIR` names: a client given a bundle file (curl,
+/// `requests`) may no longer read that directory. The test CA, there under
+/// its subject hash, is in the bundle; a file not named as OpenSSL looks
+/// certificates up is not.
+#[test]
+fn the_trust_bundle_keeps_the_certificates_of_ssl_cert_dir() {
+    let Some(up) = upstream() else { return };
+    let dir = up.hashed_ca_dir();
+    std::fs::write(
+        dir.path().join("other.pem"),
+        "-----BEGIN CERTIFICATE-----\nnot-read\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let pem = std::fs::read_to_string(up.dir.path().join("ca.pem")).unwrap();
+    let line = pem.lines().nth(1).unwrap();
+    let env = world(&up).var("SSL_CERT_DIR", dir.path().to_str().unwrap());
+    let script = format!(
+        "grep -c -- '{line}' \"$SSL_CERT_FILE\"; grep -c not-read \"$SSL_CERT_FILE\" || true"
+    );
+    let out = openai_sh(&env, &script).run();
+    out.success();
+    assert_eq!(out.stdout(), "1\n0\n");
+    no_value_anywhere(&env, &out);
+}
+
 /// While it proxies, `secret` holds the values: a process of the same user
 /// without privileges (the child itself, its capabilities dropped when the
 /// tests run as root) can neither read its memory or environment nor

@@ -416,7 +416,7 @@ fn read_bundle(path: &std::path::Path) -> Option<Vec<u8>> {
 
 /// The system's roots as PEM, and the file they came from: the file
 /// `SSL_CERT_FILE` names, else the first distribution bundle there is.
-/// (A directory of hashed certificates, `SSL_CERT_DIR`, is not read.)
+/// (The directories `SSL_CERT_DIR` names add theirs: `cert_dir_roots`.)
 pub(crate) fn system_roots() -> Option<(PathBuf, Vec<u8>)> {
     let canonical = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
     std::env::var_os("SSL_CERT_FILE")
@@ -428,11 +428,66 @@ pub(crate) fn system_roots() -> Option<(PathBuf, Vec<u8>)> {
         .find_map(|path| read_bundle(&path).map(|roots| (path, roots)))
 }
 
+/// The certificates in the directories `SSL_CERT_DIR` names (separated by
+/// `:`, as OpenSSL reads it), as PEM: every file named the way OpenSSL
+/// looks them up, `HASH.N` (8 hex digits, a dot, a number; what `c_rehash`
+/// and `update-ca-certificates` write), up to `MAX_BUNDLE` bytes in all.
+/// Empty when it is unset or names nothing readable.
+pub(crate) fn cert_dir_roots() -> Vec<u8> {
+    let mut roots = Vec::new();
+    let Some(dirs) = std::env::var_os("SSL_CERT_DIR") else {
+        return roots;
+    };
+    for dir in std::env::split_paths(&dirs).filter(|d| !d.as_os_str().is_empty()) {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut names: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.file_name()))
+            .filter(|name| name.to_str().is_some_and(is_hash_name))
+            .map(|name| dir.join(name))
+            .collect();
+        names.sort();
+        for path in names {
+            if roots.len() as u64 >= MAX_BUNDLE {
+                return roots;
+            }
+            if let Some(pem) = read_bundle(&path) {
+                append_pem(&mut roots, &pem);
+            }
+        }
+    }
+    roots
+}
+
+/// `HASH.N`: a certificate's name in an OpenSSL hashed directory (CRLs
+/// are `HASH.rN`).
+fn is_hash_name(name: &str) -> bool {
+    name.split_once('.').is_some_and(|(hash, n)| {
+        hash.len() == 8
+            && hash.bytes().all(|b| b.is_ascii_hexdigit())
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Appends one PEM text to another, on a line of its own.
+fn append_pem(to: &mut Vec<u8>, pem: &[u8]) {
+    if pem.is_empty() {
+        return;
+    }
+    if !to.is_empty() && !to.ends_with(b"\n") {
+        to.push(b'\n');
+    }
+    to.extend_from_slice(pem);
+}
+
 /// The roots the child would have trusted followed by the launch's CA, in
 /// a new 0600 file: its `SSL_CERT_FILE` (else the system's bundle), then
 /// every other bundle its environment names in the variables the launch
 /// replaces (a company CA in `REQUESTS_CA_BUNDLE` keeps working for the
-/// hosts the proxy tunnels).
+/// hosts the proxy tunnels), then the certificates of `SSL_CERT_DIR`
+/// (which a client given a bundle file may no longer read).
 fn write_bundle(paths: &Paths, ca_pem: &str) -> Result<Bundle> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -458,16 +513,14 @@ fn write_bundle(paths: &Paths, ca_pem: &str) -> Result<Bundle> {
             continue;
         }
         if let Some(bytes) = read_bundle(&path) {
-            if !roots.is_empty() && !roots.ends_with(b"\n") {
-                roots.push(b'\n');
-            }
-            roots.extend_from_slice(&bytes);
+            append_pem(&mut roots, &bytes);
         }
         used.push(path);
     }
+    append_pem(&mut roots, &cert_dir_roots());
     if roots.is_empty() {
         eprintln!(
-            "secret: warning: no system CA bundle found (looked in SSL_CERT_FILE and {}); the child will trust only the proxy's CA",
+            "secret: warning: no system CA bundle found (looked in SSL_CERT_FILE, SSL_CERT_DIR and {}); the child will trust only the proxy's CA",
             SYSTEM_BUNDLES.join(", ")
         );
     }
@@ -500,4 +553,24 @@ fn write_bundle(paths: &Paths, ca_pem: &str) -> Result<Bundle> {
     roots.extend_from_slice(ca_pem.as_bytes());
     file.write_all(&roots).map_err(io)?;
     Ok(bundle)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_openssl_hash_names_are_certificates() {
+        for name in ["5ed36f99.0", "ABCDEF01.12"] {
+            assert!(super::is_hash_name(name), "{name}");
+        }
+        for name in [
+            "5ed36f99.r0",
+            "5ed36f9.0",
+            "5ed36f99.",
+            "cert.pem",
+            "5ed36f99.0.pem",
+            "g5ed36f9.0",
+        ] {
+            assert!(!super::is_hash_name(name), "{name}");
+        }
+    }
 }

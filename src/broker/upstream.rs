@@ -350,11 +350,12 @@ fn exchange(e: &hyper::Error) -> Failure {
 }
 
 /// TLS 1.2/1.3 with ring, verified (by rustls' WebPKI verifier) against
-/// the system's roots (`SSL_CERT_FILE`, else the distribution's bundle)
-/// plus those in `ca_file`.
+/// the system's roots (`SSL_CERT_FILE`, else the distribution's bundle,
+/// and the certificates of `SSL_CERT_DIR`) plus those in `ca_file`.
 pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
-    if let Some((_, pem)) = super::proxy::system_roots() {
+    let system = super::proxy::system_roots().map(|(_, pem)| pem);
+    for pem in system.into_iter().chain([super::proxy::cert_dir_roots()]) {
         roots.add_parsable_certificates(
             CertificateDer::pem_slice_iter(&pem).filter_map(std::result::Result::ok),
         );
@@ -375,7 +376,7 @@ pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConf
     if roots.is_empty() {
         return Err(Error::usage_hint(
             "no trust roots: no system CA bundle was found",
-            "install the ca-certificates package, set SSL_CERT_FILE to a PEM bundle, or name one with ca_file",
+            "install the ca-certificates package, set SSL_CERT_FILE to a PEM bundle (or SSL_CERT_DIR to a hashed directory), or name one with ca_file",
         ));
     }
     trusting(roots)
