@@ -38,16 +38,13 @@ const DEFAULT_DEATH_SIGNAL: &str = "TERM";
     propagate_version = true,
     max_term_width = 100
 )]
-pub(crate) struct Root<C: Subcommand> {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub globals: Globals,
 
     #[command(subcommand)]
-    pub command: C,
+    pub command: Command,
 }
-
-/// The whole command line.
-pub(crate) type Cli = Root<Command>;
 
 // The options every subcommand takes, before or after its name (a `//`
 // comment: a doc comment on a flattened struct becomes about text).
