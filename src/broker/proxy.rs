@@ -208,8 +208,9 @@ pub(crate) fn allowed_hosts(
 }
 
 /// A running proxy: a loopback listener on its own thread's runtime,
-/// serving every consumer admitted to it. Dropping it stops the proxy (after every
-/// [`Admission`] is gone, so their summaries reach the audit trail).
+/// serving every consumer admitted to it. Dropping it stops the proxy
+/// (after every [`Admission`] is gone, so their summaries reach the audit
+/// trail).
 pub(crate) struct Server {
     runtime: Option<Runtime>,
     proxy: Option<Arc<Proxy>>,
