@@ -144,27 +144,53 @@ fn read_head(paths: &Paths) -> Result<Option<Head>> {
     Ok(bytes.map(|b| Head::decode(&b).unwrap_or_default()))
 }
 
-fn write_head(paths: &Paths, head: &Head) -> Result<()> {
-    use std::os::unix::fs::FileExt;
-    let path = head_file(paths);
-    let file = fsio::open_trusted(
-        &path,
-        "the audit head",
-        fsio::Readers::OwnerOnly,
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600),
-    )?
-    .ok_or_else(|| {
-        Error::io(
-            format!("writing {}", path.display()),
-            std::io::ErrorKind::NotFound.into(),
-        )
-    })?;
-    file.write_all_at(&head.encode(), 0)
-        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+/// `audit.head`, opened once by `append` to read the head and then
+/// rewrite it in place.
+struct HeadFile {
+    path: std::path::PathBuf,
+    file: File,
+}
+
+impl HeadFile {
+    fn open(paths: &Paths, dir: fsio::PrivateDir<'_>) -> Result<Self> {
+        let path = head_file(paths);
+        let file = dir
+            .open(
+                &path,
+                "the audit head",
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(0o600),
+            )?
+            .ok_or_else(|| {
+                Error::io(
+                    format!("writing {}", path.display()),
+                    std::io::ErrorKind::NotFound.into(),
+                )
+            })?;
+        Ok(Self { path, file })
+    }
+
+    /// The head it holds; `None` when it is empty, too long or unreadable
+    /// (then `append` finds the end of the trail by reading it).
+    fn read(&self) -> Option<Head> {
+        let mut bytes = Vec::with_capacity(HEAD_LEN);
+        (&self.file).take(4097).read_to_end(&mut bytes).ok()?;
+        if bytes.is_empty() || bytes.len() > 4096 {
+            return None;
+        }
+        Some(Head::decode(&bytes).unwrap_or_default())
+    }
+
+    fn write(&self, head: &Head) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file
+            .write_all_at(&head.encode(), 0)
+            .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))
+    }
 }
 
 /// Splits a keyed line into the text its mac covers and the mac.
@@ -197,26 +223,26 @@ pub(crate) fn append(paths: &Paths, events: &[Event]) -> Result<()> {
         return Ok(());
     }
     let path = paths.audit_file();
-    if let Some(dir) = path.parent() {
-        fsio::ensure_private_dir(dir).map_err(|e| unwritable(&path, e))?;
-    }
+    let dir =
+        fsio::ensure_private_dir(fsio::parent_dir(&path)).map_err(|e| unwritable(&path, e))?;
     let io =
         |e: std::io::Error| Error::io(format!("writing the audit trail {}", path.display()), e);
-    let file = fsio::open_trusted(
-        &path,
-        "the audit trail",
-        fsio::Readers::OwnerOnly,
-        OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600),
-    )
-    .map_err(|e| unwritable(&path, e))?
-    .ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?;
+    let file = dir
+        .open(
+            &path,
+            "the audit trail",
+            OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .mode(0o600),
+        )
+        .map_err(|e| unwritable(&path, e))?
+        .ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?;
     let mut file = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io(e.into()))?;
     let len = file.metadata().map_err(io)?.len();
-    let head = read_head(paths).ok().flatten();
+    let head_file = HeadFile::open(paths, dir)?;
+    let head = head_file.read();
     let (mut seq, mut prev, ends_cleanly) = match &head {
         Some(h) if h.len == len && !h.hash.is_empty() => (h.seq, h.hash.clone(), true),
         _ => tail(&mut file).map_err(io)?,
@@ -259,15 +285,12 @@ pub(crate) fn append(paths: &Paths, events: &[Event]) -> Result<()> {
         out.push(b'\n');
     }
     file.write_all(&out).map_err(io)?;
-    write_head(
-        paths,
-        &Head {
-            len: len + out.len() as u64,
-            seq,
-            hash: prev,
-            keyed,
-        },
-    )
+    head_file.write(&Head {
+        len: len + out.len() as u64,
+        seq,
+        hash: prev,
+        keyed,
+    })
 }
 
 /// A trail that cannot be written (a read-only `SECRET_HOME`, as in a
@@ -586,5 +609,21 @@ mod tests {
         assert!(verify(&paths).is_err());
         std::fs::write(paths.audit_file(), &good[..good.len() - 5]).expect("write");
         assert!(verify(&paths).is_err());
+    }
+
+    #[test]
+    fn a_missing_or_garbled_head_is_rebuilt_from_the_trail() {
+        let (_d, paths) = setup();
+        append(&paths, &[event("add", "a")]).expect("append");
+        std::fs::remove_file(head_file(&paths)).expect("rm head");
+        append(&paths, &[event("add", "b")]).expect("append without a head");
+        std::fs::write(head_file(&paths), b"not a head").expect("garble");
+        append(&paths, &[event("rm", "a")]).expect("append over a garbled head");
+        let v = verify(&paths).expect("intact");
+        assert_eq!(v.count, 3);
+        let head = read_head(&paths).expect("read").expect("a head");
+        assert_eq!(head.seq, 3);
+        let len = std::fs::metadata(paths.audit_file()).expect("trail").len();
+        assert_eq!(head.len, len);
     }
 }

@@ -14,15 +14,46 @@ use nix::libc;
 use crate::error::{Error, Result};
 
 /// Creates `dir` (and parents) as 0700 if missing, then checks it is private.
-pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
-    if !dir.exists() {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+pub(crate) fn ensure_private_dir(dir: &Path) -> Result<PrivateDir<'_>> {
+    match fs::metadata(dir) {
+        Ok(meta) => check_private_meta(dir, &meta)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            check_private(dir)?;
+        }
+        Err(e) => return Err(Error::io(format!("reading {}", dir.display()), e)),
     }
-    check_private(dir)
+    Ok(PrivateDir(dir))
+}
+
+/// A directory `ensure_private_dir` just found private: the files opened
+/// through it skip checking it again (a launch opens several).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PrivateDir<'a>(&'a Path);
+
+impl PrivateDir<'_> {
+    /// Opens `path`, a file directly in this directory, as `open_trusted`
+    /// does with `Readers::OwnerOnly`.
+    pub(crate) fn open(
+        self,
+        path: &Path,
+        what: &str,
+        options: &mut OpenOptions,
+    ) -> Result<Option<File>> {
+        debug_assert_eq!(
+            path.parent(),
+            Some(self.0),
+            "{} is not in {}",
+            path.display(),
+            self.0.display()
+        );
+        let opened = open_checked(path, what, Readers::OwnerOnly, options, DirCheck::Done)?;
+        Ok(opened.map(|(file, _)| file))
+    }
 }
 
 /// Refuses a file or directory that group or others can access, or that
@@ -30,12 +61,17 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
 pub(crate) fn check_private(path: &Path) -> Result<()> {
     let meta =
         fs::metadata(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    check_private_meta(path, &meta)
+}
+
+/// `check_private` on metadata already read.
+fn check_private_meta(path: &Path, meta: &fs::Metadata) -> Result<()> {
     let what = if meta.is_dir() {
         "the directory"
     } else {
         "the file"
     };
-    check_owner(path, what, &meta)?;
+    check_owner(path, what, meta)?;
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
         let want = if meta.is_dir() { "700" } else { "600" };
@@ -144,13 +180,29 @@ pub(crate) fn read_private_file(
     max_len: u64,
     readers: Readers,
 ) -> Result<Option<Vec<u8>>> {
-    let Some(file) = open_trusted(path, what, readers, OpenOptions::new().read(true))? else {
+    read_checked(path, what, max_len, readers, DirCheck::Needed)
+}
+
+/// Whether `open_checked` still has to check the directory holding the
+/// file (`Done`: the caller found it private, which is stricter).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DirCheck {
+    Needed,
+    Done,
+}
+
+fn read_checked(
+    path: &Path,
+    what: &str,
+    max_len: u64,
+    readers: Readers,
+    dir: DirCheck,
+) -> Result<Option<Vec<u8>>> {
+    let Some((file, meta)) = open_checked(path, what, readers, OpenOptions::new().read(true), dir)?
+    else {
         return Ok(None);
     };
-    let len = file
-        .metadata()
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
-        .len();
+    let len = meta.len();
     check_len(path, what, len, max_len)?;
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     (&file)
@@ -182,6 +234,17 @@ pub(crate) fn open_trusted(
     readers: Readers,
     options: &mut OpenOptions,
 ) -> Result<Option<File>> {
+    Ok(open_checked(path, what, readers, options, DirCheck::Needed)?.map(|(file, _)| file))
+}
+
+/// `open_trusted`, returning the metadata it checked with the file.
+fn open_checked(
+    path: &Path,
+    what: &str,
+    readers: Readers,
+    options: &mut OpenOptions,
+    dir: DirCheck,
+) -> Result<Option<(File, fs::Metadata)>> {
     let unsafe_file = |problem: String, fix: String| Error::UnsafeFile {
         path: path.to_owned(),
         problem,
@@ -232,16 +295,18 @@ pub(crate) fn open_trusted(
             ),
         });
     }
-    if let Some(dir) = path.parent().map(|d| {
-        if d.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            d
-        }
-    }) {
-        check_dir(dir, what, readers)?;
+    if dir == DirCheck::Needed {
+        check_dir(parent_dir(path), what, readers)?;
     }
-    Ok(Some(file))
+    Ok(Some((file, meta)))
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
 }
 
 fn kind_of(meta: &fs::Metadata) -> &'static str {
@@ -315,14 +380,15 @@ fn check_dir(dir: &Path, what: &str, readers: Readers) -> Result<()> {
 /// one holds no file), and the file itself as `read_private_file` checks
 /// with `Readers::Anyone`: nobody else may change it, reading it is harmless.
 pub(crate) fn read_policy_file(path: &Path, what: &str, max_len: u64) -> Result<Option<String>> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if dir.exists() {
-        check_private(dir)?;
+    let dir = parent_dir(path);
+    match fs::metadata(dir) {
+        Ok(meta) => check_private_meta(dir, &meta)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("reading {}", dir.display()), e)),
     }
-    let Some(bytes) = read_private_file(path, what, max_len, Readers::Anyone)? else {
+    // The directory is private, which is stricter than what
+    // `read_private_file` asks of it.
+    let Some(bytes) = read_checked(path, what, max_len, Readers::Anyone, DirCheck::Done)? else {
         return Ok(None);
     };
     String::from_utf8(bytes)
@@ -385,6 +451,54 @@ mod tests {
             read_private(&dir.path().join("missing"))
                 .expect("read")
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn a_policy_file_needs_a_private_directory_and_a_missing_one_holds_none() {
+        let dir = crate::fsio::private_tempdir();
+        let missing = dir.path().join("absent").join("config.toml");
+        assert!(
+            read_policy_file(&missing, "config", 100)
+                .expect("read")
+                .is_none()
+        );
+        let path = dir.path().join("config.toml");
+        fs::write(&path, b"a = 1").expect("write");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let text = read_policy_file(&path, "config", 100).expect("read");
+        assert_eq!(text.as_deref(), Some("a = 1"));
+        assert!(
+            read_policy_file(&path, "config", 4).is_err(),
+            "over max_len"
+        );
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o750)).expect("chmod");
+        let err = read_policy_file(&path, "config", 100).expect_err("loose directory");
+        assert!(err.hint().expect("hint").contains("chmod 700"), "{err}");
+    }
+
+    #[test]
+    fn a_private_dir_opens_its_files_with_the_file_checks() {
+        let parent = crate::fsio::private_tempdir();
+        let sub = parent.path().join("made");
+        let dir = ensure_private_dir(&sub).expect("created");
+        assert_eq!(fs::metadata(&sub).expect("meta").mode() & 0o777, 0o700);
+        let path = sub.join("f");
+        fs::write(&path, b"x").expect("write");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).expect("chmod");
+        let err = dir
+            .open(&path, "f", OpenOptions::new().read(true))
+            .expect_err("group-readable");
+        assert!(err.hint().expect("hint").contains("chmod 600"), "{err}");
+        assert!(
+            dir.open(&sub.join("none"), "f", OpenOptions::new().read(true))
+                .expect("open")
+                .is_none()
+        );
+        fs::set_permissions(&sub, fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert!(
+            ensure_private_dir(&sub).is_err(),
+            "an existing loose directory"
         );
     }
 }

@@ -60,15 +60,10 @@ impl Context {
     pub(crate) fn open_store(&self) -> Result<Box<dyn Store>> {
         let paths = self.paths()?;
         match self.config.backend_in_force()? {
-            Backend::File => {
-                let path = paths.vault_file();
-                if !path.exists() {
-                    return Err(Error::NotInitialized { path });
-                }
-                Ok(Box::new(Vault::open_cached_or(paths, || {
-                    self.sources.current()
-                })?))
-            }
+            // A missing vault is `NotInitialized`, from reading it.
+            Backend::File => Ok(Box::new(Vault::open_cached_or(paths, || {
+                self.sources.current()
+            })?)),
             Backend::Keychain => Ok(Box::new(Keychain::open(paths)?)),
         }
     }

@@ -166,6 +166,8 @@ impl Vault {
             return Err(classify_newer(&path, &bytes, version, use_cache, ask));
         }
         let contents = decode(&bytes).map_err(|reason| Error::damaged(&path, reason))?;
+        // A cached key counts only if it opens this very file (a vault
+        // replaced under the same id falls back to the passphrase).
         let cached = use_cache
             .then(|| crate::unlock::cached(&contents.vault_id))
             .flatten()
@@ -173,9 +175,12 @@ impl Vault {
             .filter(|keys| verify_commitment(&path, &bytes, &keys.commit).is_ok());
         let keys = match cached {
             Some(keys) => keys,
-            None => Keys::from_root(unlock(&path, &contents, &ask()?)?),
+            None => {
+                let keys = Keys::from_root(unlock(&path, &contents, &ask()?)?);
+                verify_commitment(&path, &bytes, &keys.commit)?;
+                keys
+            }
         };
-        verify_commitment(&path, &bytes, &keys.commit)?;
         crate::audit::use_key(&keys.root);
         check_generation(paths, &contents, &keys);
         Ok(Self {
