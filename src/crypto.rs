@@ -51,11 +51,18 @@ impl Key {
         &self.0
     }
 
-    /// An independent key for one purpose: HMAC-SHA-256(self, label).
+    /// An independent key for each purpose: HMAC-SHA-256(self, label),
+    /// with the HMAC keyed once for all of them (a launch derives four;
+    /// keying is half of each one's work).
     #[must_use]
-    pub(crate) fn subkey(&self, label: &str) -> Self {
-        let tag = hmac(self, &[label.as_bytes()]);
-        Self(Zeroizing::new(tag))
+    pub(crate) fn subkeys<const N: usize>(&self, labels: [&str; N]) -> [Self; N] {
+        let keyed = <HmacSha256 as Mac>::new_from_slice(self.as_bytes())
+            .expect("HMAC takes any key length");
+        labels.map(|label| {
+            let mut mac = keyed.clone();
+            mac.update(label.as_bytes());
+            Self(Zeroizing::new(mac.finalize().into_bytes().into()))
+        })
     }
 }
 
@@ -281,12 +288,18 @@ mod tests {
     #[test]
     fn subkeys_differ_by_label_and_fingerprints_by_key() {
         let key = Key::generate().expect("key");
-        assert_ne!(key.subkey("a").as_bytes(), key.subkey("b").as_bytes());
+        let [a, b] = key.subkeys(["a", "b"]);
+        assert_ne!(a.as_bytes(), b.as_bytes());
+        // Each is HMAC(key, label), whatever else is derived with it (the
+        // vault format depends on it).
+        assert_eq!(a.as_bytes(), &hmac(&key, &[b"a"]));
+        assert_eq!(b.as_bytes(), &key.subkeys(["b"])[0].0[..]);
+        let [fp_key, other] = key.subkeys(["fp", "other"]);
         let v = SecretValue::new(b"sk-1".to_vec());
-        let fp = fingerprint(&key.subkey("fp"), &v);
+        let fp = fingerprint(&fp_key, &v);
         assert_eq!(fp.len(), 16);
-        assert_eq!(fp, fingerprint(&key.subkey("fp"), &v));
-        assert_ne!(fp, fingerprint(&key.subkey("other"), &v));
+        assert_eq!(fp, fingerprint(&key.subkeys(["fp"])[0], &v));
+        assert_ne!(fp, fingerprint(&other, &v));
     }
 
     #[test]

@@ -74,8 +74,8 @@ impl Keychain {
         let root = Key::generate()?;
         items::set(&root_user(&store_id), root.as_bytes())
             .map_err(|e| keychain_error("storing the root key", &e))?;
-        crate::audit::use_key(&root);
         let keys = Keys::from_root(root);
+        crate::audit::use_key(&keys);
         let mut meta = MetaFile {
             version: 1,
             store_id,
@@ -97,7 +97,7 @@ impl Keychain {
             hint: "it was changed by another program; restore it or run `secret init` in a new SECRET_HOME".into(),
         })?;
         let keys = Keys::from_root(Key::from_bytes(Zeroizing::new(root)));
-        crate::audit::use_key(&keys.root);
+        crate::audit::use_key(&keys);
         let meta = verify(&path, &bytes, &keys)?;
         Ok(Self {
             paths: paths.clone(),

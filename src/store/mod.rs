@@ -152,20 +152,29 @@ pub(crate) fn now() -> u64 {
 }
 
 /// A store's root key and the independent subkeys derived from it: one seals
-/// values, one commits to the entry set, one keys fingerprints.
+/// values, one commits to the entry set, one keys fingerprints, one keys
+/// the audit trail's lines.
 pub(crate) struct Keys {
     pub value: Key,
     pub commit: Key,
     pub fingerprint: Key,
+    pub audit: Key,
     pub root: Key,
 }
 
 impl Keys {
     pub(crate) fn from_root(root: Key) -> Self {
+        let [value, commit, fingerprint, audit] = root.subkeys([
+            "secret/v1/value",
+            "secret/v1/commit",
+            "secret/v1/fingerprint",
+            crate::audit::KEY_LABEL,
+        ]);
         Self {
-            value: root.subkey("secret/v1/value"),
-            commit: root.subkey("secret/v1/commit"),
-            fingerprint: root.subkey("secret/v1/fingerprint"),
+            value,
+            commit,
+            fingerprint,
+            audit,
             root,
         }
     }

@@ -120,8 +120,8 @@ impl Vault {
             slots: vec![Slot::Passphrase(slot)],
             entries: Vec::new(),
         };
-        crate::audit::use_key(&root);
         let keys = Keys::from_root(root);
+        crate::audit::use_key(&keys);
         let encoded = encode(&contents, &keys.commit);
         crate::audit::append(
             paths,
@@ -181,7 +181,7 @@ impl Vault {
                 keys
             }
         };
-        crate::audit::use_key(&keys.root);
+        crate::audit::use_key(&keys);
         check_generation(paths, &contents, &keys);
         Ok(Self {
             path,
