@@ -1643,7 +1643,9 @@ fi
 # - a word with @ completes handle names, from `secret __complete-handles`
 #   (the names the store keeps in the clear: no key, no prompt), and never
 #   falls back to bash's host-name or file completion;
-# - after `secret exec ... --`, the command, then its own arguments.
+# - after `secret exec ... --`, the command, then its own arguments;
+# - after `secret run [OPTIONS]`, the interpreter, then its own arguments
+#   (the script first).
 _secret_complete() {
     # What readline replaces with each reply: $2, not the last of
     # COMP_WORDS. For K=@name COMP_WORDS ends in "=@" "name", but readline
@@ -1659,20 +1661,26 @@ _secret_complete() {
             *) sub=${COMP_WORDS[i]}; break ;;
         esac
     done
+    if [[ $sub == run ]]; then
+        # INTERPRETER: the first word after run that is neither an option
+        # nor the value of one. COMP_WORDS splits words at =, so a lone =
+        # and the word after it continue the word before.
+        for (( i = i + 1; i < COMP_CWORD; i++ )); do
+            case ${COMP_WORDS[i]} in
+                =) (( i++ )) ;;
+                --consumer|--death-signal|--file|--keep|--passphrase-fd|--proxy|--proxy-egress|--purpose|--scope|--stop-timeout|--unset) (( i++ )); [[ ${COMP_WORDS[i]} == = ]] && (( i++ )) ;;
+                -*) ;;
+                *) break ;;
+            esac
+        done
+        if (( i < COMP_CWORD )) || [[ $cur != -* ]]; then
+            _secret_command_at "$i" "$cur"
+            return 0
+        fi
+    fi
     for (( i = i + 1; i < COMP_CWORD; i++ )); do
         if [[ ${COMP_WORDS[i]} == -- && $sub == exec ]]; then
-            if declare -F _command_offset >/dev/null; then
-                _command_offset $(( i + 1 ))  # bash-completion: the command's own
-            elif (( i + 1 == COMP_CWORD )); then
-                # Once each: /bin and /usr/bin may be one directory twice.
-                local name
-                COMPREPLY=()
-                while IFS= read -r name; do
-                    COMPREPLY+=( "$name" )
-                done < <(compgen -c -- "$cur" | LC_ALL=C sort -u)
-            else
-                COMPREPLY=()  # -o default: readline's own file names
-            fi
+            _secret_command_at $(( i + 1 )) "$cur"
             return 0
         fi
     done
@@ -1693,4 +1701,21 @@ _secret_complete() {
         return 0
     fi
     _secret_clap "$@"
+}
+
+# Completes the words from COMP_WORDS[$1] on as a command line of their
+# own: the command's name, then what that command completes.
+_secret_command_at() {
+    if declare -F _command_offset >/dev/null; then
+        _command_offset "$1"  # bash-completion: the command's own
+    elif (( $1 == COMP_CWORD )); then
+        # Once each: /bin and /usr/bin may be one directory twice.
+        local name
+        COMPREPLY=()
+        while IFS= read -r name; do
+            COMPREPLY+=( "$name" )
+        done < <(compgen -c -- "$2" | LC_ALL=C sort -u)
+    else
+        COMPREPLY=()  # -o default: readline's own file names
+    fi
 }

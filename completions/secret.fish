@@ -128,25 +128,25 @@ complete -c secret -n "__fish_secret_using_subcommand exec; and not __fish_secre
 complete -c secret -n "__fish_secret_using_subcommand exec; and not __fish_secret_after_dashdash" -l no-mask -d 'Do not mask, even when CI is set'
 complete -c secret -n "__fish_secret_using_subcommand exec; and not __fish_secret_after_dashdash" -l subreaper -d 'Reap every orphaned descendant, as PID 1 does (PR_SET_CHILD_SUBREAPER)'
 complete -c secret -n "__fish_secret_using_subcommand exec; and not __fish_secret_after_dashdash" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c secret -n "__fish_secret_using_subcommand run" -l file -d 'Give the child VAR=/dev/fd/N, an in-memory file holding the secret' -r
-complete -c secret -n "__fish_secret_using_subcommand run" -l proxy -d 'Give the child a placeholder for the secret; a loopback proxy puts the value on the wire, only to the hosts its grant allows' -r
-complete -c secret -n "__fish_secret_using_subcommand run" -l proxy-egress -d 'With --proxy: what happens to connections to hosts no proxied secret may go to: tunnelled untouched (allow), or refused (deny)' -r -f -a "allow\t'Tunnel connections to other hosts untouched'
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l file -d 'Give the child VAR=/dev/fd/N, an in-memory file holding the secret' -r
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l proxy -d 'Give the child a placeholder for the secret; a loopback proxy puts the value on the wire, only to the hosts its grant allows' -r
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l proxy-egress -d 'With --proxy: what happens to connections to hosts no proxied secret may go to: tunnelled untouched (allow), or refused (deny)' -r -f -a "allow\t'Tunnel connections to other hosts untouched'
 deny\t'Refuse them: only the hosts of the proxied secrets are reachable'"
-complete -c secret -n "__fish_secret_using_subcommand run" -l keep -d 'With -i: keep this inherited variable (a name or a glob like LC_*)' -r
-complete -c secret -n "__fish_secret_using_subcommand run" -l unset -d 'Remove this inherited variable' -r
-complete -c secret -n "__fish_secret_using_subcommand run" -l consumer -d 'Ask as this consumer (grants.toml decides what it may have)' -r
-complete -c secret -n "__fish_secret_using_subcommand run" -l purpose -d 'The purpose to state (checked against the grant\'s purposes)' -r
-complete -c secret -n "__fish_secret_using_subcommand run" -l stop-timeout -d 'After a withdrawn grant\'s stop signal (TERM), how long the child has before SIGKILL' -r
-complete -c secret -n "__fish_secret_using_subcommand run" -l death-signal -d 'The signal the child gets if secret is killed' -r
-complete -c secret -n "__fish_secret_using_subcommand run" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
-complete -c secret -n "__fish_secret_using_subcommand run" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
-complete -c secret -n "__fish_secret_using_subcommand run" -l check -d 'Check the script\'s header instead of running it: resolve every reference and report each one, as `secret check` does. Put it before INTERPRETER'
-complete -c secret -n "__fish_secret_using_subcommand run" -s i -l ignore-environment -d 'Start the child with an empty environment (plus --keep and mappings)'
-complete -c secret -n "__fish_secret_using_subcommand run" -l exec -d 'Replace secret with the command (no supervision, no masking)'
-complete -c secret -n "__fish_secret_using_subcommand run" -l mask -d 'Mask secrets in the child\'s output (the default when CI is set)'
-complete -c secret -n "__fish_secret_using_subcommand run" -l no-mask -d 'Do not mask, even when CI is set'
-complete -c secret -n "__fish_secret_using_subcommand run" -l subreaper -d 'Reap every orphaned descendant, as PID 1 does (PR_SET_CHILD_SUBREAPER)'
-complete -c secret -n "__fish_secret_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l keep -d 'With -i: keep this inherited variable (a name or a glob like LC_*)' -r
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l unset -d 'Remove this inherited variable' -r
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l consumer -d 'Ask as this consumer (grants.toml decides what it may have)' -r
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l purpose -d 'The purpose to state (checked against the grant\'s purposes)' -r
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l stop-timeout -d 'After a withdrawn grant\'s stop signal (TERM), how long the child has before SIGKILL' -r
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l death-signal -d 'The signal the child gets if secret is killed' -r
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l check -d 'Check the script\'s header instead of running it: resolve every reference and report each one, as `secret check` does. Put it before INTERPRETER'
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -s i -l ignore-environment -d 'Start the child with an empty environment (plus --keep and mappings)'
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l exec -d 'Replace secret with the command (no supervision, no masking)'
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l mask -d 'Mask secrets in the child\'s output (the default when CI is set)'
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l no-mask -d 'Do not mask, even when CI is set'
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -l subreaper -d 'Reap every orphaned descendant, as PID 1 does (PR_SET_CHILD_SUBREAPER)'
+complete -c secret -n "__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c secret -n "__fish_secret_using_subcommand plugins; and not __fish_seen_subcommand_from run check status help" -l passphrase-fd -d 'Read the vault passphrase from file descriptor N' -r
 complete -c secret -n "__fish_secret_using_subcommand plugins; and not __fish_seen_subcommand_from run check status help" -l scope -d 'Look handles up in a scope first: with team-a/ws-1, @db is team-a/ws-1/db, then team-a/db, then db (the narrowest wins)' -r
 complete -c secret -n "__fish_secret_using_subcommand plugins; and not __fish_seen_subcommand_from run check status help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -260,7 +260,8 @@ complete -c secret -n "__fish_secret_using_subcommand help; and __fish_seen_subc
 # Added by examples/generate.rs:
 # - a token with @ completes handle names, from `secret __complete-handles`
 #   (the names the store keeps in the clear: no key, no prompt);
-# - after `secret exec ... --`, the command, then its own arguments.
+# - after `secret exec ... --`, the command, then its own arguments;
+# - after `secret run [OPTIONS]`, the interpreter, then its own arguments.
 function __fish_secret_after_dashdash
     set -l words (commandline -opc)
     test "$words[2]" = exec; and contains -- -- $words
@@ -280,6 +281,36 @@ function __fish_secret_handles
     end
 end
 
+# For `secret run`: prints the position of INTERPRETER among the words
+# typed (the first after run that is neither an option nor the value of
+# one), the word being typed included unless it starts with -; fails when
+# there is none yet.
+function __fish_secret_run_command_at
+    set -l words (commandline -opc)
+    test "$words[2]" = run; or return 1
+    set -l takes_value --consumer --death-signal --file --keep --passphrase-fd --proxy --proxy-egress --purpose --scope --stop-timeout --unset
+    set -l i 3
+    while test $i -le (count $words)
+        if contains -- $words[$i] $takes_value
+            set i (math $i + 2)
+        else if string match -q -- '-*' $words[$i]
+            set i (math $i + 1)
+        else
+            echo $i
+            return 0
+        end
+    end
+    string match -q -- '-*' (commandline -ct); and return 1
+    echo $i
+end
+
+function __fish_secret_run_command
+    set -l at (__fish_secret_run_command_at)
+    set -l words (commandline -opc) (commandline -ct)
+    __fish_complete_subcommand --commandline $words[$at..-1]
+end
+
 complete -c secret -n '__fish_secret_after_dashdash' -f -a '(__fish_secret_command)'
+complete -c secret -n '__fish_secret_run_command_at >/dev/null' -f -a '(__fish_secret_run_command)'
 complete -c secret -n 'not __fish_secret_after_dashdash; and string match -q -- "*@*" (commandline -ct)' -f -a '(__fish_secret_handles)'
 complete -c secret -n 'not __fish_secret_after_dashdash; and string match -q -- "*@*" (commandline -ct)' -s e -l env -l file -l proxy -r -f -a '(__fish_secret_handles)'

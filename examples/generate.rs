@@ -756,10 +756,11 @@ fn completion(shell: Shell) -> (&'static str, String) {
     let mut generated = Vec::new();
     clap_complete::generate(shell, &mut cmd, "secret", &mut generated);
     let generated = String::from_utf8(generated).expect("UTF-8 completions");
+    let takes_value = run_value_options(&full);
     match shell {
-        Shell::Bash => ("secret.bash", bash(&generated)),
-        Shell::Zsh => ("_secret", zsh(&generated)),
-        Shell::Fish => ("secret.fish", fish(&generated)),
+        Shell::Bash => ("secret.bash", bash(&generated, &takes_value)),
+        Shell::Zsh => ("_secret", zsh(&generated, &takes_value)),
+        Shell::Fish => ("secret.fish", fish(&generated, &takes_value)),
         _ => unreachable!("only bash, zsh and fish are generated"),
     }
 }
@@ -809,29 +810,59 @@ fn rename(text: &str, from: &str, to: &str) -> String {
     text.replacen(from, to, 1)
 }
 
-fn bash(generated: &str) -> String {
-    let text = rename(generated, "_secret() {\n", "_secret_clap() {\n");
-    let text = text.replace("complete -F _secret ", "complete -F _secret_complete ");
-    format!("{text}{BASH_FRONT}")
+/// The options of `secret run` (its own and the global ones) that take a
+/// value, as `--long` and `-s`: the completion scripts skip them and their
+/// value to find INTERPRETER, the first other word after `run`.
+fn run_value_options(built: &clap::Command) -> Vec<String> {
+    let run = built
+        .find_subcommand("run")
+        .expect("secret has a run subcommand");
+    let mut out: Vec<String> = run
+        .get_arguments()
+        .chain(built.get_arguments())
+        .filter(|a| !a.is_positional() && a.get_action().takes_values())
+        .flat_map(|a| {
+            let long = a.get_long().map(|l| format!("--{l}"));
+            let short = a.get_short().map(|s| format!("-{s}"));
+            long.into_iter().chain(short)
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
-fn zsh(generated: &str) -> String {
+fn bash(generated: &str, run_value_options: &[String]) -> String {
+    let text = rename(generated, "_secret() {\n", "_secret_clap() {\n");
+    let text = text.replace("complete -F _secret ", "complete -F _secret_complete ");
+    let front = BASH_FRONT.replace("RUN_VALUE_OPTIONS", &run_value_options.join("|"));
+    format!("{text}{front}")
+}
+
+fn zsh(generated: &str, run_value_options: &[String]) -> String {
     let text = rename(generated, "\n_secret() {\n", "\n_secret_clap() {\n");
+    let front = ZSH_FRONT.replace("RUN_VALUE_OPTIONS", &run_value_options.join("|"));
     rename(
         &text,
         "if [ \"$funcstack[1]\" = \"_secret\" ]; then",
-        &format!("{ZSH_FRONT}\nif [ \"$funcstack[1]\" = \"_secret\" ]; then"),
+        &format!("{front}\nif [ \"$funcstack[1]\" = \"_secret\" ]; then"),
     )
 }
 
-fn fish(generated: &str) -> String {
-    // After `exec … --` the words belong to the command: none of exec's
-    // own completions apply there.
-    let text = generated.replace(
-        "-n \"__fish_secret_using_subcommand exec\"",
-        "-n \"__fish_secret_using_subcommand exec; and not __fish_secret_after_dashdash\"",
-    );
-    format!("{text}{FISH_FRONT}")
+fn fish(generated: &str, run_value_options: &[String]) -> String {
+    // After `exec … --`, and after `run INTERPRETER`, the words belong to
+    // the command: none of secret's own completions apply there.
+    let text = generated
+        .replace(
+            "-n \"__fish_secret_using_subcommand exec\"",
+            "-n \"__fish_secret_using_subcommand exec; and not __fish_secret_after_dashdash\"",
+        )
+        .replace(
+            "-n \"__fish_secret_using_subcommand run\"",
+            "-n \"__fish_secret_using_subcommand run; and not __fish_secret_run_command_at >/dev/null\"",
+        );
+    let front = FISH_FRONT.replace("RUN_VALUE_OPTIONS", &run_value_options.join(" "));
+    format!("{text}{front}")
 }
 
 const BASH_FRONT: &str = r#"
@@ -839,7 +870,9 @@ const BASH_FRONT: &str = r#"
 # - a word with @ completes handle names, from `secret __complete-handles`
 #   (the names the store keeps in the clear: no key, no prompt), and never
 #   falls back to bash's host-name or file completion;
-# - after `secret exec ... --`, the command, then its own arguments.
+# - after `secret exec ... --`, the command, then its own arguments;
+# - after `secret run [OPTIONS]`, the interpreter, then its own arguments
+#   (the script first).
 _secret_complete() {
     # What readline replaces with each reply: $2, not the last of
     # COMP_WORDS. For K=@name COMP_WORDS ends in "=@" "name", but readline
@@ -855,20 +888,26 @@ _secret_complete() {
             *) sub=${COMP_WORDS[i]}; break ;;
         esac
     done
+    if [[ $sub == run ]]; then
+        # INTERPRETER: the first word after run that is neither an option
+        # nor the value of one. COMP_WORDS splits words at =, so a lone =
+        # and the word after it continue the word before.
+        for (( i = i + 1; i < COMP_CWORD; i++ )); do
+            case ${COMP_WORDS[i]} in
+                =) (( i++ )) ;;
+                RUN_VALUE_OPTIONS) (( i++ )); [[ ${COMP_WORDS[i]} == = ]] && (( i++ )) ;;
+                -*) ;;
+                *) break ;;
+            esac
+        done
+        if (( i < COMP_CWORD )) || [[ $cur != -* ]]; then
+            _secret_command_at "$i" "$cur"
+            return 0
+        fi
+    fi
     for (( i = i + 1; i < COMP_CWORD; i++ )); do
         if [[ ${COMP_WORDS[i]} == -- && $sub == exec ]]; then
-            if declare -F _command_offset >/dev/null; then
-                _command_offset $(( i + 1 ))  # bash-completion: the command's own
-            elif (( i + 1 == COMP_CWORD )); then
-                # Once each: /bin and /usr/bin may be one directory twice.
-                local name
-                COMPREPLY=()
-                while IFS= read -r name; do
-                    COMPREPLY+=( "$name" )
-                done < <(compgen -c -- "$cur" | LC_ALL=C sort -u)
-            else
-                COMPREPLY=()  # -o default: readline's own file names
-            fi
+            _secret_command_at $(( i + 1 )) "$cur"
             return 0
         fi
     done
@@ -890,14 +929,49 @@ _secret_complete() {
     fi
     _secret_clap "$@"
 }
+
+# Completes the words from COMP_WORDS[$1] on as a command line of their
+# own: the command's name, then what that command completes.
+_secret_command_at() {
+    if declare -F _command_offset >/dev/null; then
+        _command_offset "$1"  # bash-completion: the command's own
+    elif (( $1 == COMP_CWORD )); then
+        # Once each: /bin and /usr/bin may be one directory twice.
+        local name
+        COMPREPLY=()
+        while IFS= read -r name; do
+            COMPREPLY+=( "$name" )
+        done < <(compgen -c -- "$2" | LC_ALL=C sort -u)
+    else
+        COMPREPLY=()  # -o default: readline's own file names
+    fi
+}
 "#;
 
 const ZSH_FRONT: &str = r#"# Added by examples/generate.rs around clap's _secret_clap:
 # - a word with @ completes handle names, from `secret __complete-handles`
 #   (the names the store keeps in the clear: no key, no prompt);
-# - after `secret exec ... --`, the command, then its own arguments.
+# - after `secret exec ... --`, the command, then its own arguments;
+# - after `secret run [OPTIONS]`, the interpreter, then its own arguments.
 _secret() {
     local i
+    if [[ ${words[2]} == run ]]; then
+        # INTERPRETER: the first word after run that is neither an option
+        # nor the value of one.
+        for (( i = 3; i < CURRENT; i++ )); do
+            case ${words[i]} in
+                (RUN_VALUE_OPTIONS) (( i++ )) ;;
+                (-*) ;;
+                (*) break ;;
+            esac
+        done
+        if (( i < CURRENT )) || [[ $PREFIX != -* ]]; then
+            shift $(( i - 1 )) words
+            (( CURRENT -= i - 1 ))
+            _normal
+            return
+        fi
+    fi
     for (( i = 3; i < CURRENT; i++ )); do
         if [[ ${words[i]} == -- && ${words[2]} == exec ]]; then
             shift $i words
@@ -921,7 +995,8 @@ const FISH_FRONT: &str = r#"
 # Added by examples/generate.rs:
 # - a token with @ completes handle names, from `secret __complete-handles`
 #   (the names the store keeps in the clear: no key, no prompt);
-# - after `secret exec ... --`, the command, then its own arguments.
+# - after `secret exec ... --`, the command, then its own arguments;
+# - after `secret run [OPTIONS]`, the interpreter, then its own arguments.
 function __fish_secret_after_dashdash
     set -l words (commandline -opc)
     test "$words[2]" = exec; and contains -- -- $words
@@ -941,7 +1016,37 @@ function __fish_secret_handles
     end
 end
 
+# For `secret run`: prints the position of INTERPRETER among the words
+# typed (the first after run that is neither an option nor the value of
+# one), the word being typed included unless it starts with -; fails when
+# there is none yet.
+function __fish_secret_run_command_at
+    set -l words (commandline -opc)
+    test "$words[2]" = run; or return 1
+    set -l takes_value RUN_VALUE_OPTIONS
+    set -l i 3
+    while test $i -le (count $words)
+        if contains -- $words[$i] $takes_value
+            set i (math $i + 2)
+        else if string match -q -- '-*' $words[$i]
+            set i (math $i + 1)
+        else
+            echo $i
+            return 0
+        end
+    end
+    string match -q -- '-*' (commandline -ct); and return 1
+    echo $i
+end
+
+function __fish_secret_run_command
+    set -l at (__fish_secret_run_command_at)
+    set -l words (commandline -opc) (commandline -ct)
+    __fish_complete_subcommand --commandline $words[$at..-1]
+end
+
 complete -c secret -n '__fish_secret_after_dashdash' -f -a '(__fish_secret_command)'
+complete -c secret -n '__fish_secret_run_command_at >/dev/null' -f -a '(__fish_secret_run_command)'
 complete -c secret -n 'not __fish_secret_after_dashdash; and string match -q -- "*@*" (commandline -ct)' -f -a '(__fish_secret_handles)'
 complete -c secret -n 'not __fish_secret_after_dashdash; and string match -q -- "*@*" (commandline -ct)' -s e -l env -l file -l proxy -r -f -a '(__fish_secret_handles)'
 "#;

@@ -162,6 +162,8 @@ fn completion_world() -> Env {
     for h in ["@openai_api_key", "@prod/db_password", "@github_token"] {
         env.add(h, b"sk-completion-value-1234");
     }
+    // A script for `secret run bash agen<TAB>` (the shells run in root).
+    std::fs::write(env.root().join("agent.sh"), "#!/bin/sh\n").unwrap();
     env
 }
 
@@ -304,6 +306,11 @@ fn bash_completes_handles_commands_and_no_hidden_subcommands() {
             "secret exec -e K=@k -- ech",
             "secret exec -- ls --",
             "secret --scope prod exec -e K=@k -- ech",
+            "secret run ech",
+            "secret run --consumer ech ech",
+            "secret run bash agen",
+            "secret run bash agent.sh --",
+            "secret run --",
         ],
     );
     // The handle is completed in place, its @ and what precedes it kept.
@@ -362,6 +369,21 @@ fn bash_completes_handles_commands_and_no_hidden_subcommands() {
         tabs[11].replies.contains(&"echo".to_owned()),
         "{:?}",
         tabs[11]
+    );
+
+    // `run`: INTERPRETER is a command (an option's value is not), then
+    // the script is a file and its arguments are not secret's options;
+    // before INTERPRETER, secret's options.
+    for tab in &tabs[12..14] {
+        assert!(tab.replies.contains(&"echo".to_owned()), "{tab:?}");
+        assert!(!tab.replies.iter().any(|w| w.starts_with('-')), "{tab:?}");
+    }
+    assert_eq!(tabs[14].line, "secret run bash agent.sh ", "{:?}", tabs[14]);
+    assert!(tabs[15].replies.is_empty(), "{:?}", tabs[15]);
+    assert!(
+        tabs[16].replies.contains(&"--consumer".to_owned()),
+        "{:?}",
+        tabs[16]
     );
 }
 
@@ -445,6 +467,10 @@ fn zsh_completes_handles_commands_and_no_hidden_subcommands() {
             "secret plugins ",
             "secret exec -e K=@k -- ech",
             "secret exec -- ls --",
+            "secret run --consumer ech ech",
+            "secret run bash agen",
+            "secret run bash agent.sh --",
+            "secret run --",
         ],
     );
     assert_eq!(got[0], ["@openai_api_key"], "{got:?}");
@@ -456,6 +482,12 @@ fn zsh_completes_handles_commands_and_no_hidden_subcommands() {
     assert!(got[4].contains(&"echo".to_owned()), "{:?}", got[4]);
     assert!(!got[4].iter().any(|w| w.starts_with('-')), "{:?}", got[4]);
     assert!(!got[5].contains(&"--env".to_owned()), "{:?}", got[5]);
+    // `run`: the interpreter, then the script, then nothing of secret's.
+    assert!(got[6].contains(&"echo".to_owned()), "{:?}", got[6]);
+    assert!(!got[6].iter().any(|w| w.starts_with('-')), "{:?}", got[6]);
+    assert!(got[7].contains(&"agent.sh".to_owned()), "{:?}", got[7]);
+    assert!(!got[8].contains(&"--consumer".to_owned()), "{:?}", got[8]);
+    assert!(got[9].contains(&"--consumer".to_owned()), "{:?}", got[9]);
 }
 
 /// What fish offers for `line` (`complete -C`), candidates only.
@@ -503,6 +535,19 @@ fn fish_completes_handles_commands_and_no_hidden_subcommands() {
     assert!(fish_complete(&env, "secret exec -- ech").contains(&"echo".to_owned()));
     let after = fish_complete(&env, "secret exec -e K=@k -- ls --");
     assert!(!after.contains(&"--env".to_owned()), "{after:?}");
+    // `run`: the interpreter, then the script, then nothing of secret's.
+    let interpreter = fish_complete(&env, "secret run --consumer ech ech");
+    assert!(interpreter.contains(&"echo".to_owned()), "{interpreter:?}");
+    assert!(
+        !interpreter.iter().any(|w| w.starts_with('-')),
+        "{interpreter:?}"
+    );
+    let script = fish_complete(&env, "secret run bash agen");
+    assert!(script.contains(&"agent.sh".to_owned()), "{script:?}");
+    let args = fish_complete(&env, "secret run bash agent.sh --");
+    assert!(!args.contains(&"--consumer".to_owned()), "{args:?}");
+    let options = fish_complete(&env, "secret run --");
+    assert!(options.contains(&"--consumer".to_owned()), "{options:?}");
 }
 
 /// The completion source: names without the key, never a prompt (no
