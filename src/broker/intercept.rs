@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use base64ct::{Base64, Encoding};
@@ -123,12 +123,16 @@ impl Tenant {
 }
 
 /// The proxy: its consumers by user name, and what they share (the
-/// upstream pools, their extra CA, the audit writer).
+/// upstream pools, their TLS client, its extra CA, the audit writer).
 pub(crate) struct Proxy {
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
     pub upstream_ca: Option<PathBuf>,
     pub audit: Audit,
     pools: Mutex<HashMap<(String, u16, bool), Arc<Upstream>>>,
+    /// The TLS client of every upstream: the system's roots (and
+    /// `upstream_ca`) read and parsed once, on the first https upstream,
+    /// not once per host.
+    tls: OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 impl Proxy {
@@ -139,7 +143,18 @@ impl Proxy {
             upstream_ca,
             audit,
             pools: Mutex::new(HashMap::new()),
+            tls: OnceLock::new(),
         }
+    }
+
+    /// The TLS client configuration every upstream shares, made on first
+    /// use.
+    fn client_tls(&self) -> crate::error::Result<Arc<rustls::ClientConfig>> {
+        if let Some(config) = self.tls.get() {
+            return Ok(Arc::clone(config));
+        }
+        let config = Arc::new(super::upstream::client_config(self.upstream_ca.as_deref())?);
+        Ok(Arc::clone(self.tls.get_or_init(|| config)))
     }
 
     /// Lets `tenant` in (replacing one of the same user name).
@@ -209,7 +224,10 @@ impl Proxy {
             port,
             base: String::new(),
         };
-        let upstream = Upstream::new(target, self.upstream_ca.as_deref())
+        let config = if tls { Some(self.client_tls()) } else { None };
+        let upstream = config
+            .transpose()
+            .and_then(|config| Upstream::with_tls(target, config))
             .map(Arc::new)
             .map_err(|e| deny(StatusCode::BAD_GATEWAY, "upstream", e.to_string()))?;
         if pools.len() >= MAX_POOLS {
@@ -742,4 +760,29 @@ fn cut(text: &str) -> String {
         .take(200)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every https upstream shares one TLS client: the roots are read and
+    /// parsed on the first, not again for each host.
+    #[test]
+    fn upstreams_share_one_tls_client() {
+        let dir = crate::fsio::private_tempdir();
+        let paths = crate::paths::Paths {
+            config_dir: dir.path().to_owned(),
+            data_dir: dir.path().to_owned(),
+            audit: None,
+        };
+        let (audit, _writer) = Audit::start(&paths);
+        let proxy = Proxy::new(None, audit);
+        let first = proxy.client_tls().expect("system roots");
+        let second = proxy.client_tls().expect("system roots");
+        assert!(Arc::ptr_eq(&first, &second));
+        assert!(proxy.upstream("a.example", 443, true).is_ok());
+        assert!(proxy.upstream("b.example", 443, true).is_ok());
+        assert!(Arc::ptr_eq(&first, &proxy.client_tls().expect("roots")));
+    }
 }
