@@ -115,31 +115,26 @@ fn roff(text: &str) -> String {
         .join("\n")
 }
 
-/// SYNOPSIS with every option's argument: `[--env VAR=REF]...`.
+/// SYNOPSIS with every option's argument: `[--env VAR=REF]...`. The
+/// global options go where they are usually written, before the
+/// subcommand: `secret [--scope SCOPE] exec [--env VAR=REF]...`.
 fn synopsis(cmd: &Command) -> String {
-    let mut parts = vec![format!(
-        "\\fB{}\\fR",
-        roff(cmd.get_bin_name().unwrap_or(cmd.get_name()))
-    )];
-    for arg in cmd
-        .get_arguments()
-        .filter(|a| !a.is_hide_set() && !a.is_positional())
-    {
-        let mut flag = match (arg.get_short(), arg.get_long()) {
-            (Some(s), Some(l)) => format!("\\fB\\-{s}\\fR|\\fB\\-\\-{}\\fR", roff(l)),
-            (Some(s), None) => format!("\\fB\\-{s}\\fR"),
-            (None, Some(l)) => format!("\\fB\\-\\-{}\\fR", roff(l)),
-            (None, None) => continue,
-        };
-        if arg.get_action().takes_values() {
-            let value = arg
-                .get_value_names()
-                .map_or_else(|| arg.get_id().as_str().to_uppercase(), |v| v.join(" "));
-            flag.push_str(&format!(" \\fI{}\\fR", roff(&value)));
-        }
-        let many = matches!(arg.get_action(), clap::ArgAction::Append);
-        parts.push(format!("[{flag}]{}", if many { "..." } else { "" }));
+    let name = cmd.get_bin_name().unwrap_or(cmd.get_name());
+    let (program, path) = name
+        .split_once(' ')
+        .map_or((name, None), |(program, path)| (program, Some(path)));
+    let options = |global: bool| {
+        cmd.get_arguments()
+            .filter(move |a| !a.is_hide_set() && !a.is_positional())
+            .filter(move |a| path.is_none() || a.is_global_set() == global)
+            .filter_map(synopsis_option)
+    };
+    let mut parts = vec![format!("\\fB{}\\fR", roff(program))];
+    if let Some(path) = path {
+        parts.extend(options(true));
+        parts.push(format!("\\fB{}\\fR", roff(path)));
     }
+    parts.extend(options(false));
     for arg in cmd.get_positionals().filter(|a| !a.is_hide_set()) {
         let value = arg
             .get_value_names()
@@ -164,6 +159,24 @@ fn synopsis(cmd: &Command) -> String {
         parts.push("\\fICOMMAND\\fR".into());
     }
     format!(".SH SYNOPSIS\n{}\n", parts.join(" "))
+}
+
+/// One option as SYNOPSIS shows it: `[-e|--env VAR=REF]...`.
+fn synopsis_option(arg: &clap::Arg) -> Option<String> {
+    let mut flag = match (arg.get_short(), arg.get_long()) {
+        (Some(s), Some(l)) => format!("\\fB\\-{s}\\fR|\\fB\\-\\-{}\\fR", roff(l)),
+        (Some(s), None) => format!("\\fB\\-{s}\\fR"),
+        (None, Some(l)) => format!("\\fB\\-\\-{}\\fR", roff(l)),
+        (None, None) => return None,
+    };
+    if arg.get_action().takes_values() {
+        let value = arg
+            .get_value_names()
+            .map_or_else(|| arg.get_id().as_str().to_uppercase(), |v| v.join(" "));
+        flag.push_str(&format!(" \\fI{}\\fR", roff(&value)));
+    }
+    let many = matches!(arg.get_action(), clap::ArgAction::Append);
+    Some(format!("[{flag}]{}", if many { "..." } else { "" }))
 }
 
 /// What one page says beyond the clap definitions.

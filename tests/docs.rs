@@ -83,6 +83,24 @@ fn man_pages_carry_examples_exit_status_environment_and_files() {
             page.contains("SECRET_HOME"),
             "{name}: ENVIRONMENT lacks SECRET_HOME"
         );
+        // The global options come before the subcommand, as they are
+        // usually typed, and only there.
+        let synopsis = page
+            .split(".SH SYNOPSIS\n")
+            .nth(1)
+            .and_then(|s| s.lines().next())
+            .unwrap_or_default();
+        let scope = synopsis.find("\\fB\\-\\-scope\\fR").expect(&name);
+        assert_eq!(
+            synopsis.matches("\\-\\-scope").count(),
+            1,
+            "{name}: {synopsis}"
+        );
+        let words = name.strip_suffix(".1").unwrap_or(&name).replace('-', " ");
+        if let Some((_, sub)) = words.split_once(' ') {
+            let at = synopsis.find(&format!("\\fB{sub}\\fR")).expect(&name);
+            assert!(scope < at, "{name}: {synopsis}");
+        }
     }
     for name in [
         "secret",
