@@ -44,7 +44,6 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
     // Until parsing succeeds, guess whether this is a launch (whose own
     // failures exit 125).
     let mut launch = cli::looks_like_launch(&args);
-    sys::record_inherited_dispositions();
     sys::harden();
     sys::close_on_exec_inherited();
     if args.get(1).is_some_and(|a| a == child::monitor::MARKER) {

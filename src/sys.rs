@@ -315,8 +315,7 @@ fn child_setup_and_exec(args: &ChildArgs<'_>) -> i32 {
             death_signal(sig, args.parent);
         }
         // The dispositions `secret` inherited and an empty mask: the
-        // command starts as if launched by our parent (see
-        // `record_inherited_dispositions`).
+        // command starts as if launched by our parent (see `CHANGED`).
         inherited_dispositions();
         if let Some(errno) = install_stdio(spec) {
             return errno;
@@ -559,59 +558,77 @@ pub(crate) fn start_up() {
     }
     // SAFETY: installing SIG_IGN runs no handler code.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // Whether our parent ignored SIGPIPE is not recorded: children get the
+    // default (what nearly every parent gives), so a `cmd | head` pipeline
+    // ends as it would without `secret`.
+    CHANGED.fetch_or(1 << libc::SIGPIPE, Ordering::SeqCst);
 }
 
-/// Signals 1-31 that were ignored when `secret` started, bit N for signal N.
+/// Signals 1-31 (bit N for signal N) whose disposition this process has
+/// changed from the one it inherited; a child gets those back
+/// (`inherited_dispositions`), and keeps every other one as it is.
+static CHANGED: AtomicU32 = AtomicU32::new(0);
+/// Among `CHANGED`, the signals that were ignored when `secret` started
+/// (`nohup`, `trap '' INT`, the background jobs of a non-interactive
+/// shell): such a signal stays ignored in every child and is never
+/// forwarded, as if the child had been started by our parent directly.
 static IGNORED_AT_START: AtomicU32 = AtomicU32::new(0);
 
-/// Notes which signals our parent left ignored (`nohup`, `trap '' INT`, the
-/// background jobs of a non-interactive shell), before any handler of ours
-/// is installed: such a signal stays ignored in every child and is never
-/// forwarded, as if the child had been started by our parent directly.
-/// SIGPIPE is the exception: `start_up` ignores it first, so whether our
-/// parent did is not recorded; children get the default (what nearly
-/// every parent gives), so a `cmd | head` pipeline ends as it would
-/// without `secret`.
-pub(crate) fn record_inherited_dispositions() {
-    let mut ignored = 0u32;
-    for sig in 1..32 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == libc::SIGPIPE {
-            continue;
-        }
-        // SAFETY: sigaction with a null new action only reads the current
-        // one into `old`, a live, zeroed struct sigaction.
-        let ignored_now = unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(sig, std::ptr::null(), &raw mut old) == 0
-                && old.sa_sigaction == libc::SIG_IGN
-        };
-        if ignored_now {
-            ignored |= 1 << sig;
-        }
+/// Records that `sig` has just been given a disposition of ours, and
+/// whether the one it replaced was SIG_IGN: the first time, that is the
+/// inherited one. Every change of a disposition in this process goes
+/// through here (one signal-safe atomic operation or two).
+fn note_changed(sig: i32, was_ignored: bool) {
+    let Some(bit) = u32::try_from(sig)
+        .ok()
+        .filter(|s| (1..32).contains(s))
+        .map(|s| 1 << s)
+    else {
+        return;
+    };
+    if CHANGED.fetch_or(bit, Ordering::SeqCst) & bit == 0 && was_ignored {
+        IGNORED_AT_START.fetch_or(bit, Ordering::SeqCst);
     }
-    IGNORED_AT_START.store(ignored, Ordering::Relaxed);
 }
 
-/// Whether signal `sig` was ignored when `secret` started.
+/// Whether signal `sig` was ignored when `secret` started: as recorded
+/// when we changed it, else as it is now (unchanged, it is the inherited
+/// disposition). SIGPIPE counts as not ignored (see `start_up`).
 #[must_use]
 pub(crate) fn ignored_at_start(sig: i32) -> bool {
-    (1..32).contains(&sig) && IGNORED_AT_START.load(Ordering::Relaxed) & (1 << sig) != 0
+    if !(1..32).contains(&sig) {
+        return false;
+    }
+    if CHANGED.load(Ordering::SeqCst) & (1 << sig) != 0 {
+        return IGNORED_AT_START.load(Ordering::SeqCst) & (1 << sig) != 0;
+    }
+    // SAFETY: sigaction with a null new action only reads the current one
+    // into `old`, a live, zeroed struct sigaction.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &raw mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
 }
 
-/// Sets signals 1-31 to SIG_IGN if they were ignored at our start, else
-/// SIG_DFL, and empties the signal mask.
+/// Gives every signal whose disposition we changed the one `secret`
+/// inherited (SIG_IGN if it was ignored at our start, else SIG_DFL; the
+/// others still have theirs, and exec resets none of them but handlers,
+/// of which we install none outside `CHANGED`), and empties the signal
+/// mask.
 ///
 /// # Safety
 ///
-/// Async-signal-safe (an atomic load, signal, sigprocmask), so callable
+/// Async-signal-safe (atomic loads, signal, sigprocmask), so callable
 /// between clone and exec.
 unsafe fn inherited_dispositions() {
-    let ignored = IGNORED_AT_START.load(Ordering::Relaxed);
+    let changed = CHANGED.load(Ordering::SeqCst);
+    let ignored = IGNORED_AT_START.load(Ordering::SeqCst);
     // SAFETY: installing SIG_DFL or SIG_IGN runs no handler code; the
     // signal set is a live local.
     unsafe {
         for sig in 1..32 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            if changed & (1 << sig) != 0 {
                 let action = if ignored & (1 << sig) != 0 {
                     libc::SIG_IGN
                 } else {
@@ -633,7 +650,8 @@ unsafe fn inherited_dispositions() {
 /// default.
 pub(crate) fn die_of(sig: Signal) {
     // SAFETY: installing SIG_DFL runs no handler code.
-    let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    let old = unsafe { signal(sig, SigHandler::SigDfl) };
+    note_changed(sig as i32, matches!(old, Ok(SigHandler::SigIgn)));
     let mut set = SigSet::empty();
     set.add(sig);
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
@@ -791,10 +809,15 @@ impl Catcher {
             // action is a live, fully initialised struct sigaction.
             let rc = unsafe {
                 let mut action: libc::sigaction = std::mem::zeroed();
+                let mut old: libc::sigaction = std::mem::zeroed();
                 action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
                 action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
                 libc::sigemptyset(&raw mut action.sa_mask);
-                libc::sigaction(sig, &raw const action, std::ptr::null_mut())
+                let rc = libc::sigaction(sig, &raw const action, &raw mut old);
+                if rc == 0 {
+                    note_changed(sig, old.sa_sigaction == libc::SIG_IGN);
+                }
+                rc
             };
             if rc != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -890,7 +913,8 @@ pub(crate) fn adopt_inherited_fd(fd: RawFd) -> Option<OwnedFd> {
 /// Ignores `sig` in this process from now on (the plugin keeper).
 pub(crate) fn ignore_signal(sig: Signal) {
     // SAFETY: installing SIG_IGN runs no handler code.
-    let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+    let old = unsafe { signal(sig, SigHandler::SigIgn) };
+    note_changed(sig as i32, matches!(old, Ok(SigHandler::SigIgn)));
 }
 
 /// Runs `f` with SIGTTOU blocked, so a background process may change the
@@ -942,6 +966,9 @@ pub(crate) fn stop_group_with(sig: Signal) {
         if libc::sigaction(sig as libc::c_int, &raw const action, &raw mut saved) != 0 {
             return;
         }
+        // Set aside for a moment, put back below: a child started meanwhile
+        // must still get the inherited disposition.
+        note_changed(sig as libc::c_int, saved.sa_sigaction == libc::SIG_IGN);
         // The rest of the group; we ignore it here.
         libc::killpg(libc::getpgrp(), sig as libc::c_int);
         action.sa_sigaction = libc::SIG_DFL;

@@ -106,34 +106,36 @@ fn exec_is_refused_where_it_would_drop_masking() {
 }
 
 /// A signal ignored when `secret` starts (`trap '' INT TERM`, `nohup`)
-/// stays ignored in the child, as without `secret`.
+/// stays ignored in the child, as without `secret`, in both launch modes;
+/// SIGPIPE, which `secret` ignores for itself, is the default there.
 #[test]
 fn ignored_signals_stay_ignored_in_the_child() {
     let env = env_with_key();
-    let script = format!(
-        "trap '' INT TERM; {} exec -e K=@k -- sh -c 'grep SigIgn /proc/$$/status'",
-        env!("CARGO_BIN_EXE_secret")
-    );
-    let out = shell(&env, &script);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let mask = stdout
-        .split_whitespace()
-        .nth(1)
-        .and_then(|m| u64::from_str_radix(m, 16).ok())
-        .expect("a SigIgn line");
-    let (int, term) = (1u64 << (2 - 1), 1u64 << (15 - 1));
-    assert_eq!(mask & (int | term), int | term, "{stdout}");
-    let plain = env
-        .secret(["exec", "--", "sh", "-c", "grep SigIgn /proc/$$/status"])
-        .run();
-    let plain_mask = plain
-        .stdout()
-        .split_whitespace()
-        .nth(1)
-        .and_then(|m| u64::from_str_radix(m, 16).ok())
-        .expect("a SigIgn line");
-    // Signals 1-31 (what secret manages) start at their default.
-    assert_eq!(plain_mask & 0x7fff_ffff, 0, "{}", plain.stdout());
+    let ignored_in = |stdout: &str| {
+        stdout
+            .split_whitespace()
+            .nth(1)
+            .and_then(|m| u64::from_str_radix(m, 16).ok())
+            .expect("a SigIgn line")
+    };
+    let (int, pipe, term) = (1u64 << (2 - 1), 1u64 << (13 - 1), 1u64 << (15 - 1));
+    for mode in ["", "--exec"] {
+        let script = format!(
+            "trap '' INT TERM; {} exec {mode} -e K=@k -- sh -c 'grep SigIgn /proc/$$/status'",
+            env!("CARGO_BIN_EXE_secret")
+        );
+        let out = shell(&env, &script);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let mask = ignored_in(&stdout);
+        assert_eq!(mask & (int | pipe | term), int | term, "{mode}: {stdout}");
+        let mut args = vec!["exec"];
+        args.extend((!mode.is_empty()).then_some(mode));
+        args.extend(["--", "sh", "-c", "grep SigIgn /proc/$$/status"]);
+        let plain = env.secret(args).run();
+        // Signals 1-31 (what secret manages) start at their default.
+        let plain_mask = ignored_in(&plain.stdout());
+        assert_eq!(plain_mask & 0x7fff_ffff, 0, "{mode}: {}", plain.stdout());
+    }
 }
 
 #[test]

@@ -10,7 +10,8 @@
 //! - argv holds no value: values travel only in `envp` or in-memory files;
 //! - in the child, before exec: the signal mask is cleared and signals
 //!   1-31 get the disposition `secret` inherited (ignored if they were,
-//!   else the default; SIGPIPE always the default), the `stdio` and
+//!   else the default; SIGPIPE always the default): those we changed are
+//!   put back, the others were never touched; the `stdio` and
 //!   `extra_fds` are installed, `keep_fds` lose close-on-exec and every
 //!   other descriptor keeps it, `death_signal` is set, and `new_group` or
 //!   `controlling_tty` decide the process group and session;
