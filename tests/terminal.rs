@@ -327,3 +327,38 @@ fn the_monitor_holds_no_value() {
     term.type_keys("echo \"aft\"\"er=$?\"\n");
     term.wait_screen("after=130");
 }
+
+/// Keys typed before `secret` takes the terminal over under `--mask`
+/// reach the command as typed: a whole line, part of a line pushed with
+/// Ctrl-D, then Ctrl-D alone (end of input), not a NUL byte (what the
+/// kernel turns a pending end of input into when the terminal leaves
+/// canonical mode).
+#[test]
+fn typeahead_and_ctrl_d_before_mask_takes_the_terminal() {
+    let env = env_with_key();
+    let go = ready(&env, "go");
+    let waiting = ready(&env, "waiting");
+    let line = format!(
+        ": > {waiting}; while [ ! -e {go} ]; do sleep 0.01; done; \
+         secret exec --mask -e K=@k -- sh -c 'cat; echo \"cat e\"\"nded\"'",
+        waiting = waiting.display(),
+        go = go.display(),
+    );
+    let mut term = Terminal::run(&env, &line, shebang_env(&env));
+    wait_for("the shell to wait for the go", || waiting.exists());
+    // Typed while nothing reads the terminal: it holds them, canonical.
+    term.type_keys("typed ahead\npart of a line\x04\x04");
+    // Echoed: the terminal holds them.
+    term.wait_screen("part of a line");
+    std::fs::write(&go, "").unwrap();
+    term.wait_screen("cat ended");
+    assert!(term.screen().contains("typed ahead"), "{}", term.screen());
+    // cat wrote what it read, then the shell its line, without a newline
+    // between: the part was pushed, not ended by Enter.
+    assert!(
+        term.screen().contains("part of a linecat ended"),
+        "{}",
+        term.screen()
+    );
+    assert!(!term.screen().contains("^@"), "{}", term.screen());
+}

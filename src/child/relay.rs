@@ -277,8 +277,59 @@ impl Relay {
         let Some(mut raw) = mode.saved.clone() else {
             return;
         };
+        if let (false, Some(master)) = (mode.raw, &self.master) {
+            pass_typeahead(&stdin, master, &raw);
+        }
         termios::cfmakeraw(&mut raw);
         mode.raw = termios::tcsetattr(stdin.as_fd(), SetArg::TCSADRAIN, &raw).is_ok();
+    }
+}
+
+/// Moves what our terminal holds in canonical mode (`mode`) to the
+/// child's terminal before ours leaves that mode: whole lines as typed,
+/// and an end of input (Ctrl-D) as the `VEOF` key, which the child's
+/// terminal, in our mode, reads as end of input too. Left there, a pending
+/// end of input would reach the child as a NUL byte, since the kernel
+/// turns it into one when the mode changes. What is typed of an unfinished
+/// line stays, and comes through raw. Nothing else reads our terminal
+/// meanwhile: the keys thread is not started yet, or waits for the
+/// foreground.
+fn pass_typeahead(stdin: &std::io::Stdin, master: &OwnedFd, mode: &Termios) {
+    use nix::sys::termios::{LocalFlags, SpecialCharacterIndices as Key};
+    if !mode.local_flags.contains(LocalFlags::ICANON) {
+        return;
+    }
+    let key = |k: Key| mode.control_chars[k as usize];
+    let eof = key(Key::VEOF);
+    let line_ends = [b'\n', key(Key::VEOL), key(Key::VEOL2)];
+    // A canonical line is at most 4096 bytes; a bounded number of them.
+    let mut buf = [0u8; 4096];
+    for _ in 0..64 {
+        let mut ready = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+        // In canonical mode, readable means a whole line or an end of input.
+        let readable = poll(&mut ready, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+            && ready[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLIN));
+        if !readable {
+            return;
+        }
+        let Ok(n) = nix::unistd::read(stdin.as_fd(), &mut buf) else {
+            return;
+        };
+        let line = &buf[..n];
+        // An end of input ends the read without a line end: typed alone
+        // (nothing read) or after part of a line.
+        let ended = line
+            .last()
+            .is_some_and(|b| *b != 0 && line_ends.contains(b));
+        let mut out = line.to_vec();
+        if !ended && n < buf.len() {
+            out.push(eof);
+        }
+        if nix::unistd::write(master, &out).is_err() {
+            return;
+        }
     }
 }
 
