@@ -248,7 +248,7 @@ pub(crate) fn append(paths: &Paths, events: &[Event]) -> Result<()> {
         .ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?;
     let mut file = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io(e.into()))?;
     let len = file.metadata().map_err(io)?.len();
-    let head_file = HeadFile::open(paths, dir)?;
+    let head_file = HeadFile::open(paths, dir).map_err(|e| unwritable(&path, e))?;
     let head = head_file.read();
     let (mut seq, mut prev, ends_cleanly) = match &head {
         Some(h) if h.len == len && !h.hash.is_empty() => (h.seq, h.hash.clone(), true),

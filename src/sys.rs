@@ -315,7 +315,7 @@ fn child_setup_and_exec(args: &ChildArgs<'_>) -> i32 {
             death_signal(sig, args.parent);
         }
         // The dispositions `secret` inherited and an empty mask: the
-        // command starts as if launched by our parent (see `CHANGED`).
+        // command starts as if launched by our parent (see `INHERITED`).
         inherited_dispositions();
         if let Some(errno) = install_stdio(spec) {
             return errno;
@@ -556,74 +556,69 @@ pub(crate) fn start_up() {
             }
         }
     }
-    // SAFETY: installing SIG_IGN runs no handler code.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     // Whether our parent ignored SIGPIPE is not recorded: children get the
     // default (what nearly every parent gives), so a `cmd | head` pipeline
     // ends as it would without `secret`.
-    CHANGED.fetch_or(1 << libc::SIGPIPE, Ordering::SeqCst);
+    INHERITED.fetch_or(1 << libc::SIGPIPE, Ordering::SeqCst);
+    // SAFETY: installing SIG_IGN runs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
-/// Signals 1-31 (bit N for signal N) whose disposition this process has
-/// changed from the one it inherited; a child gets those back
-/// (`inherited_dispositions`), and keeps every other one as it is.
-static CHANGED: AtomicU32 = AtomicU32::new(0);
-/// Among `CHANGED`, the signals that were ignored when `secret` started
-/// (`nohup`, `trap '' INT`, the background jobs of a non-interactive
-/// shell): such a signal stays ignored in every child and is never
-/// forwarded, as if the child had been started by our parent directly.
-static IGNORED_AT_START: AtomicU32 = AtomicU32::new(0);
+/// What we know of the dispositions of signals 1-31 as `secret` inherited
+/// them: bit N is set once signal N's is recorded, bit 32 + N if it was
+/// SIG_IGN (`nohup`, `trap '' INT`, the background jobs of a
+/// non-interactive shell; such a signal stays ignored in every child and
+/// is never forwarded, as if the child had been started by our parent
+/// directly). A signal's disposition is recorded before this process
+/// first changes it, so every signal we changed is recorded, and a child
+/// gets back the recorded ones (`inherited_dispositions`) and keeps every
+/// other one as it is. One atomic word: a child cloned at any moment sees
+/// a consistent record.
+static INHERITED: AtomicU64 = AtomicU64::new(0);
 
-/// Records that `sig` has just been given a disposition of ours, and
-/// whether the one it replaced was SIG_IGN: the first time, that is the
-/// inherited one. Every change of a disposition in this process goes
-/// through here (one signal-safe atomic operation or two).
-fn note_changed(sig: i32, was_ignored: bool) {
-    let Some(bit) = u32::try_from(sig)
-        .ok()
-        .filter(|s| (1..32).contains(s))
-        .map(|s| 1 << s)
-    else {
-        return;
-    };
-    if CHANGED.fetch_or(bit, Ordering::SeqCst) & bit == 0 && was_ignored {
-        IGNORED_AT_START.fetch_or(bit, Ordering::SeqCst);
-    }
-}
-
-/// Whether signal `sig` was ignored when `secret` started: as recorded
-/// when we changed it, else as it is now (unchanged, it is the inherited
-/// disposition). SIGPIPE counts as not ignored (see `start_up`).
-#[must_use]
+/// Whether signal `sig` was ignored when `secret` started, recording it
+/// if it is not yet: called before every change of a disposition (while
+/// unchanged, the disposition it has is the inherited one). SIGPIPE counts
+/// as not ignored (see `start_up`).
 pub(crate) fn ignored_at_start(sig: i32) -> bool {
-    if !(1..32).contains(&sig) {
+    let Some(n) = u32::try_from(sig).ok().filter(|s| (1..32).contains(s)) else {
         return false;
-    }
-    if CHANGED.load(Ordering::SeqCst) & (1 << sig) != 0 {
-        return IGNORED_AT_START.load(Ordering::SeqCst) & (1 << sig) != 0;
+    };
+    let (known, ignored) = (1u64 << n, 1u64 << (32 + n));
+    let record = INHERITED.load(Ordering::SeqCst);
+    if record & known != 0 {
+        return record & ignored != 0;
     }
     // SAFETY: sigaction with a null new action only reads the current one
     // into `old`, a live, zeroed struct sigaction.
-    unsafe {
+    let ignored_now = unsafe {
         let mut old: libc::sigaction = std::mem::zeroed();
         libc::sigaction(sig, std::ptr::null(), &raw mut old) == 0
             && old.sa_sigaction == libc::SIG_IGN
+    };
+    let mine = known | if ignored_now { ignored } else { 0 };
+    // Recorded meanwhile by another thread: its record stands.
+    match INHERITED.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| {
+        (r & known == 0).then_some(r | mine)
+    }) {
+        Ok(_) => ignored_now,
+        Err(r) => r & ignored != 0,
     }
 }
 
-/// Gives every signal whose disposition we changed the one `secret`
-/// inherited (SIG_IGN if it was ignored at our start, else SIG_DFL; the
-/// others still have theirs, and exec resets none of them but handlers,
-/// of which we install none outside `CHANGED`), and empties the signal
-/// mask.
+/// Gives every signal whose inherited disposition is recorded (every one
+/// we changed among them) that disposition again (SIG_IGN if it was
+/// ignored at our start, else SIG_DFL; the others still have theirs, and
+/// exec resets handlers, all of which are among the recorded), and
+/// empties the signal mask.
 ///
 /// # Safety
 ///
-/// Async-signal-safe (atomic loads, signal, sigprocmask), so callable
+/// Async-signal-safe (an atomic load, signal, sigprocmask), so callable
 /// between clone and exec.
 unsafe fn inherited_dispositions() {
-    let changed = CHANGED.load(Ordering::SeqCst);
-    let ignored = IGNORED_AT_START.load(Ordering::SeqCst);
+    let record = INHERITED.load(Ordering::SeqCst);
+    let (changed, ignored) = (record as u32, (record >> 32) as u32);
     // SAFETY: installing SIG_DFL or SIG_IGN runs no handler code; the
     // signal set is a live local.
     unsafe {
@@ -649,9 +644,9 @@ unsafe fn inherited_dispositions() {
 /// (what sudo and GNU timeout do). Returns only if `sig` does not kill by
 /// default.
 pub(crate) fn die_of(sig: Signal) {
+    let _ = ignored_at_start(sig as i32);
     // SAFETY: installing SIG_DFL runs no handler code.
-    let old = unsafe { signal(sig, SigHandler::SigDfl) };
-    note_changed(sig as i32, matches!(old, Ok(SigHandler::SigIgn)));
+    let _ = unsafe { signal(sig, SigHandler::SigDfl) };
     let mut set = SigSet::empty();
     set.add(sig);
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
@@ -805,19 +800,16 @@ impl Catcher {
             signals: signals.to_vec(),
         };
         for &sig in signals {
+            // Recorded before it changes (see `INHERITED`).
+            let _ = ignored_at_start(sig);
             // SAFETY: `on_signal` is async-signal-safe (see there); the
             // action is a live, fully initialised struct sigaction.
             let rc = unsafe {
                 let mut action: libc::sigaction = std::mem::zeroed();
-                let mut old: libc::sigaction = std::mem::zeroed();
                 action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
                 action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
                 libc::sigemptyset(&raw mut action.sa_mask);
-                let rc = libc::sigaction(sig, &raw const action, &raw mut old);
-                if rc == 0 {
-                    note_changed(sig, old.sa_sigaction == libc::SIG_IGN);
-                }
-                rc
+                libc::sigaction(sig, &raw const action, std::ptr::null_mut())
             };
             if rc != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -912,9 +904,9 @@ pub(crate) fn adopt_inherited_fd(fd: RawFd) -> Option<OwnedFd> {
 
 /// Ignores `sig` in this process from now on (the plugin keeper).
 pub(crate) fn ignore_signal(sig: Signal) {
+    let _ = ignored_at_start(sig as i32);
     // SAFETY: installing SIG_IGN runs no handler code.
-    let old = unsafe { signal(sig, SigHandler::SigIgn) };
-    note_changed(sig as i32, matches!(old, Ok(SigHandler::SigIgn)));
+    let _ = unsafe { signal(sig, SigHandler::SigIgn) };
 }
 
 /// Runs `f` with SIGTTOU blocked, so a background process may change the
@@ -963,12 +955,12 @@ pub(crate) fn stop_group_with(sig: Signal) {
         let mut action: libc::sigaction = std::mem::zeroed();
         libc::sigemptyset(&raw mut action.sa_mask);
         action.sa_sigaction = libc::SIG_IGN;
+        // Set aside for a moment, put back below: a child started meanwhile
+        // must still get the inherited disposition.
+        let _ = ignored_at_start(sig as libc::c_int);
         if libc::sigaction(sig as libc::c_int, &raw const action, &raw mut saved) != 0 {
             return;
         }
-        // Set aside for a moment, put back below: a child started meanwhile
-        // must still get the inherited disposition.
-        note_changed(sig as libc::c_int, saved.sa_sigaction == libc::SIG_IGN);
         // The rest of the group; we ignore it here.
         libc::killpg(libc::getpgrp(), sig as libc::c_int);
         action.sa_sigaction = libc::SIG_DFL;

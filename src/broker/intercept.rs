@@ -29,8 +29,8 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use base64ct::{Base64, Encoding};
 use bytes::Bytes;
@@ -129,11 +129,19 @@ pub(crate) struct Proxy {
     pub upstream_ca: Option<PathBuf>,
     pub audit: Audit,
     pools: Mutex<HashMap<(String, u16, bool), Arc<Upstream>>>,
-    /// The TLS client of every upstream: the system's roots (and
-    /// `upstream_ca`) read and parsed once, on the first https upstream,
-    /// not once per host.
-    tls: OnceLock<Arc<rustls::ClientConfig>>,
+    /// The TLS client of every upstream, and when it was made: the
+    /// system's roots (and `upstream_ca`) read and parsed on the first
+    /// https upstream, and again once `TLS_REFRESH` has passed, not once
+    /// per host.
+    tls: Mutex<Option<(Instant, Arc<rustls::ClientConfig>)>>,
+    /// `TLS_REFRESH`, but for tests.
+    tls_refresh: Duration,
 }
+
+/// How long the proxy's upstream TLS client is used before the roots are
+/// read again: `plugins run` keeps its proxy for as long as it runs, and a
+/// CA bundle updated meanwhile reaches the upstreams first met after that.
+const TLS_REFRESH: Duration = Duration::from_secs(300);
 
 impl Proxy {
     #[must_use]
@@ -143,18 +151,23 @@ impl Proxy {
             upstream_ca,
             audit,
             pools: Mutex::new(HashMap::new()),
-            tls: OnceLock::new(),
+            tls: Mutex::new(None),
+            tls_refresh: TLS_REFRESH,
         }
     }
 
-    /// The TLS client configuration every upstream shares, made on first
-    /// use.
+    /// The TLS client configuration the upstreams share, made on first
+    /// use and again after `TLS_REFRESH`.
     fn client_tls(&self) -> crate::error::Result<Arc<rustls::ClientConfig>> {
-        if let Some(config) = self.tls.get() {
+        let mut tls = self.tls.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((made, config)) = tls.as_ref()
+            && made.elapsed() < self.tls_refresh
+        {
             return Ok(Arc::clone(config));
         }
         let config = Arc::new(super::upstream::client_config(self.upstream_ca.as_deref())?);
-        Ok(Arc::clone(self.tls.get_or_init(|| config)))
+        *tls = Some((Instant::now(), Arc::clone(&config)));
+        Ok(config)
     }
 
     /// Lets `tenant` in (replacing one of the same user name).
@@ -767,7 +780,8 @@ mod tests {
     use super::*;
 
     /// Every https upstream shares one TLS client: the roots are read and
-    /// parsed on the first, not again for each host.
+    /// parsed on the first, not again for each host, until the client is
+    /// `TLS_REFRESH` old.
     #[test]
     fn upstreams_share_one_tls_client() {
         let dir = crate::fsio::private_tempdir();
@@ -784,5 +798,10 @@ mod tests {
         assert!(proxy.upstream("a.example", 443, true).is_ok());
         assert!(proxy.upstream("b.example", 443, true).is_ok());
         assert!(Arc::ptr_eq(&first, &proxy.client_tls().expect("roots")));
+        // Once it is as old as the refresh interval: made afresh.
+        let mut proxy = proxy;
+        proxy.tls_refresh = Duration::ZERO;
+        let fresh = proxy.client_tls().expect("roots");
+        assert!(!Arc::ptr_eq(&first, &fresh));
     }
 }
