@@ -228,6 +228,10 @@ impl Plumbing {
         };
         if let Some(master) = relay.master.as_ref().filter(|_| relays_keys) {
             if stdin_in_foreground() {
+                // Before the keys thread exists: nothing else reads.
+                if let Ok(mode) = termios::tcgetattr(std::io::stdin().as_fd()) {
+                    pass_typeahead(&std::io::stdin(), master, &mode);
+                }
                 relay.raw_mode();
             }
             let master = Arc::clone(master);
@@ -277,9 +281,6 @@ impl Relay {
         let Some(mut raw) = mode.saved.clone() else {
             return;
         };
-        if let (false, Some(master)) = (mode.raw, &self.master) {
-            pass_typeahead(&stdin, master, &raw);
-        }
         termios::cfmakeraw(&mut raw);
         mode.raw = termios::tcsetattr(stdin.as_fd(), SetArg::TCSADRAIN, &raw).is_ok();
     }
@@ -291,9 +292,9 @@ impl Relay {
 /// terminal, in our mode, reads as end of input too. Left there, a pending
 /// end of input would reach the child as a NUL byte, since the kernel
 /// turns it into one when the mode changes. What is typed of an unfinished
-/// line stays, and comes through raw. Nothing else reads our terminal
-/// meanwhile: the keys thread is not started yet, or waits for the
-/// foreground.
+/// line stays, and comes through raw. Only before the keys thread starts:
+/// nothing else may read our terminal meanwhile (a read that another
+/// reader beat us to would wait for the next line).
 fn pass_typeahead(stdin: &std::io::Stdin, master: &OwnedFd, mode: &Termios) {
     use nix::sys::termios::{LocalFlags, SpecialCharacterIndices as Key};
     if !mode.local_flags.contains(LocalFlags::ICANON) {
