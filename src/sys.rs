@@ -576,10 +576,15 @@ pub(crate) fn start_up() {
 /// a consistent record.
 static INHERITED: AtomicU64 = AtomicU64::new(0);
 
+/// Records signal `sig`'s inherited disposition, if it is not yet: called
+/// before every change of a disposition (while unchanged, the disposition
+/// it has is the inherited one).
+fn before_changing(sig: i32) {
+    let _ = ignored_at_start(sig);
+}
+
 /// Whether signal `sig` was ignored when `secret` started, recording it
-/// if it is not yet: called before every change of a disposition (while
-/// unchanged, the disposition it has is the inherited one). SIGPIPE counts
-/// as not ignored (see `start_up`).
+/// if it is not yet. SIGPIPE counts as not ignored (see `start_up`).
 pub(crate) fn ignored_at_start(sig: i32) -> bool {
     let Some(n) = u32::try_from(sig).ok().filter(|s| (1..32).contains(s)) else {
         return false;
@@ -618,12 +623,12 @@ pub(crate) fn ignored_at_start(sig: i32) -> bool {
 /// between clone and exec.
 unsafe fn inherited_dispositions() {
     let record = INHERITED.load(Ordering::SeqCst);
-    let (changed, ignored) = (record as u32, (record >> 32) as u32);
+    let (recorded, ignored) = (record as u32, (record >> 32) as u32);
     // SAFETY: installing SIG_DFL or SIG_IGN runs no handler code; the
     // signal set is a live local.
     unsafe {
         for sig in 1..32 {
-            if changed & (1 << sig) != 0 {
+            if recorded & (1 << sig) != 0 {
                 let action = if ignored & (1 << sig) != 0 {
                     libc::SIG_IGN
                 } else {
@@ -644,7 +649,7 @@ unsafe fn inherited_dispositions() {
 /// (what sudo and GNU timeout do). Returns only if `sig` does not kill by
 /// default.
 pub(crate) fn die_of(sig: Signal) {
-    let _ = ignored_at_start(sig as i32);
+    before_changing(sig as i32);
     // SAFETY: installing SIG_DFL runs no handler code.
     let _ = unsafe { signal(sig, SigHandler::SigDfl) };
     let mut set = SigSet::empty();
@@ -800,8 +805,7 @@ impl Catcher {
             signals: signals.to_vec(),
         };
         for &sig in signals {
-            // Recorded before it changes (see `INHERITED`).
-            let _ = ignored_at_start(sig);
+            before_changing(sig);
             // SAFETY: `on_signal` is async-signal-safe (see there); the
             // action is a live, fully initialised struct sigaction.
             let rc = unsafe {
@@ -904,7 +908,7 @@ pub(crate) fn adopt_inherited_fd(fd: RawFd) -> Option<OwnedFd> {
 
 /// Ignores `sig` in this process from now on (the plugin keeper).
 pub(crate) fn ignore_signal(sig: Signal) {
-    let _ = ignored_at_start(sig as i32);
+    before_changing(sig as i32);
     // SAFETY: installing SIG_IGN runs no handler code.
     let _ = unsafe { signal(sig, SigHandler::SigIgn) };
 }
@@ -957,7 +961,7 @@ pub(crate) fn stop_group_with(sig: Signal) {
         action.sa_sigaction = libc::SIG_IGN;
         // Set aside for a moment, put back below: a child started meanwhile
         // must still get the inherited disposition.
-        let _ = ignored_at_start(sig as libc::c_int);
+        before_changing(sig as libc::c_int);
         if libc::sigaction(sig as libc::c_int, &raw const action, &raw mut saved) != 0 {
             return;
         }

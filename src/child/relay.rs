@@ -229,8 +229,9 @@ impl Plumbing {
         if let Some(master) = relay.master.as_ref().filter(|_| relays_keys) {
             if stdin_in_foreground() {
                 // Before the keys thread exists: nothing else reads.
-                if let Ok(mode) = termios::tcgetattr(std::io::stdin().as_fd()) {
-                    pass_typeahead(&std::io::stdin(), master, &mode);
+                let stdin = std::io::stdin();
+                if let Ok(mode) = termios::tcgetattr(stdin.as_fd()) {
+                    pass_typeahead(&stdin, master, &mode);
                 }
                 relay.raw_mode();
             }
