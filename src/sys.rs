@@ -63,6 +63,10 @@ pub(crate) struct MonitorSpec<'a> {
     pub envp: &'a [&'a CStr],
     /// The monitor's end of its link to us, kept open across its exec.
     pub link: RawFd,
+    /// The job starts in the background: the command does not get its
+    /// terminal's foreground (the monitor's group keeps it), so its first
+    /// read or write there stops it, as a background job's would.
+    pub background: bool,
 }
 
 /// Why the command did not start.
@@ -299,9 +303,13 @@ fn child_setup_and_exec(args: &ChildArgs<'_>) -> i32 {
     unsafe {
         if let Some(tty) = args.under_monitor {
             // The command under its monitor: its own group, the terminal's
-            // foreground (SIGTTOU is blocked), before its exec so that no
-            // job of its own can lose the foreground to the monitor.
-            if libc::setpgid(0, 0) != 0 || libc::tcsetpgrp(tty, libc::getpid()) != 0 {
+            // foreground (SIGTTOU is blocked) unless the job starts in the
+            // background, before its exec so that no job of its own can
+            // lose the foreground to the monitor.
+            let background = spec.monitor.as_ref().is_some_and(|m| m.background);
+            if libc::setpgid(0, 0) != 0
+                || (!background && libc::tcsetpgrp(tty, libc::getpid()) != 0)
+            {
                 return Errno::last_raw();
             }
         } else if let Some(tty) = spec.controlling_tty {

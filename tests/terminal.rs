@@ -362,3 +362,114 @@ fn typeahead_and_ctrl_d_before_mask_takes_the_terminal() {
     );
     assert!(!term.screen().contains("^@"), "{}", term.screen());
 }
+
+/// A bash script with job control that starts `secret exec {flags} -e
+/// K=@k -- sh -c {command}` in the background, writes secret's pid to
+/// `secret`, waits for the file `go`, lists its jobs, brings the job to
+/// the foreground with `fg` and prints its exit status ("status=N").
+fn background_job(env: &Env, flags: &str, command: &str) -> Terminal {
+    let at = |name: &str| ready(env, name).display().to_string();
+    script(
+        env,
+        "job.sh",
+        &format!(
+            "#!/bin/bash\nset -m\nsecret exec {flags} -e K=@k -- sh -c '{command}' &\n\
+             echo $! > {secret}\nwhile [ ! -e {go} ]; do sleep 0.01; done\n\
+             jobs -l\nfg\necho \"sta\"\"tus=$?\"\n",
+            secret = at("secret"),
+            go = at("go"),
+        ),
+    );
+    Terminal::run(env, "./job.sh", shebang_env(env))
+}
+
+/// A job started in the background (`&`) whose command reads the terminal
+/// stops as the command alone would ("Stopped (tty input)"), and `fg`
+/// continues it with the terminal: what was typed meanwhile reaches it as
+/// typed (a line, part of a line pushed with Ctrl-D, then Ctrl-D alone:
+/// end of input). Under `--mask`, `secret` takes the terminal over only
+/// then, with its key relay running already.
+fn background_start_then_a_read_then_fg(flags: &str) {
+    let env = env_with_key();
+    let mut term = background_job(&env, flags, "cat; echo \"cat e\"\"nded\"");
+    let secret = read_pid(ready(&env, "secret"));
+    let _cleanup = KillOnDrop(secret);
+    wait_for("the job to stop on its read", || state(secret) == 'T');
+    // Nothing reads the terminal now: it holds them, canonical, and
+    // echoes them.
+    term.type_keys("typed ahead\npart of a line\x04\x04");
+    term.wait_screen("part of a line");
+    std::fs::write(ready(&env, "go"), "").unwrap();
+    term.wait_screen("status=0");
+    let screen = term.screen();
+    assert!(screen.contains("Stopped (tty input)"), "{screen}");
+    assert!(screen.contains("typed ahead"), "{screen}");
+    assert!(screen.contains("part of a linecat ended"), "{screen}");
+    assert!(!screen.contains("^@"), "{screen}");
+}
+
+#[test]
+fn a_job_started_in_the_background_stops_on_a_read_and_fg_continues_it() {
+    background_start_then_a_read_then_fg("");
+}
+
+#[test]
+fn a_masked_job_started_in_the_background_stops_on_a_read_and_fg_continues_it() {
+    background_start_then_a_read_then_fg("--mask");
+}
+
+/// `fg` of a job that runs in the background sends it no SIGCONT (it is
+/// not stopped): when its command then reads the terminal, it gets it, and
+/// the job does not stop. Keys typed before that read (`typed_first`)
+/// reach it too: under `--mask`, typing is what tells `secret` that it is
+/// in the foreground again.
+fn fg_while_running_then_a_read(flags: &str, typed_first: bool) {
+    let env = env_with_key();
+    let started = ready(&env, "started");
+    let go_on = ready(&env, "go-on");
+    let mut term = background_job(
+        &env,
+        flags,
+        &format!(
+            "echo $$ > {started}; while [ ! -e {go_on} ]; do sleep 0.01; done; exec cat",
+            started = started.display(),
+            go_on = go_on.display(),
+        ),
+    );
+    let command = read_pid(&started);
+    let _cleanup = KillOnDrop(command);
+    std::fs::write(ready(&env, "go"), "").unwrap();
+    // `fg` prints the job's command line as it brings it to the foreground.
+    term.wait_screen("exec cat");
+    if typed_first {
+        term.type_keys("hello\n\x04");
+    }
+    std::fs::write(&go_on, "").unwrap();
+    if !typed_first {
+        let comm = || std::fs::read_to_string(format!("/proc/{command}/comm")).unwrap_or_default();
+        wait_for("cat to wait for input", || {
+            comm() == "cat\n" && state(command) == 'S'
+        });
+        term.type_keys("hello\n\x04");
+    }
+    term.wait_screen("status=0");
+    let screen = term.screen();
+    assert!(screen.contains("hello"), "{screen}");
+    assert!(!screen.contains("Stopped"), "{screen}");
+}
+
+#[test]
+fn fg_of_a_running_job_gives_its_command_the_terminal() {
+    fg_while_running_then_a_read("", false);
+    fg_while_running_then_a_read("", true);
+}
+
+#[test]
+fn fg_of_a_running_masked_job_gives_its_command_the_terminal() {
+    fg_while_running_then_a_read("--mask", false);
+}
+
+#[test]
+fn fg_of_a_running_masked_job_relays_keys_typed_before_its_read() {
+    fg_while_running_then_a_read("--mask", true);
+}

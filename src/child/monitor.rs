@@ -31,6 +31,7 @@
 //! - signals we forward reach the command through the monitor; window sizes
 //!   are copied by us to the terminal, whose kernel tells the command.
 
+use std::cell::Cell;
 use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
@@ -57,6 +58,9 @@ pub(crate) struct Link {
     theirs: Option<UnixStream>,
     program: CString,
     argv: Vec<CString>,
+    /// Whether the command has its terminal's foreground: as our job had
+    /// ours when it started, then as we last told the monitor.
+    command_foreground: Cell<bool>,
 }
 
 impl Link {
@@ -75,6 +79,7 @@ impl Link {
             theirs: Some(theirs),
             program: CString::from(c"/proc/self/exe"),
             argv,
+            command_foreground: Cell::new(job_in_foreground()),
         })
     }
 
@@ -86,6 +91,7 @@ impl Link {
             argv: &self.argv,
             envp: &[],
             link: theirs.as_raw_fd(),
+            background: !self.command_foreground.get(),
         })
     }
 
@@ -103,8 +109,27 @@ impl Link {
     /// Tells the monitor how to continue the command: with its terminal's
     /// foreground (we are in ours) or without. Sent before SIGCONT.
     pub(crate) fn resume(&self, foreground: bool) {
+        self.command_foreground.set(foreground);
         let _ = (&self.ours).write_all(if foreground { b"f" } else { b"b" });
     }
+
+    /// Whether the command has its terminal's foreground (see `resume`).
+    #[must_use]
+    pub(crate) fn command_foreground(&self) -> bool {
+        self.command_foreground.get()
+    }
+}
+
+/// Whether our job is in the foreground of our terminal (true without
+/// one: there is no job control then).
+fn job_in_foreground() -> bool {
+    File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_or(true, |tty| {
+            tcgetpgrp(tty.as_fd()).map_or(true, |fg| fg == getpgrp())
+        })
 }
 
 /// Drains what is waiting on `link`; returns the last byte.

@@ -66,8 +66,9 @@ pub(crate) struct Relay {
     monitor: Option<Link>,
     /// Whether keystrokes are relayed (our stdin is a terminal too).
     relays_keys: bool,
-    /// Our terminal's mode while keystrokes are relayed.
-    mode: Mutex<Mode>,
+    /// Our terminal's mode while keystrokes are relayed. The keys thread
+    /// reads our terminal only under this lock, and only in raw mode.
+    mode: Arc<Mutex<Mode>>,
     /// Opened when we are in our terminal's foreground again.
     keys_gate: Arc<Gate>,
 }
@@ -223,22 +224,18 @@ impl Plumbing {
             master,
             monitor,
             relays_keys,
-            mode: Mutex::new(Mode::default()),
+            mode: Arc::default(),
             keys_gate: Arc::default(),
         };
         if let Some(master) = relay.master.as_ref().filter(|_| relays_keys) {
             if stdin_in_foreground() {
-                // Before the keys thread exists: nothing else reads.
-                let stdin = std::io::stdin();
-                if let Ok(mode) = termios::tcgetattr(stdin.as_fd()) {
-                    pass_typeahead(&stdin, master, &mode);
-                }
                 relay.raw_mode();
             }
             let master = Arc::clone(master);
+            let mode = Arc::clone(&relay.mode);
             let gate = Arc::clone(&relay.keys_gate);
-            // Not joined: it sits in read(2) on our stdin until we exit.
-            std::thread::spawn(move || keys(&master, &gate));
+            // Not joined: it sits in poll(2) on our stdin until we exit.
+            std::thread::spawn(move || keys(&master, &mode, &gate));
         }
         relay
     }
@@ -272,12 +269,17 @@ impl Relay {
     }
 
     /// Puts our terminal (stdin) in raw mode, keeping the mode to restore
-    /// (the one we find, unless we already made it raw).
+    /// (the one we find, unless we already made it raw). What the terminal
+    /// holds in the mode we find is passed on first (`pass_typeahead`):
+    /// under the mode lock, so the keys thread reads nothing meanwhile.
     fn raw_mode(&self) {
         let mut mode = self.mode.lock().unwrap_or_else(PoisonError::into_inner);
         let stdin = std::io::stdin();
         if !mode.raw {
             mode.saved = termios::tcgetattr(stdin.as_fd()).ok();
+            if let (Some(found), Some(master)) = (&mode.saved, &self.master) {
+                pass_typeahead(&stdin, master, found);
+            }
         }
         let Some(mut raw) = mode.saved.clone() else {
             return;
@@ -293,9 +295,9 @@ impl Relay {
 /// terminal, in our mode, reads as end of input too. Left there, a pending
 /// end of input would reach the child as a NUL byte, since the kernel
 /// turns it into one when the mode changes. What is typed of an unfinished
-/// line stays, and comes through raw. Only before the keys thread starts:
-/// nothing else may read our terminal meanwhile (a read that another
-/// reader beat us to would wait for the next line).
+/// line stays, and comes through raw. Only under the mode lock: nothing
+/// else may read our terminal meanwhile (a read that another reader beat
+/// us to would wait for the next line).
 fn pass_typeahead(stdin: &std::io::Stdin, master: &OwnedFd, mode: &Termios) {
     use nix::sys::termios::{LocalFlags, SpecialCharacterIndices as Key};
     if !mode.local_flags.contains(LocalFlags::ICANON) {
@@ -329,7 +331,7 @@ fn pass_typeahead(stdin: &std::io::Stdin, master: &OwnedFd, mode: &Termios) {
         if !ended && n < buf.len() {
             out.push(eof);
         }
-        if nix::unistd::write(master, &out).is_err() {
+        if write_all(master, &out).is_err() {
             return;
         }
     }
@@ -340,11 +342,18 @@ impl Console for Relay {
         Relay::resize(self);
     }
 
-    fn suspend(&self, foreground: bool) -> Option<nix::sys::signal::Signal> {
+    fn stop_signal(&self) -> Option<nix::sys::signal::Signal> {
+        self.monitor.as_ref().and_then(Link::stop_signal)
+    }
+
+    fn command_foreground(&self) -> bool {
+        self.monitor.as_ref().is_none_or(Link::command_foreground)
+    }
+
+    fn suspend(&self, foreground: bool) {
         if foreground {
             restore_mode(&mut self.mode.lock().unwrap_or_else(PoisonError::into_inner));
         }
-        self.monitor.as_ref().and_then(Link::stop_signal)
     }
 
     fn resume(&self, foreground: bool) {
@@ -512,29 +521,93 @@ fn stdout_is_stderr() -> bool {
     same_file && access(out.as_fd()).ok() == access(err.as_fd()).ok()
 }
 
-/// Relays our keystrokes to the child's terminal. In the background it
-/// reads nothing (with SIGTTIN blocked here, such a read fails with EIO
-/// instead of stopping us) and waits until `gate` opens.
-fn keys(master: &OwnedFd, gate: &Gate) {
+/// Relays our keystrokes to the child's terminal. It waits for input
+/// outside the `mode` lock and reads only under it, in raw mode: a key is
+/// never read in the mode we give back while the job is stopped (where an
+/// end of input would end the relay, or turn into a NUL byte as the mode
+/// changes), and `raw_mode` passes on what was typed meanwhile. Stopped
+/// or in the background, it reads nothing and waits until `gate` opens
+/// (with SIGTTIN blocked here, a read in the background fails with EIO
+/// instead of stopping us). Input while we are in the foreground but not
+/// in raw mode means a shell's `fg` brought the job there while it ran,
+/// which sends no SIGCONT: it sends us one, so the supervisor takes the
+/// terminal as on any `fg`. It writes outside the lock, so a child that
+/// does not read its terminal cannot hold up a stop.
+fn keys(master: &OwnedFd, mode: &Mutex<Mode>, gate: &Gate) {
+    use nix::errno::Errno;
     let mut ttin = nix::sys::signal::SigSet::empty();
     ttin.add(nix::sys::signal::Signal::SIGTTIN);
     let _ = ttin.thread_block();
-    let mut stdin = std::io::stdin().lock();
+    let stdin = std::io::stdin();
     let mut buf = [0u8; 4096];
     loop {
         let opened = gate.count();
-        match stdin.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => {
-                if nix::unistd::write(master, &buf[..n]).is_err() {
-                    return;
-                }
-            }
-            Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => gate.wait_past(opened),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+        match input_ready(&stdin, PollTimeout::NONE) {
+            Ok(true) => {}
+            Ok(false) | Err(Errno::EINTR) => continue,
             Err(_) => return,
         }
+        let n = {
+            let mode = mode.lock().unwrap_or_else(PoisonError::into_inner);
+            if !mode.raw {
+                drop(mode);
+                if stdin_in_foreground() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::getpid(),
+                        nix::sys::signal::Signal::SIGCONT,
+                    );
+                }
+                gate.wait_past(opened);
+                continue;
+            }
+            // `raw_mode` may have taken it meanwhile: never block here.
+            if input_ready(&stdin, PollTimeout::ZERO) != Ok(true) {
+                continue;
+            }
+            match nix::unistd::read(stdin.as_fd(), &mut buf) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(Errno::EIO) => {
+                    drop(mode);
+                    gate.wait_past(opened);
+                    continue;
+                }
+                Err(Errno::EINTR) => continue,
+                Err(_) => return,
+            }
+        };
+        if write_all(master, &buf[..n]).is_err() {
+            return;
+        }
     }
+}
+
+/// Whether our stdin has input within `timeout`; an error once it has
+/// none to come (hung up, closed).
+fn input_ready(stdin: &std::io::Stdin, timeout: PollTimeout) -> nix::Result<bool> {
+    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+    if poll(&mut fds, timeout)? == 0 {
+        return Ok(false);
+    }
+    let events = fds[0].revents().unwrap_or(PollFlags::empty());
+    if events.contains(PollFlags::POLLIN) {
+        Ok(true)
+    } else {
+        Err(nix::errno::Errno::EIO)
+    }
+}
+
+/// Writes all of `bytes` to `fd`.
+fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> nix::Result<()> {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(0) => return Err(nix::errno::Errno::EIO),
+            Ok(n) => bytes = &bytes[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn window_size(fd: RawFd) -> Option<nix::pty::Winsize> {

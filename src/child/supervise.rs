@@ -4,16 +4,21 @@
 //! of secrets: `child::launch` hands it a prepared command.
 //!
 //! Process groups. When a job-control shell made `secret` a job of its own
-//! (we lead our process group, which is the terminal's foreground, and
-//! stdin and stdout are that terminal), the child gets a process group of
-//! its own and the terminal's foreground: Ctrl-C, Ctrl-\ and Ctrl-Z go to
+//! (we lead our process group, and stdin and stdout are the terminal), the
+//! child gets a process group of its own and, while the job is in the
+//! foreground, the terminal's foreground: Ctrl-C, Ctrl-\ and Ctrl-Z go to
 //! the child alone, exactly once, and a shell's `kill %1` (which signals our
 //! group) reaches the child once, through us. On Ctrl-Z we take the terminal
-//! back and stop ourselves, so the shell sees the job stop; on `fg` we hand
-//! the terminal back and continue the child. When we are a member of
-//! someone else's group in the foreground (a script, a pipeline), the child
-//! stays in our group: the terminal's signals reach the script, us and the
-//! child together, so they are not forwarded again. Without a terminal (CI,
+//! back and stop ourselves with the child's signal, so the shell sees the
+//! job stop; on `fg` we hand the terminal back and continue the child. A
+//! job started in the background (`&`) stops the same way when its child
+//! reads the terminal ("Stopped (tty input)"); brought to the foreground
+//! while it runs (`fg` then sends no SIGCONT), the child that reads is
+//! given the terminal and continued, as if it had had it all along. When
+//! we are a member of someone else's group (a script, a pipeline), the
+//! child stays in our group: the terminal's signals reach the script, us
+//! and the child together, so they are not forwarded again, and a
+//! background read stops them together. Without a terminal (CI,
 //! containers) the child gets its own group and every signal reaches it
 //! through us.
 //!
@@ -60,11 +65,13 @@ pub(crate) const FORWARDED: &[i32] = &[
 
 /// How the child relates to our terminal.
 enum Terminal {
-    /// No controlling terminal, or we are not in its foreground.
+    /// No controlling terminal.
     None,
-    /// The child has its own group and the terminal's foreground.
+    /// We are a job of our own: the child has its own group, and the
+    /// terminal's foreground while we are in it.
     Handed(File),
-    /// The child shares our group (a pipeline on a terminal).
+    /// The child shares our group (a pipeline, a script: a group that is
+    /// not ours alone, on a terminal).
     Shared,
     /// The child has a pseudo-terminal of its own under a monitor (see
     /// `monitor`); ours, when we have one, stays ours and we relay to it.
@@ -76,9 +83,14 @@ enum Terminal {
 pub(crate) trait Console {
     /// Copies our window size to the child's terminal (on SIGWINCH).
     fn resize(&self);
-    /// The job stopped: gives our terminal its mode back when we are in
-    /// its foreground; returns the signal the command stopped with.
-    fn suspend(&self, foreground: bool) -> Option<Signal>;
+    /// The signal the command stopped with, as its monitor reported it.
+    fn stop_signal(&self) -> Option<Signal>;
+    /// Whether the command has its terminal's foreground: false while the
+    /// job is (or started) in the background.
+    fn command_foreground(&self) -> bool;
+    /// The job stops: gives our terminal its mode back when we are in
+    /// its foreground.
+    fn suspend(&self, foreground: bool);
     /// The job continues: raw mode again in the foreground, the window
     /// size, and the monitor is told whether the command gets its
     /// terminal's foreground. The caller then sends SIGCONT.
@@ -96,20 +108,34 @@ fn terminal_mode() -> Terminal {
     let Ok(tty) = File::options().read(true).write(true).open("/dev/tty") else {
         return Terminal::None;
     };
-    match tcgetpgrp(tty.as_fd()) {
-        Ok(fg) if fg == getpgrp() => {
-            let on_tty = |fd: std::os::fd::BorrowedFd<'_>| nix::unistd::isatty(fd).unwrap_or(false);
-            if getpgrp() == getpid()
-                && on_tty(std::io::stdin().as_fd())
-                && on_tty(std::io::stdout().as_fd())
-            {
-                Terminal::Handed(tty)
-            } else {
-                Terminal::Shared
-            }
-        }
-        _ => Terminal::None,
+    if tcgetpgrp(tty.as_fd()).is_err() {
+        return Terminal::None;
     }
+    let on_tty = |fd: std::os::fd::BorrowedFd<'_>| nix::unistd::isatty(fd).unwrap_or(false);
+    if getpgrp() == getpid()
+        && on_tty(std::io::stdin().as_fd())
+        && on_tty(std::io::stdout().as_fd())
+    {
+        Terminal::Handed(tty)
+    } else {
+        Terminal::Shared
+    }
+}
+
+/// Gives `tty`'s foreground to `to` if `from` holds it (never taking it
+/// from anyone else, such as the shell while we are in the background).
+fn pass_terminal(tty: &File, from: Pid, to: Pid) {
+    if tcgetpgrp(tty.as_fd()).ok() == Some(from) {
+        sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), to).ok());
+    }
+}
+
+/// Whether a child's stop is a read or write of a terminal whose
+/// foreground it did not have, while our job now has it: a shell's `fg` of
+/// a job running in the background, which sends no SIGCONT.
+fn stopped_for_want_of_a_terminal_we_hold(signal: Signal, tty: &File) -> bool {
+    matches!(signal, Signal::SIGTTIN | Signal::SIGTTOU)
+        && tcgetpgrp(tty.as_fd()).ok() == Some(getpgrp())
 }
 
 /// Parses `TERM`, `SIGTERM` or `15` (any case).
@@ -207,7 +233,7 @@ pub(crate) fn start(
     let signals = listen()?;
     let child = super::spawn::spawn(spec, shown)?;
     if let Terminal::Handed(tty) = &terminal {
-        sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), child).ok());
+        pass_terminal(tty, getpgrp(), child);
     }
     Ok(Running {
         child,
@@ -234,7 +260,7 @@ impl Running {
                 if origin.signal == sig::SIGCHLD {
                     if let Some(code) = reap(self.child, &self.terminal, &mut skip_cont, console) {
                         if let Terminal::Handed(tty) = &self.terminal {
-                            sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), getpgrp()).ok());
+                            pass_terminal(tty, self.child, getpgrp());
                         }
                         // Returning drops the catcher: the signals act on
                         // us again as they did before it.
@@ -326,25 +352,32 @@ fn job_stopped(
         Terminal::Relayed(Some(tty)) => {
             // The monitor stopped because the command did: stop our group
             // with the command's signal, as the terminal would have.
-            let signal = console
-                .and_then(|c| c.suspend(in_foreground(Some(tty))))
-                .unwrap_or(signal);
-            sys::stop_group_with(signal);
+            let signal = console.and_then(Console::stop_signal).unwrap_or(signal);
+            let held_back = console.is_some_and(|c| !c.command_foreground());
+            if !(held_back && stopped_for_want_of_a_terminal_we_hold(signal, tty)) {
+                if let Some(console) = console {
+                    console.suspend(in_foreground(Some(tty)));
+                }
+                sys::stop_group_with(signal);
+                *skip_cont = true;
+            }
             if let Some(console) = console {
                 console.resume(in_foreground(Some(tty)));
             }
             let _ = kill(child, Signal::SIGCONT);
-            *skip_cont = true;
         }
         Terminal::Shared => sys::stop_self(),
         Terminal::Handed(tty) => {
-            sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), getpgrp()).ok());
-            sys::stop_self();
+            if stopped_for_want_of_a_terminal_we_hold(signal, tty) {
+                pass_terminal(tty, getpgrp(), child);
+                let _ = killpg(child, Signal::SIGCONT);
+                return;
+            }
+            pass_terminal(tty, child, getpgrp());
+            sys::stop_group_with(signal);
             // Continued (fg or bg). Give the terminal back only if we are
             // in the foreground again.
-            if tcgetpgrp(tty.as_fd()).ok() == Some(getpgrp()) {
-                sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), child).ok());
-            }
+            pass_terminal(tty, getpgrp(), child);
             let _ = killpg(child, Signal::SIGCONT);
             *skip_cont = true;
         }
