@@ -31,6 +31,10 @@ pub(crate) struct SpawnSpec<'a> {
     pub envp: &'a [&'a CStr],
     /// Put the child in a new process group of its own.
     pub new_group: bool,
+    /// With `new_group`: give this terminal's foreground to that group
+    /// before exec (a job-control shell's child, such as an interactive
+    /// shell, checks it before anything else).
+    pub foreground_of: Option<RawFd>,
     /// Signal the child gets when `secret` dies.
     pub death_signal: Option<Signal>,
     /// Descriptors to install as the child's 0, 1, 2 (`None` keeps ours).
@@ -316,8 +320,15 @@ fn child_setup_and_exec(args: &ChildArgs<'_>) -> i32 {
             if libc::setsid() < 0 || libc::ioctl(tty, libc::TIOCSCTTY, 0) < 0 {
                 return Errno::last_raw();
             }
-        } else if spec.new_group && libc::setpgid(0, 0) != 0 {
-            return Errno::last_raw();
+        } else if spec.new_group {
+            // SIGTTOU is blocked, as every signal here.
+            if libc::setpgid(0, 0) != 0
+                || spec
+                    .foreground_of
+                    .is_some_and(|tty| libc::tcsetpgrp(tty, libc::getpid()) != 0)
+            {
+                return Errno::last_raw();
+            }
         }
         if let Some(sig) = spec.death_signal {
             death_signal(sig, args.parent);
@@ -950,6 +961,14 @@ pub(crate) fn stop_self() {
 /// on Ctrl-Z (or on a background read), and returns once we are
 /// continued. Our own handler for `sig`, if any, is set aside meanwhile.
 pub(crate) fn stop_group_with(sig: Signal) {
+    // The kernel discards a terminal stop signal sent to an orphaned group
+    // (its shell is gone): we would not stop, and the child would be
+    // continued into the same stop again.
+    let sig = if group_may_be_orphaned() {
+        Signal::SIGSTOP
+    } else {
+        sig
+    };
     if sig == Signal::SIGSTOP {
         let _ = nix::sys::signal::killpg(nix::unistd::getpgrp(), sig);
         // Thread-directed: we stop before this returns.
@@ -985,6 +1004,17 @@ pub(crate) fn stop_group_with(sig: Signal) {
         let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&mask), None);
         libc::sigaction(sig as libc::c_int, &raw const saved, std::ptr::null_mut());
     }
+}
+
+/// Whether our process group may be orphaned: our parent, the member we
+/// can see, is not in our session or is in our group (then no member of
+/// ours may have a parent in another group of our session; another member
+/// might, which this does not look for).
+fn group_may_be_orphaned() -> bool {
+    let parent = nix::unistd::getppid();
+    let ours = nix::unistd::getpgrp();
+    nix::unistd::getsid(Some(parent)).ok() != nix::unistd::getsid(None).ok()
+        || nix::unistd::getpgid(Some(parent)).is_ok_and(|g| g == ours)
 }
 
 /// The window size of the terminal on `fd`, if it is one.

@@ -364,7 +364,7 @@ fn typeahead_and_ctrl_d_before_mask_takes_the_terminal() {
 }
 
 /// A bash script with job control that starts `secret exec {flags} -e
-/// K=@k -- sh -c {command}` in the background, writes secret's pid to
+/// K=@k -- bash -c {command}` in the background, writes secret's pid to
 /// `secret`, waits for the file `go`, lists its jobs, brings the job to
 /// the foreground with `fg` and prints its exit status ("status=N").
 fn background_job(env: &Env, flags: &str, command: &str) -> Terminal {
@@ -373,7 +373,7 @@ fn background_job(env: &Env, flags: &str, command: &str) -> Terminal {
         env,
         "job.sh",
         &format!(
-            "#!/bin/bash\nset -m\nsecret exec {flags} -e K=@k -- sh -c '{command}' &\n\
+            "#!/bin/bash\nset -m\nsecret exec {flags} -e K=@k -- bash -c '{command}' &\n\
              echo $! > {secret}\nwhile [ ! -e {go} ]; do sleep 0.01; done\n\
              jobs -l\nfg\necho \"sta\"\"tus=$?\"\n",
             secret = at("secret"),
@@ -421,8 +421,7 @@ fn a_masked_job_started_in_the_background_stops_on_a_read_and_fg_continues_it() 
 /// `fg` of a job that runs in the background sends it no SIGCONT (it is
 /// not stopped): when its command then reads the terminal, it gets it, and
 /// the job does not stop. Keys typed before that read (`typed_first`)
-/// reach it too: under `--mask`, typing is what tells `secret` that it is
-/// in the foreground again.
+/// reach it too.
 fn fg_while_running_then_a_read(flags: &str, typed_first: bool) {
     let env = env_with_key();
     let started = ready(&env, "started");
@@ -431,7 +430,7 @@ fn fg_while_running_then_a_read(flags: &str, typed_first: bool) {
         &env,
         flags,
         &format!(
-            "echo $$ > {started}; while [ ! -e {go_on} ]; do sleep 0.01; done; exec cat",
+            "echo $$ > {started}; while [ ! -e {go_on} ]; do sleep 0.01; done; exec sed s/^/got-/",
             started = started.display(),
             go_on = go_on.display(),
         ),
@@ -440,21 +439,21 @@ fn fg_while_running_then_a_read(flags: &str, typed_first: bool) {
     let _cleanup = KillOnDrop(command);
     std::fs::write(ready(&env, "go"), "").unwrap();
     // `fg` prints the job's command line as it brings it to the foreground.
-    term.wait_screen("exec cat");
+    term.wait_screen("exec sed");
     if typed_first {
         term.type_keys("hello\n\x04");
     }
     std::fs::write(&go_on, "").unwrap();
     if !typed_first {
         let comm = || std::fs::read_to_string(format!("/proc/{command}/comm")).unwrap_or_default();
-        wait_for("cat to wait for input", || {
-            comm() == "cat\n" && state(command) == 'S'
+        wait_for("sed to wait for input", || {
+            comm() == "sed\n" && state(command) == 'S'
         });
         term.type_keys("hello\n\x04");
     }
     term.wait_screen("status=0");
     let screen = term.screen();
-    assert!(screen.contains("hello"), "{screen}");
+    assert!(screen.contains("got-hello"), "{screen}");
     assert!(!screen.contains("Stopped"), "{screen}");
 }
 
@@ -467,9 +466,86 @@ fn fg_of_a_running_job_gives_its_command_the_terminal() {
 #[test]
 fn fg_of_a_running_masked_job_gives_its_command_the_terminal() {
     fg_while_running_then_a_read("--mask", false);
+    fg_while_running_then_a_read("--mask", true);
 }
 
+/// Under `--mask`, after `fg` of a job running in the background, keys
+/// typed earlier and left unread reach a command that only polls its
+/// terminal (it never reads before input is there, so its reads cannot
+/// tell `secret` that the job came to the foreground).
 #[test]
-fn fg_of_a_running_masked_job_relays_keys_typed_before_its_read() {
-    fg_while_running_then_a_read("--mask", true);
+fn fg_of_a_running_masked_job_relays_keys_to_a_command_that_polls() {
+    let env = env_with_key();
+    let started = ready(&env, "started");
+    let mut term = background_job(
+        &env,
+        "--mask",
+        &format!(
+            "echo $$ > {started}; until read -t 0; do sleep 0.02; done; read l; echo got-$l",
+            started = started.display(),
+        ),
+    );
+    let command = read_pid(&started);
+    let _cleanup = KillOnDrop(command);
+    // Typed while the job runs in the background: the terminal holds it.
+    term.type_keys("hello\n");
+    term.wait_screen("hello");
+    std::fs::write(ready(&env, "go"), "").unwrap();
+    term.wait_screen("status=0");
+    let screen = term.screen();
+    assert!(screen.contains("got-hello"), "{screen}");
+    assert!(!screen.contains("Stopped"), "{screen}");
+}
+
+/// A job-control shell as the child (`bash -i`) finds the terminal's
+/// foreground its own from its first instruction: it gets a prompt and
+/// runs what is typed, and the job does not stop (it used to, now and
+/// then, when bash looked before `secret` had handed the terminal over).
+#[test]
+fn an_interactive_shell_as_the_child_never_stops_at_its_start() {
+    let env = env_with_key();
+    let mut term = Terminal::start(&env);
+    for round in 1..=5 {
+        term.type_keys("secret exec -e K=@k -- bash --norc --noprofile -i\n");
+        term.type_keys(&format!("echo \"inn\"\"er-{round}=${{#K}}\"; exit\n"));
+        term.wait_screen(&format!("inner-{round}={}", VALUE.len()));
+    }
+    term.type_keys("echo \"aft\"\"er\"\n");
+    term.wait_screen("after");
+    assert!(!term.screen().contains("Stopped"), "{}", term.screen());
+}
+
+/// A job whose shell is gone (its process group orphaned) cannot be
+/// stopped by a terminal's stop signals, which the kernel then discards:
+/// when its child stops on a read of the terminal, `secret` stops with
+/// SIGSTOP (as the child stays stopped), instead of continuing it into the
+/// same stop again and again.
+#[test]
+fn an_orphaned_job_whose_child_reads_the_terminal_stops_instead_of_spinning() {
+    let env = env_with_key();
+    let secret_pid = ready(&env, "secret");
+    script(
+        &env,
+        "orphan.sh",
+        &format!(
+            "#!/bin/bash\nset -m\n\
+             secret exec -e K=@k -- sh -c 'while [ -e /proc/'$$' ]; do sleep 0.01; done; read x' &\n\
+             echo $! > {0}.tmp && mv {0}.tmp {0}\n",
+            secret_pid.display()
+        ),
+    );
+    let mut term = Terminal::start(&env);
+    term.type_keys("./orphan.sh\n");
+    let secret = read_pid(&secret_pid);
+    let _cleanup = KillOnDrop(secret);
+    let child = || {
+        std::fs::read_to_string(format!("/proc/{secret}/task/{secret}/children"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<i32>().ok())
+            .map(nix::unistd::Pid::from_raw)
+    };
+    wait_for("secret to start its child", || child().is_some());
+    let _child = KillOnDrop(child().unwrap());
+    wait_for("secret to stop", || state(secret) == 'T');
+    assert_eq!(child().map(state), Some('T'));
 }

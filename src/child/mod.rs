@@ -77,6 +77,7 @@ pub(crate) fn launch(plan: Launch<'_>) -> Result<u8> {
         argv: &argv,
         envp: &envp,
         new_group: true,
+        foreground_of: None,
         death_signal: plan.death_signal,
         stdio: plumbing.as_ref().map_or([None; 3], Plumbing::stdio),
         keep_fds: &keep_fds,

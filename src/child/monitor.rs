@@ -31,12 +31,13 @@
 //! - signals we forward reach the command through the monitor; window sizes
 //!   are copied by us to the terminal, whose kernel tells the command.
 
-use std::cell::Cell;
 use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 use nix::libc as sig;
@@ -59,8 +60,9 @@ pub(crate) struct Link {
     program: CString,
     argv: Vec<CString>,
     /// Whether the command has its terminal's foreground: as our job had
-    /// ours when it started, then as we last told the monitor.
-    command_foreground: Cell<bool>,
+    /// ours when it started, then as we last told the monitor (shared with
+    /// the keys thread).
+    command_foreground: Arc<AtomicBool>,
 }
 
 impl Link {
@@ -79,7 +81,7 @@ impl Link {
             theirs: Some(theirs),
             program: CString::from(c"/proc/self/exe"),
             argv,
-            command_foreground: Cell::new(job_in_foreground()),
+            command_foreground: Arc::new(AtomicBool::new(job_in_foreground())),
         })
     }
 
@@ -91,7 +93,7 @@ impl Link {
             argv: &self.argv,
             envp: &[],
             link: theirs.as_raw_fd(),
-            background: !self.command_foreground.get(),
+            background: !self.command_foreground(),
         })
     }
 
@@ -109,14 +111,20 @@ impl Link {
     /// Tells the monitor how to continue the command: with its terminal's
     /// foreground (we are in ours) or without. Sent before SIGCONT.
     pub(crate) fn resume(&self, foreground: bool) {
-        self.command_foreground.set(foreground);
+        self.command_foreground.store(foreground, Ordering::SeqCst);
         let _ = (&self.ours).write_all(if foreground { b"f" } else { b"b" });
     }
 
     /// Whether the command has its terminal's foreground (see `resume`).
     #[must_use]
     pub(crate) fn command_foreground(&self) -> bool {
-        self.command_foreground.get()
+        self.command_foreground.load(Ordering::SeqCst)
+    }
+
+    /// The same, as the keys thread watches it.
+    #[must_use]
+    pub(crate) fn command_foreground_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.command_foreground)
     }
 }
 

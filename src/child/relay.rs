@@ -29,6 +29,7 @@
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -98,15 +99,13 @@ impl Gate {
         self.cond.notify_all();
     }
 
-    /// Waits until opened after `count`.
-    fn wait_past(&self, count: u64) {
-        let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
-        while *opened == count {
-            opened = self
-                .cond
-                .wait(opened)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
+    /// Waits until opened after `count`, or for at most `timeout`.
+    fn wait_past(&self, count: u64, timeout: Duration) {
+        let opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self
+            .cond
+            .wait_timeout_while(opened, timeout, |opened| *opened == count)
+            .unwrap_or_else(PoisonError::into_inner);
     }
 }
 
@@ -231,11 +230,17 @@ impl Plumbing {
             if stdin_in_foreground() {
                 relay.raw_mode();
             }
-            let master = Arc::clone(master);
-            let mode = Arc::clone(&relay.mode);
-            let gate = Arc::clone(&relay.keys_gate);
+            let keys_of = Keys {
+                master: Arc::clone(master),
+                mode: Arc::clone(&relay.mode),
+                gate: Arc::clone(&relay.keys_gate),
+                command_foreground: relay.monitor.as_ref().map_or_else(
+                    || Arc::new(AtomicBool::new(true)),
+                    Link::command_foreground_flag,
+                ),
+            };
             // Not joined: it sits in poll(2) on our stdin until we exit.
-            std::thread::spawn(move || keys(&master, &mode, &gate));
+            std::thread::spawn(move || keys(&keys_of));
         }
         relay
     }
@@ -528,13 +533,21 @@ fn stdout_is_stderr() -> bool {
 /// changes), and `raw_mode` passes on what was typed meanwhile. Stopped
 /// or in the background, it reads nothing and waits until `gate` opens
 /// (with SIGTTIN blocked here, a read in the background fails with EIO
-/// instead of stopping us). Input while we are in the foreground but not
-/// in raw mode means a shell's `fg` brought the job there while it ran,
-/// which sends no SIGCONT: it sends us one, so the supervisor takes the
-/// terminal as on any `fg`. It writes outside the lock, so a child that
-/// does not read its terminal cannot hold up a stop.
-fn keys(master: &OwnedFd, mode: &Mutex<Mode>, gate: &Gate) {
+/// instead of stopping us). Being in the foreground while the command is
+/// held back (it ran in the background) means a shell's `fg` brought the
+/// job there while it ran, which sends no SIGCONT: it sends us one, so the
+/// supervisor takes the terminal as on any `fg`. It notices that when
+/// keys come, or within [`FOREGROUND_CHECK`] when keys typed before wait
+/// unread. It writes outside the lock, so a child that does not read its
+/// terminal cannot hold up a stop.
+fn keys(keys: &Keys) {
     use nix::errno::Errno;
+    let Keys {
+        master,
+        mode,
+        gate,
+        command_foreground,
+    } = keys;
     let mut ttin = nix::sys::signal::SigSet::empty();
     ttin.add(nix::sys::signal::Signal::SIGTTIN);
     let _ = ttin.thread_block();
@@ -551,13 +564,13 @@ fn keys(master: &OwnedFd, mode: &Mutex<Mode>, gate: &Gate) {
             let mode = mode.lock().unwrap_or_else(PoisonError::into_inner);
             if !mode.raw {
                 drop(mode);
-                if stdin_in_foreground() {
+                if !command_foreground.load(Ordering::SeqCst) && stdin_in_foreground() {
                     let _ = nix::sys::signal::kill(
                         nix::unistd::getpid(),
                         nix::sys::signal::Signal::SIGCONT,
                     );
                 }
-                gate.wait_past(opened);
+                gate.wait_past(opened, FOREGROUND_CHECK);
                 continue;
             }
             // `raw_mode` may have taken it meanwhile: never block here.
@@ -569,7 +582,7 @@ fn keys(master: &OwnedFd, mode: &Mutex<Mode>, gate: &Gate) {
                 Ok(n) => n,
                 Err(Errno::EIO) => {
                     drop(mode);
-                    gate.wait_past(opened);
+                    gate.wait_past(opened, FOREGROUND_CHECK);
                     continue;
                 }
                 Err(Errno::EINTR) => continue,
@@ -581,6 +594,21 @@ fn keys(master: &OwnedFd, mode: &Mutex<Mode>, gate: &Gate) {
         }
     }
 }
+
+/// What the keys thread works with.
+struct Keys {
+    /// The child's terminal.
+    master: Arc<OwnedFd>,
+    mode: Arc<Mutex<Mode>>,
+    /// Opened when we are in our terminal's foreground again.
+    gate: Arc<Gate>,
+    /// Whether the command has its terminal's foreground (`Link`).
+    command_foreground: Arc<AtomicBool>,
+}
+
+/// How long the keys thread, kept from reading, waits before it looks
+/// again whether a shell's `fg` brought the job to the foreground.
+const FOREGROUND_CHECK: Duration = Duration::from_millis(100);
 
 /// Whether our stdin has input within `timeout`; an error once it has
 /// none to come (hung up, closed).

@@ -14,7 +14,8 @@
 //!   put back, the others were never touched; the `stdio` and
 //!   `extra_fds` are installed, `keep_fds` lose close-on-exec and every
 //!   other descriptor keeps it, `death_signal` is set, and `new_group` or
-//!   `controlling_tty` decide the process group and session;
+//!   `controlling_tty` decide the process group and session (with
+//!   `foreground_of`, the new group takes that terminal's foreground);
 //! - the child shares our memory until it execs (as with `posix_spawn`),
 //!   with every signal blocked until its dispositions are reset; between
 //!   clone and exec it only makes async-signal-safe calls, and leaves an

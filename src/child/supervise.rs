@@ -30,7 +30,7 @@
 //! where that is impossible, it exits 128+N.
 
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use nix::errno::Errno;
 use nix::libc as sig;
@@ -65,7 +65,8 @@ pub(crate) const FORWARDED: &[i32] = &[
 
 /// How the child relates to our terminal.
 enum Terminal {
-    /// No controlling terminal.
+    /// No controlling terminal, or a job of ours in the background with
+    /// its input or output elsewhere.
     None,
     /// We are a job of our own: the child has its own group, and the
     /// terminal's foreground while we are in it.
@@ -112,13 +113,16 @@ fn terminal_mode() -> Terminal {
         return Terminal::None;
     }
     let on_tty = |fd: std::os::fd::BorrowedFd<'_>| nix::unistd::isatty(fd).unwrap_or(false);
-    if getpgrp() == getpid()
-        && on_tty(std::io::stdin().as_fd())
-        && on_tty(std::io::stdout().as_fd())
-    {
+    let leader = getpgrp() == getpid();
+    if leader && on_tty(std::io::stdin().as_fd()) && on_tty(std::io::stdout().as_fd()) {
         Terminal::Handed(tty)
-    } else {
+    } else if !leader || in_foreground(Some(&tty)) {
         Terminal::Shared
+    } else {
+        // A job of ours in the background with its input or output
+        // elsewhere (`> log &`): the child in a group of its own, so a
+        // shell's `kill %1` reaches it once.
+        Terminal::None
     }
 }
 
@@ -226,15 +230,17 @@ pub(crate) fn start(
         terminal_mode()
     };
     spec.new_group = !matches!(terminal, Terminal::Shared);
+    if let Terminal::Handed(tty) = &terminal
+        && in_foreground(Some(tty))
+    {
+        spec.foreground_of = Some(tty.as_raw_fd());
+    }
     if supervision.subreaper || nix::unistd::getpid().as_raw() == 1 {
         nix::sys::prctl::set_child_subreaper(true)
             .map_err(|e| Error::io("becoming a subreaper", e.into()))?;
     }
     let signals = listen()?;
     let child = super::spawn::spawn(spec, shown)?;
-    if let Terminal::Handed(tty) = &terminal {
-        pass_terminal(tty, getpgrp(), child);
-    }
     Ok(Running {
         child,
         terminal,

@@ -53,6 +53,7 @@ impl Keeper {
             argv: &argv,
             envp: &envp,
             new_group: true,
+            foreground_of: None,
             death_signal: None,
             stdio: [Some(r.as_raw_fd()), Some(devnull.as_raw_fd()), None],
             keep_fds: &[],

@@ -224,6 +224,7 @@ pub(crate) fn spawn(plugin: &Plugin, env: &[Zeroizing<Vec<u8>>], wiring: &Wiring
         argv: &argv,
         envp: &envp,
         new_group: true,
+        foreground_of: None,
         death_signal: Some(Signal::SIGKILL),
         stdio: wiring.stdio,
         keep_fds: &[],
