@@ -45,7 +45,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpgrp, getpid, getsid, tcgetpgrp, tcsetpgrp};
 
-use super::supervise::{Ended, listen};
+use super::supervise::{Ended, in_foreground, listen};
 use crate::error::{Error, Result};
 use crate::sys::{self, MonitorSpec};
 
@@ -131,13 +131,8 @@ impl Link {
 /// Whether our job is in the foreground of our terminal (true without
 /// one: there is no job control then).
 fn job_in_foreground() -> bool {
-    File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .map_or(true, |tty| {
-            tcgetpgrp(tty.as_fd()).map_or(true, |fg| fg == getpgrp())
-        })
+    let tty = File::options().read(true).write(true).open("/dev/tty").ok();
+    in_foreground(tty.as_ref())
 }
 
 /// Drains what is waiting on `link`; returns the last byte.

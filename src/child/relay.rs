@@ -314,13 +314,8 @@ fn pass_typeahead(stdin: &std::io::Stdin, master: &OwnedFd, mode: &Termios) {
     // A canonical line is at most 4096 bytes; a bounded number of them.
     let mut buf = [0u8; 4096];
     for _ in 0..64 {
-        let mut ready = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
         // In canonical mode, readable means a whole line or an end of input.
-        let readable = poll(&mut ready, PollTimeout::ZERO).is_ok_and(|n| n > 0)
-            && ready[0]
-                .revents()
-                .is_some_and(|r| r.contains(PollFlags::POLLIN));
-        if !readable {
+        if input_ready(stdin, PollTimeout::ZERO) != Ok(true) {
             return;
         }
         let Ok(n) = nix::unistd::read(stdin.as_fd(), &mut buf) else {

@@ -138,8 +138,7 @@ fn pass_terminal(tty: &File, from: Pid, to: Pid) {
 /// foreground it did not have, while our job now has it: a shell's `fg` of
 /// a job running in the background, which sends no SIGCONT.
 fn stopped_for_want_of_a_terminal_we_hold(signal: Signal, tty: &File) -> bool {
-    matches!(signal, Signal::SIGTTIN | Signal::SIGTTOU)
-        && tcgetpgrp(tty.as_fd()).ok() == Some(getpgrp())
+    matches!(signal, Signal::SIGTTIN | Signal::SIGTTOU) && in_foreground(Some(tty))
 }
 
 /// Parses `TERM`, `SIGTERM` or `15` (any case).
@@ -314,7 +313,7 @@ fn forward(
 
 /// Whether we are in the foreground of our terminal (true without one: no
 /// job control then).
-fn in_foreground(tty: Option<&File>) -> bool {
+pub(super) fn in_foreground(tty: Option<&File>) -> bool {
     tty.is_none_or(|tty| tcgetpgrp(tty.as_fd()).ok() == Some(getpgrp()))
 }
 
