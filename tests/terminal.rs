@@ -368,14 +368,25 @@ fn typeahead_and_ctrl_d_before_mask_takes_the_terminal() {
 /// `secret`, waits for the file `go`, lists its jobs, brings the job to
 /// the foreground with `fg` and prints its exit status ("status=N").
 fn background_job(env: &Env, flags: &str, command: &str) -> Terminal {
+    background_job_around(env, flags, command, ("", ""))
+}
+
+/// `background_job`, with shell lines run before the job starts and
+/// before `fg` (`around`).
+fn background_job_around(
+    env: &Env,
+    flags: &str,
+    command: &str,
+    (before, before_fg): (&str, &str),
+) -> Terminal {
     let at = |name: &str| ready(env, name).display().to_string();
     script(
         env,
         "job.sh",
         &format!(
-            "#!/bin/bash\nset -m\nsecret exec {flags} -e K=@k -- bash -c '{command}' &\n\
+            "#!/bin/bash\nset -m\n{before}\nsecret exec {flags} -e K=@k -- bash -c '{command}' &\n\
              echo $! > {secret}\nwhile [ ! -e {go} ]; do sleep 0.01; done\n\
-             jobs -l\nfg\necho \"sta\"\"tus=$?\"\n",
+             {before_fg}\njobs -l\nfg\necho \"sta\"\"tus=$?\"\n",
             secret = at("secret"),
             go = at("go"),
         ),
@@ -548,4 +559,31 @@ fn an_orphaned_job_whose_child_reads_the_terminal_stops_instead_of_spinning() {
     let _child = KillOnDrop(child().unwrap());
     wait_for("secret to stop", || state(secret) == 'T');
     assert_eq!(child().map(state), Some('T'));
+}
+
+/// A masked job started in the background while the shell's line editor
+/// holds the terminal in its own mode (no canonical input, no echo,
+/// newlines read as carriage returns, as zsh's leaves it) gives its
+/// command a pseudo-terminal in the usual mode, not that one: after `fg`,
+/// a line typed reaches the command as a line.
+#[test]
+fn a_masked_job_started_in_the_background_does_not_take_the_line_editors_mode() {
+    let env = env_with_key();
+    let mut term = background_job_around(
+        &env,
+        "--mask",
+        "read l; echo got-$l",
+        (
+            "saved=$(stty -g); stty -icanon -echo -icrnl inlcr",
+            "stty \"$saved\"",
+        ),
+    );
+    let secret = read_pid(ready(&env, "secret"));
+    let _cleanup = KillOnDrop(secret);
+    wait_for("the job to stop on its read", || state(secret) == 'T');
+    std::fs::write(ready(&env, "go"), "").unwrap();
+    wait_for("the job to continue", || state(secret) != 'T');
+    term.type_keys("hello\n");
+    term.wait_screen("status=0");
+    assert!(term.screen().contains("got-hello"), "{}", term.screen());
 }

@@ -126,7 +126,14 @@ impl Plumbing {
                 )
                 .map_err(io)?;
             }
-            if let Ok(mode) = termios::tcgetattr(std::io::stdout().as_fd()) {
+            // Our terminal's mode, when the terminal is ours: in the
+            // background it is the shell's line editor's (no canonical
+            // input, no echo, newlines mapped), and the child keeps the
+            // pseudo-terminal's own defaults (canonical, echo).
+            let stdout = std::io::stdout();
+            if nix::unistd::tcgetpgrp(stdout.as_fd()).ok() == Some(nix::unistd::getpgrp())
+                && let Ok(mode) = termios::tcgetattr(stdout.as_fd())
+            {
                 let _ = termios::tcsetattr(pty.slave.as_fd(), SetArg::TCSANOW, &mode);
             }
             let slave_raw = pty.slave.as_raw_fd();
