@@ -385,7 +385,7 @@ fn background_job_around(
         "job.sh",
         &format!(
             "#!/bin/bash\nset -m\n{before}\nsecret exec {flags} -e K=@k -- bash -c '{command}' &\n\
-             echo $! > {secret}\nwhile [ ! -e {go} ]; do sleep 0.01; done\n\
+             echo $! > {secret}.tmp && mv {secret}.tmp {secret}\nwhile [ ! -e {go} ]; do sleep 0.01; done\n\
              {before_fg}\njobs -l\nfg\necho \"sta\"\"tus=$?\"\n",
             secret = at("secret"),
             go = at("go"),
@@ -441,7 +441,7 @@ fn fg_while_running_then_a_read(flags: &str, typed_first: bool) {
         &env,
         flags,
         &format!(
-            "echo $$ > {started}; while [ ! -e {go_on} ]; do sleep 0.01; done; exec sed s/^/got-/",
+            "echo $$ > {started}.tmp && mv {started}.tmp {started}; while [ ! -e {go_on} ]; do sleep 0.01; done; exec sed s/^/got-/",
             started = started.display(),
             go_on = go_on.display(),
         ),
@@ -492,7 +492,7 @@ fn fg_of_a_running_masked_job_relays_keys_to_a_command_that_polls() {
         &env,
         "--mask",
         &format!(
-            "echo $$ > {started}; until read -t 0; do sleep 0.02; done; read l; echo got-$l",
+            "echo $$ > {started}.tmp && mv {started}.tmp {started}; until read -t 0; do sleep 0.02; done; read l; echo got-$l",
             started = started.display(),
         ),
     );
@@ -586,4 +586,28 @@ fn a_masked_job_started_in_the_background_does_not_take_the_line_editors_mode() 
     term.type_keys("hello\n");
     term.wait_screen("status=0");
     assert!(term.screen().contains("got-hello"), "{}", term.screen());
+}
+
+/// A job started in the background with its output in a file (`> log &`)
+/// is a job of its own as well: its child's read of the terminal stops
+/// the job (it used to stop the child alone, and `fg` then hung), and
+/// `fg` continues it with the terminal.
+#[test]
+fn a_background_job_with_its_output_in_a_file_stops_on_a_read_and_fg_continues_it() {
+    let env = env_with_key();
+    let log = ready(&env, "out.log");
+    let mut term = background_job(&env, &format!("> {}", log.display()), "read l; echo got-$l");
+    let secret = read_pid(ready(&env, "secret"));
+    let _cleanup = KillOnDrop(secret);
+    wait_for("the job to stop on its read", || state(secret) == 'T');
+    term.type_keys("hello\n");
+    term.wait_screen("hello");
+    std::fs::write(ready(&env, "go"), "").unwrap();
+    term.wait_screen("status=0");
+    assert!(
+        term.screen().contains("Stopped (tty input)"),
+        "{}",
+        term.screen()
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "got-hello\n");
 }

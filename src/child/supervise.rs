@@ -4,7 +4,7 @@
 //! of secrets: `child::launch` hands it a prepared command.
 //!
 //! Process groups. When a job-control shell made `secret` a job of its own
-//! (we lead our process group, and stdin and stdout are the terminal), the
+//! (we lead our process group, and neither stdin nor stdout is a pipe), the
 //! child gets a process group of its own and, while the job is in the
 //! foreground, the terminal's foreground: Ctrl-C, Ctrl-\ and Ctrl-Z go to
 //! the child alone, exactly once, and a shell's `kill %1` (which signals our
@@ -65,8 +65,7 @@ pub(crate) const FORWARDED: &[i32] = &[
 
 /// How the child relates to our terminal.
 enum Terminal {
-    /// No controlling terminal, or a job of ours in the background with
-    /// its input or output elsewhere.
+    /// No controlling terminal.
     None,
     /// We are a job of our own: the child has its own group, and the
     /// terminal's foreground while we are in it.
@@ -112,17 +111,23 @@ fn terminal_mode() -> Terminal {
     if tcgetpgrp(tty.as_fd()).is_err() {
         return Terminal::None;
     }
-    let on_tty = |fd: std::os::fd::BorrowedFd<'_>| nix::unistd::isatty(fd).unwrap_or(false);
-    let leader = getpgrp() == getpid();
-    if leader && on_tty(std::io::stdin().as_fd()) && on_tty(std::io::stdout().as_fd()) {
+    // A pipe (or a socket, as some shells use) on stdin or stdout: we are
+    // one member of a pipeline, whose other members share our group.
+    let piped = |fd: std::os::fd::BorrowedFd<'_>| {
+        nix::sys::stat::fstat(fd).is_ok_and(|st| {
+            matches!(
+                st.st_mode & nix::libc::S_IFMT,
+                nix::libc::S_IFIFO | nix::libc::S_IFSOCK
+            )
+        })
+    };
+    if getpgrp() == getpid()
+        && !piped(std::io::stdin().as_fd())
+        && !piped(std::io::stdout().as_fd())
+    {
         Terminal::Handed(tty)
-    } else if !leader || in_foreground(Some(&tty)) {
-        Terminal::Shared
     } else {
-        // A job of ours in the background with its input or output
-        // elsewhere (`> log &`): the child in a group of its own, so a
-        // shell's `kill %1` reaches it once.
-        Terminal::None
+        Terminal::Shared
     }
 }
 
