@@ -321,13 +321,13 @@ fn child_setup_and_exec(args: &ChildArgs<'_>) -> i32 {
                 return Errno::last_raw();
             }
         } else if spec.new_group {
-            // SIGTTOU is blocked, as every signal here.
-            if libc::setpgid(0, 0) != 0
-                || spec
-                    .foreground_of
-                    .is_some_and(|tty| libc::tcsetpgrp(tty, libc::getpid()) != 0)
-            {
+            if libc::setpgid(0, 0) != 0 {
                 return Errno::last_raw();
+            }
+            // SIGTTOU is blocked, as every signal here. A terminal that
+            // refuses (hung up) leaves the foreground where it was.
+            if let Some(tty) = spec.foreground_of {
+                libc::tcsetpgrp(tty, libc::getpid());
             }
         }
         if let Some(sig) = spec.death_signal {
@@ -958,22 +958,31 @@ pub(crate) fn stop_self() {
 }
 
 /// Stops our whole process group with `sig`, as the terminal would have
-/// on Ctrl-Z (or on a background read), and returns once we are
+/// on Ctrl-Z (or on a background read), and returns true once we are
 /// continued. Our own handler for `sig`, if any, is set aside meanwhile.
-pub(crate) fn stop_group_with(sig: Signal) {
-    // The kernel discards a terminal stop signal sent to an orphaned group
-    // (its shell is gone): we would not stop, and the child would be
-    // continued into the same stop again.
-    let sig = if group_may_be_orphaned() {
-        Signal::SIGSTOP
-    } else {
-        sig
+///
+/// In an orphaned group (no member has a parent in another group of our
+/// session: its shell is gone, or we lead the session, as under `ssh -t`
+/// or `script -c`) the kernel discards the terminal's stop signals, and
+/// nobody would continue us. There a Ctrl-Z (SIGTSTP) is dropped as the
+/// kernel drops it for a command run bare, and false is returned: the
+/// caller continues the child. A read or write of the terminal (SIGTTIN,
+/// SIGTTOU), which would only stop the child again, stops us with SIGSTOP.
+pub(crate) fn stop_group_with(sig: Signal) -> bool {
+    let sig = match sig {
+        Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU if group_orphaned() => {
+            if sig == Signal::SIGTSTP {
+                return false;
+            }
+            Signal::SIGSTOP
+        }
+        _ => sig,
     };
     if sig == Signal::SIGSTOP {
+        // Process-directed, and we are in the group: we stop before this
+        // returns.
         let _ = nix::sys::signal::killpg(nix::unistd::getpgrp(), sig);
-        // Thread-directed: we stop before this returns.
-        let _ = nix::sys::signal::raise(sig);
-        return;
+        return true;
     }
     let mut set = SigSet::empty();
     set.add(sig);
@@ -990,7 +999,7 @@ pub(crate) fn stop_group_with(sig: Signal) {
         // must still get the inherited disposition.
         before_changing(sig as libc::c_int);
         if libc::sigaction(sig as libc::c_int, &raw const action, &raw mut saved) != 0 {
-            return;
+            return false;
         }
         // The rest of the group; we ignore it here.
         libc::killpg(libc::getpgrp(), sig as libc::c_int);
@@ -999,22 +1008,42 @@ pub(crate) fn stop_group_with(sig: Signal) {
         let _ =
             nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), Some(&mut mask));
         // Thread-directed and unblocked: delivered (we stop) before this
-        // returns. An orphaned group is not stopped by the kernel.
+        // returns.
         libc::raise(sig as libc::c_int);
         let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&mask), None);
         libc::sigaction(sig as libc::c_int, &raw const saved, std::ptr::null_mut());
     }
+    true
 }
 
-/// Whether our process group may be orphaned: our parent, the member we
-/// can see, is not in our session or is in our group (then no member of
-/// ours may have a parent in another group of our session; another member
-/// might, which this does not look for).
-fn group_may_be_orphaned() -> bool {
-    let parent = nix::unistd::getppid();
-    let ours = nix::unistd::getpgrp();
-    nix::unistd::getsid(Some(parent)).ok() != nix::unistd::getsid(None).ok()
-        || nix::unistd::getpgid(Some(parent)).is_ok_and(|g| g == ours)
+/// Whether our process group is orphaned, as far as our line of
+/// ancestors tells: the first of them outside our group is outside our
+/// session too (or gone). Another member's parent could still hold the
+/// group, which this does not look for.
+fn group_orphaned() -> bool {
+    let group = nix::unistd::getpgrp();
+    let session = nix::unistd::getsid(None).ok();
+    let mut pid = nix::unistd::getpid();
+    // Bounded: a line of ancestors is short, and pid 1 has parent 0.
+    for _ in 0..64 {
+        let Some(parent) = parent_of(pid) else {
+            return true;
+        };
+        if nix::unistd::getpgid(Some(parent)).ok() != Some(group) {
+            return parent.as_raw() == 0 || nix::unistd::getsid(Some(parent)).ok() != session;
+        }
+        pid = parent;
+    }
+    true
+}
+
+/// The parent of `pid`, from /proc (0 for pid 1).
+fn parent_of(pid: Pid) -> Option<Pid> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid ...; comm may hold spaces and parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
+    Some(Pid::from_raw(ppid))
 }
 
 /// The window size of the terminal on `fd`, if it is one.

@@ -563,18 +563,19 @@ fn an_orphaned_job_whose_child_reads_the_terminal_stops_instead_of_spinning() {
 
 /// A masked job started in the background while the shell's line editor
 /// holds the terminal in its own mode (no canonical input, no echo,
-/// newlines read as carriage returns, as zsh's leaves it) gives its
-/// command a pseudo-terminal in the usual mode, not that one: after `fg`,
-/// a line typed reaches the command as a line.
+/// newlines read as carriage returns, as zsh's leaves it) does not give
+/// its command that mode but the user's, once `fg` brings it to the
+/// foreground: a line typed reaches the command as a line, and the user's
+/// own settings (here Ctrl-H to erase) hold on its terminal.
 #[test]
 fn a_masked_job_started_in_the_background_does_not_take_the_line_editors_mode() {
     let env = env_with_key();
     let mut term = background_job_around(
         &env,
         "--mask",
-        "read l; echo got-$l",
+        "read l; echo got-$l; stty -a | grep -o \"erase = [^;]*\"",
         (
-            "saved=$(stty -g); stty -icanon -echo -icrnl inlcr",
+            "stty erase ^H; saved=$(stty -g); stty -icanon -echo -icrnl inlcr",
             "stty \"$saved\"",
         ),
     );
@@ -586,6 +587,7 @@ fn a_masked_job_started_in_the_background_does_not_take_the_line_editors_mode() 
     term.type_keys("hello\n");
     term.wait_screen("status=0");
     assert!(term.screen().contains("got-hello"), "{}", term.screen());
+    assert!(term.screen().contains("erase = ^H"), "{}", term.screen());
 }
 
 /// A job started in the background with its output in a file (`> log &`)
@@ -610,4 +612,72 @@ fn a_background_job_with_its_output_in_a_file_stops_on_a_read_and_fg_continues_i
         term.screen()
     );
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "got-hello\n");
+}
+
+/// A child stopped with SIGSTOP (not by the terminal) stops the job with
+/// SIGSTOP; `fg` then continues both, once.
+#[test]
+fn a_child_stopped_with_sigstop_stops_the_job_and_fg_continues_it() {
+    let env = env_with_key();
+    let ready = ready(&env, "ready");
+    let mut term = Terminal::start(&env);
+    term.type_keys(&format!(
+        "secret exec -e K=@k -- {} sleep {}\n",
+        probe().display(),
+        ready.display()
+    ));
+    let child = read_pid(&ready);
+    let _cleanup = KillOnDrop(child);
+    let secret = parent_of(child);
+    kill(child, Signal::SIGSTOP).unwrap();
+    wait_for("secret to stop", || state(secret) == 'T');
+    term.type_keys("fg\n");
+    wait_for("the child and secret to continue", || {
+        state(child) != 'T' && state(secret) != 'T'
+    });
+    term.type_keys("\x03");
+    term.type_keys("echo \"aft\"\"er=$?\"\n");
+    term.wait_screen("after=130");
+}
+
+/// Where nobody could continue a stopped job (`secret` leads its session,
+/// as under `ssh -t` or `script -c`: its group is orphaned), Ctrl-Z is
+/// dropped, as the kernel drops it for the command run bare: the child
+/// goes on.
+#[test]
+fn ctrl_z_is_dropped_where_no_shell_could_continue_the_job() {
+    let env = env_with_key();
+    let term = Terminal::run(
+        &env,
+        "exec secret exec -e K=@k -- sh -c 'kill -TSTP $$; echo \"ba\"\"ck\"'",
+        shebang_env(&env),
+    );
+    term.wait_screen("back");
+}
+
+/// A command that cannot be started leaves the terminal to `secret`, which
+/// reports it (even with `stty tostop`, where a write from the background
+/// would stop it).
+#[test]
+fn a_command_not_found_leaves_the_terminal_to_secret() {
+    let env = env_with_key();
+    let mut term = Terminal::start(&env);
+    term.type_keys("stty tostop; secret exec -e K=@k -- /nonexistent/command\n");
+    term.type_keys("echo \"aft\"\"er=$?\"\n");
+    term.wait_screen("after=127");
+    assert!(!term.screen().contains("Stopped"), "{}", term.screen());
+}
+
+/// Without a controlling terminal (`setsid`) but with a terminal as stdin,
+/// `--mask` still relays what is typed to the command.
+#[test]
+fn keys_are_relayed_without_a_controlling_terminal() {
+    let env = env_with_key();
+    let mut term = Terminal::run(
+        &env,
+        "setsid -w secret exec --mask -e K=@k -- sh -c 'read l; echo got-$l'",
+        shebang_env(&env),
+    );
+    term.type_keys("hello\n");
+    term.wait_screen("got-hello");
 }

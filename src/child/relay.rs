@@ -29,6 +29,7 @@
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -58,6 +59,8 @@ pub(crate) struct Plumbing {
     master: Option<Arc<OwnedFd>>,
     /// With a pseudo-terminal: the monitor that leads its session.
     monitor: Option<Link>,
+    /// See `Mode::child_pending`.
+    child_pending: Option<(std::path::PathBuf, Termios)>,
 }
 
 /// Running relay threads.
@@ -79,6 +82,10 @@ pub(crate) struct Relay {
 struct Mode {
     saved: Option<Termios>,
     raw: bool,
+    /// Started in the background: the child's terminal, still to be given
+    /// our terminal's mode when we first take it over, unless the child
+    /// has set a mode of its own by then (its path, and the mode it had).
+    child_pending: Option<(std::path::PathBuf, Termios)>,
 }
 
 /// Where the keystroke relay waits while we are in the background: a
@@ -126,15 +133,22 @@ impl Plumbing {
                 )
                 .map_err(io)?;
             }
-            // Our terminal's mode, when the terminal is ours: in the
+            // Our terminal's mode, when the terminal is ours. In the
             // background it is the shell's line editor's (no canonical
-            // input, no echo, newlines mapped), and the child keeps the
-            // pseudo-terminal's own defaults (canonical, echo).
+            // input, no echo, newlines mapped): the child starts with the
+            // pseudo-terminal's defaults, and gets ours when we first take
+            // the terminal over (`Relay::raw_mode`).
             let stdout = std::io::stdout();
-            if nix::unistd::tcgetpgrp(stdout.as_fd()).ok() == Some(nix::unistd::getpgrp())
-                && let Ok(mode) = termios::tcgetattr(stdout.as_fd())
-            {
-                let _ = termios::tcsetattr(pty.slave.as_fd(), SetArg::TCSANOW, &mode);
+            let mut child_pending = None;
+            if nix::unistd::tcgetpgrp(stdout.as_fd()).ok() == Some(nix::unistd::getpgrp()) {
+                if let Ok(mode) = termios::tcgetattr(stdout.as_fd()) {
+                    let _ = termios::tcsetattr(pty.slave.as_fd(), SetArg::TCSANOW, &mode);
+                }
+            } else if let (Ok(path), Ok(defaults)) = (
+                std::fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd())),
+                termios::tcgetattr(pty.slave.as_fd()),
+            ) {
+                child_pending = Some((path, defaults));
             }
             let slave_raw = pty.slave.as_raw_fd();
             let stdin = if std::io::stdin().is_terminal() {
@@ -158,6 +172,7 @@ impl Plumbing {
                 sources,
                 master: Some(master),
                 monitor: Some(Link::new()?),
+                child_pending,
             })
         } else if stdout_is_stderr() {
             let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io)?;
@@ -168,6 +183,7 @@ impl Plumbing {
                 sources: vec![(r, 1)],
                 master: None,
                 monitor: None,
+                child_pending: None,
             })
         } else {
             let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io)?;
@@ -178,6 +194,7 @@ impl Plumbing {
                 sources: vec![(out_r, 1), (err_r, 2)],
                 master: None,
                 monitor: None,
+                child_pending: None,
             })
         }
     }
@@ -204,6 +221,7 @@ impl Plumbing {
             sources,
             master,
             mut monitor,
+            child_pending,
             ..
         } = self;
         let relays_keys = master.is_some() && child_stdio[0].is_some();
@@ -230,7 +248,10 @@ impl Plumbing {
             master,
             monitor,
             relays_keys,
-            mode: Arc::default(),
+            mode: Arc::new(Mutex::new(Mode {
+                child_pending,
+                ..Mode::default()
+            })),
             keys_gate: Arc::default(),
         };
         if let Some(master) = relay.master.as_ref().filter(|_| relays_keys) {
@@ -291,6 +312,10 @@ impl Relay {
             mode.saved = termios::tcgetattr(stdin.as_fd()).ok();
             if let (Some(found), Some(master)) = (&mode.saved, &self.master) {
                 pass_typeahead(&stdin, master, found);
+            }
+            if let (Some((path, defaults)), Some(found)) = (mode.child_pending.take(), &mode.saved)
+            {
+                give_mode(&path, &defaults, found);
             }
         }
         let Some(mut raw) = mode.saved.clone() else {
@@ -375,6 +400,29 @@ impl Console for Relay {
     }
 }
 
+/// Sets the terminal at `path` (the child's) to `mode`, unless it has left
+/// the mode `initial` (the child set one of its own).
+fn give_mode(path: &std::path::Path, initial: &Termios, mode: &Termios) {
+    let same = |a: &Termios, b: &Termios| {
+        a.input_flags == b.input_flags
+            && a.output_flags == b.output_flags
+            && a.control_flags == b.control_flags
+            && a.local_flags == b.local_flags
+            && a.control_chars == b.control_chars
+    };
+    let Ok(tty) = File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_NOCTTY)
+        .open(path)
+    else {
+        return;
+    };
+    if termios::tcgetattr(tty.as_fd()).is_ok_and(|now| same(&now, initial)) {
+        let _ = termios::tcsetattr(tty.as_fd(), SetArg::TCSANOW, mode);
+    }
+}
+
 /// Gives our terminal back the mode we found, if we made it raw.
 fn restore_mode(mode: &mut Mode) {
     if let (true, Some(saved)) = (mode.raw, &mode.saved) {
@@ -388,9 +436,14 @@ fn restore_mode(mode: &mut Mode) {
     }
 }
 
-/// Whether our stdin is a terminal whose foreground is our process group.
+/// Whether our stdin, a terminal, has our process group in its foreground;
+/// true when it is not our controlling terminal (no job control there, as
+/// after `setsid`).
 fn stdin_in_foreground() -> bool {
-    nix::unistd::tcgetpgrp(std::io::stdin().as_fd()).ok() == Some(nix::unistd::getpgrp())
+    match nix::unistd::tcgetpgrp(std::io::stdin().as_fd()) {
+        Ok(group) => group == nix::unistd::getpgrp(),
+        Err(e) => e == nix::errno::Errno::ENOTTY,
+    }
 }
 
 fn dup(fd: &OwnedFd) -> Result<OwnedFd> {

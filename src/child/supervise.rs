@@ -244,7 +244,14 @@ pub(crate) fn start(
             .map_err(|e| Error::io("becoming a subreaper", e.into()))?;
     }
     let signals = listen()?;
-    let child = super::spawn::spawn(spec, shown)?;
+    let child = super::spawn::spawn(spec, shown).inspect_err(|_| {
+        // The child may have taken the terminal before its exec failed.
+        if let Terminal::Handed(tty) = &terminal
+            && spec.foreground_of.is_some()
+        {
+            sys::with_sigttou_blocked(|| tcsetpgrp(tty.as_fd(), getpgrp()).ok());
+        }
+    })?;
     Ok(Running {
         child,
         terminal,
@@ -368,8 +375,7 @@ fn job_stopped(
                 if let Some(console) = console {
                     console.suspend(in_foreground(Some(tty)));
                 }
-                sys::stop_group_with(signal);
-                *skip_cont = true;
+                *skip_cont = sys::stop_group_with(signal);
             }
             if let Some(console) = console {
                 console.resume(in_foreground(Some(tty)));
@@ -384,12 +390,11 @@ fn job_stopped(
                 return;
             }
             pass_terminal(tty, child, getpgrp());
-            sys::stop_group_with(signal);
-            // Continued (fg or bg). Give the terminal back only if we are
-            // in the foreground again.
+            *skip_cont = sys::stop_group_with(signal);
+            // Continued (fg or bg), or not stopped at all. Give the
+            // terminal back only if we are in the foreground.
             pass_terminal(tty, getpgrp(), child);
             let _ = killpg(child, Signal::SIGCONT);
-            *skip_cont = true;
         }
     }
 }
